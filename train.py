@@ -1,0 +1,496 @@
+"""
+Train a GPT under SP, muP, depth-muP or CompleteP.
+
+    python train.py                                   # default: small CompleteP on Shakespeare chars
+    python train.py config/train_default.py --n_layer=8 --learning_rate=3e-3
+    torchrun --standalone --nproc_per_node=2 train.py  # DDP (gloo on CPU, nccl on CUDA)
+
+Hyperparameters are the base values tuned at (base_n_embd, base_n_layer); the model scales
+them per parameter group (model.py, shared/SPEC.md). Re-running the same command in the
+same out_dir resumes from its latest checkpoint (init_from='auto').
+"""
+import json
+import math
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from configurator import ConfigError, configure
+from dataloader import DataError, eval_batches, open_dataset
+from model import GPT, GPTConfig
+
+_REPO = os.path.dirname(os.path.abspath(__file__))
+
+# ---------------------------------------------------------------------------------------
+# defaults; override with config files and --key=value (configurator.py)
+# I/O
+out_dir = "out"
+init_from = "auto"           # 'auto': resume if out_dir holds a checkpoint | 'scratch' | 'resume'
+eval_interval = 250          # steps between evaluations (and checkpoints)
+eval_tokens = 32768          # tokens of each split per evaluation, the same windows every time
+log_interval = 25            # steps between log lines
+eval_only = False
+save_checkpoints = True
+keep_last = 2                # regular checkpoints kept in out_dir (best.pt is kept apart)
+halt_at_iter = -1            # act as if SIGTERM arrived before this step (preemption tests)
+sample_tokens = 300          # characters/tokens sampled and printed at the end (0: none)
+wandb_log = False
+wandb_project = "completep"
+wandb_run_name = ""
+wandb_mode = "offline"       # 'online' needs a key; 'offline' and 'disabled' do not
+# data
+dataset = "shakespeare_char"
+data_dir = ""                # default: data/<dataset>
+block_size = 128             # context length in tokens
+batch_size = 16              # micro-batch: sequences per forward pass per process
+global_batch_size = 32       # sequences per optimizer step over all processes and micro-steps
+# model
+n_layer = 4
+n_head = 4
+n_embd = 128
+dropout = 0.0
+bias = True
+parameterization = "completep"   # 'sp' | 'mup' | 'depth_mup' | 'completep'
+base_n_embd = 64             # the proxy shape the base hyperparameters were tuned at
+base_n_layer = 2
+depth_alpha: float | None = None  # None: 0.5 for depth_mup, 1.0 for completep
+init_std = 0.02              # sigma, the base init std
+input_mult = 1.0
+output_mult = 1.0
+tie_embeddings = True
+# AdamW (base values: eta, lambda, eps at the base shape)
+learning_rate = 1e-2
+max_iters = 1500             # optimizer steps; overridden by max_tokens when that is > 0
+max_tokens = 0               # training budget in tokens (max_iters = max_tokens / tokens per step)
+weight_decay = 0.1
+beta1 = 0.9
+beta2 = 0.95
+eps = 1e-8
+grad_clip = 1.0              # 0: no clipping
+# LR schedule, lr(t) * lr_mult per group; warmup and decay are fractions of the run
+lr_schedule = "cosine"       # 'cosine' | 'wsd' (warmup-stable-decay) | 'constant'
+warmup_frac = 0.05
+decay_frac = 0.2             # wsd: the final fraction of the run that decays linearly
+min_lr_frac = 0.1            # the LR at the end, as a fraction of the peak
+# system
+device = "auto"              # 'auto' | 'cpu' | 'cuda' | 'cuda:1' | 'mps'
+dtype = "auto"               # 'auto' (bfloat16 on CUDA, else float32) | 'float32' | 'bfloat16'
+compile: bool | None = None  # None: on for CUDA only
+seed = 1337
+# ---------------------------------------------------------------------------------------
+
+# peak dense bf16 FLOP/s per GPU model, for MFU (vendor datasheets, without sparsity)
+PEAK_FLOPS = {"H100": 989e12, "H100 PCIe": 756e12, "H200": 989e12, "GH200": 989e12,
+              "B200": 2250e12, "A100": 312e12, "A10": 125e12, "A10G": 70e12, "L4": 121e12,
+              "L40S": 362e12, "V100": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
+
+
+def peak_flops(device_name):
+    hits = [k for k in PEAK_FLOPS if k in device_name]
+    return PEAK_FLOPS[max(hits, key=len)] if hits else None
+
+
+def lr_multiplier(it, total, schedule, warmup_frac, decay_frac, min_lr_frac):
+    """lr(t) / learning_rate at step it of total; each group then multiplies by its lr_mult."""
+    warmup = int(warmup_frac * total)
+    if it < warmup:
+        return (it + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        progress = (it - warmup) / max(1, total - warmup)
+        return min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    decay_start = total - int(decay_frac * total)  # wsd
+    if it < decay_start:
+        return 1.0
+    return 1.0 - (1 - min_lr_frac) * (it - decay_start + 1) / max(1, total - decay_start)
+
+
+def check_config(c, world_size):
+    """Contradictory or impossible settings, each as one line."""
+    choices = dict(init_from=("auto", "scratch", "resume"), lr_schedule=("cosine", "wsd", "constant"),
+                   dtype=("auto", "float32", "bfloat16"), wandb_mode=("online", "offline", "disabled"))
+    for k, allowed in choices.items():
+        if c[k] not in allowed:
+            raise ConfigError(f"{k}={c[k]!r} is not one of {', '.join(map(repr, allowed))}")
+    for k in ("batch_size", "global_batch_size", "block_size", "eval_interval", "log_interval",
+              "eval_tokens", "keep_last"):
+        if c[k] <= 0:
+            raise ConfigError(f"{k}={c[k]} must be positive")
+    if c["max_iters"] <= 0 and c["max_tokens"] <= 0:
+        raise ConfigError("max_iters and max_tokens are both <= 0; set one of them to the run length")
+    if c["global_batch_size"] % (c["batch_size"] * world_size):
+        raise ConfigError(f"global_batch_size={c['global_batch_size']} is not a multiple of "
+                          f"batch_size={c['batch_size']} x {world_size} processes; change one of them")
+    if not (0 <= c["warmup_frac"] < 1 and 0 <= c["decay_frac"] <= 1 and 0 <= c["min_lr_frac"] <= 1):
+        raise ConfigError("warmup_frac must be in [0, 1), decay_frac and min_lr_frac in [0, 1]")
+    if c["lr_schedule"] == "wsd" and c["warmup_frac"] + c["decay_frac"] > 1:
+        raise ConfigError(f"warmup_frac={c['warmup_frac']} + decay_frac={c['decay_frac']} exceed the "
+                          "whole run; make them sum to at most 1")
+    for k in ("learning_rate", "beta1", "beta2", "eps", "weight_decay", "grad_clip"):
+        if c[k] < 0 or (k == "learning_rate" and c[k] == 0):
+            raise ConfigError(f"{k}={c[k]} must be {'positive' if k == 'learning_rate' else '>= 0'}")
+    if c["beta1"] >= 1 or c["beta2"] >= 1:
+        raise ConfigError("beta1 and beta2 must be below 1")
+
+
+# --- checkpoints: written to a temporary file, flushed and renamed; never half-written ---
+
+def checkpoint_path(out, it):
+    return os.path.join(out, f"ckpt_{it:07d}.pt")
+
+
+def list_checkpoints(out):
+    if not os.path.isdir(out):
+        return []
+    names = sorted(n for n in os.listdir(out) if n.startswith("ckpt_") and n.endswith(".pt"))
+    return [os.path.join(out, n) for n in names]
+
+
+def save_atomic(obj, path):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path):
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, corrupt, or not a checkpoint at all
+        raise DataError(f"checkpoint {path} cannot be read ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'}); delete it to "
+                        "fall back to the previous one, or start over with a new out_dir") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != 1 or "model" not in ckpt:
+        raise DataError(f"{path} is not a checkpoint of this trainer (format 1); "
+                        "point out_dir at a run of train.py")
+    return ckpt
+
+
+def rng_state():
+    return dict(python=random.getstate(), numpy=[v.tolist() if isinstance(v, np.ndarray) else v
+                                                 for v in np.random.get_state()],
+                torch=torch.get_rng_state(),
+                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+
+def set_rng_state(s):
+    py = s["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    npy = s["numpy"]
+    np.random.set_state((npy[0], np.array(npy[1], dtype=np.uint32), *npy[2:]))
+    torch.set_rng_state(s["torch"])
+    if s["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def provenance(device_type, device_name):
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=_REPO, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return dict(argv=sys.argv, git_commit=git("rev-parse", "HEAD"), git_dirty=bool(git("status", "--porcelain")),
+                python=platform.python_version(), torch=torch.__version__, numpy=np.__version__,
+                device_type=device_type, device=device_name, host=platform.node(),
+                started=time.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def print_table(p, groups):
+    print(f"parameterization {p.name}: m_N={p.m_N:g} m_L={p.m_L:g} alpha={p.alpha:g} | residual x{p.residual_mult:.4g}"
+          f" | input x{p.input_mult:.4g} | logits x{p.logit_mult:.4g} | attention 1/d_head^{p.attn_exponent:g}")
+    print(f"  {'group':<12} {'params':>9} {'init_std':>9} {'lr_mult':>9} {'lr':>10} {'wd':>9} {'eps':>9}")
+    for g in groups:
+        std = p.roles[g["role"]].init_std
+        std = "ln 1/0" if std is None else f"{std:.4g}"
+        n = sum(t.numel() for t in g["params"])
+        print(f"  {g['role']:<12} {n:>9,} {std:>9} {g['lr_mult']:>9.4g} {g['lr']:>10.4g} "
+              f"{g['weight_decay']:>9.4g} {g['eps']:>9.3g}")
+
+
+def main():
+    config = configure(globals(), sys.argv[1:])
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    rank, world_size = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    check_config(config, world_size)
+    master = rank == 0
+
+    # device and precision
+    dev = device
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else (
+            "mps" if torch.backends.mps.is_available() else "cpu")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={dev!r} but CUDA is not available; use --device=cpu")
+    if dev == "cuda" and ddp:
+        dev = f"cuda:{local_rank}"
+    device_type = "cuda" if dev.startswith("cuda") else dev
+    if device_type == "cuda":
+        torch.cuda.set_device(dev)
+    if ddp:
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    ptdtype = {"auto": torch.bfloat16 if device_type == "cuda" else torch.float32,
+               "float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    autocast = (nullcontext() if ptdtype == torch.float32
+                else torch.autocast(device_type=device_type, dtype=ptdtype))
+    use_compile = (device_type == "cuda") if compile is None else compile
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+    # data: token files (random windows) or a shard directory; prepared on first use
+    ddir = data_dir or os.path.join(_REPO, "data", dataset)
+    if dataset == "shakespeare_char" and not data_dir and not os.path.exists(os.path.join(ddir, "meta.json")):
+        if master:
+            sys.path.insert(0, ddir)
+            __import__("prepare").prepare(ddir)
+        if ddp:
+            dist.barrier()
+    data = open_dataset(ddir, block_size, batch_size, global_batch_size, rank, world_size, seed)
+    loader, meta = data.loader, data.meta
+    vocab = meta.get("vocab_size", 50304)  # GPT-2's 50257 padded to a multiple of 64
+    grad_accum = global_batch_size // (batch_size * world_size)
+    tokens_per_step = global_batch_size * block_size
+    # max_iters = max_tokens / (global_batch_size * block_size) when a token budget is given
+    total_iters = math.ceil(max_tokens / tokens_per_step) if max_tokens > 0 else max_iters
+    evals = {s: eval_batches(t, eval_tokens, block_size, batch_size, rank, world_size)
+             for s, t in data.eval_tokens.items()}
+
+    # model
+    model_args = dict(block_size=block_size, vocab_size=vocab, n_layer=n_layer, n_head=n_head,
+                      n_embd=n_embd, dropout=dropout, bias=bias, parameterization=parameterization,
+                      base_n_embd=base_n_embd, base_n_layer=base_n_layer, depth_alpha=depth_alpha,
+                      init_std=init_std, input_mult=input_mult, output_mult=output_mult,
+                      tie_embeddings=tie_embeddings)
+    try:
+        gptconf = GPTConfig(**model_args)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    ckpts = list_checkpoints(out_dir)
+    if init_from == "resume" and not ckpts:
+        raise ConfigError(f"init_from='resume' but {out_dir} holds no checkpoint; use init_from='scratch'")
+    if init_from == "scratch" and ckpts:
+        raise ConfigError(f"{out_dir} already holds checkpoints ({os.path.basename(ckpts[-1])}); use a new "
+                          "out_dir, delete them, or resume with init_from='auto'")
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    model = GPT(gptconf).to(dev)
+    optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type)
+    iter_num, best_val = 0, float("inf")
+    if ckpts:  # resume: model, optimizer, data position, RNG, step
+        ckpt = load_checkpoint(ckpts[-1])
+        diff = [f"{k}={ckpt['model_config'].get(k)!r} there, {v!r} here"
+                for k, v in asdict(gptconf).items() if k != "dropout" and ckpt["model_config"].get(k) != v]
+        if diff:
+            raise ConfigError(f"cannot resume from {ckpts[-1]}: {'; '.join(diff)}; use the same model "
+                              "settings or a new out_dir")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        for g in optimizer.param_groups:  # the table of this code, not of the saved file
+            g["lr_mult"] = model.p.roles[g["role"]].lr_mult
+        loader.load_state_dict(ckpt["data"])
+        set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+        iter_num, best_val = ckpt["iter_num"], ckpt["best_val_loss"]
+        if master:
+            print(f"resuming from {ckpts[-1]} at step {iter_num}")
+    raw_model = model
+    if use_compile:
+        model = torch.compile(model)
+    if ddp:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device_type == "cuda" else None)
+
+    dev_name = torch.cuda.get_device_name(dev) if device_type == "cuda" else platform.processor() or device_type
+    flops_peak = peak_flops(dev_name) if device_type == "cuda" else None
+    if master:
+        os.makedirs(out_dir, exist_ok=True)
+        print(f"data: {ddir}: {data.describe}")
+        print(f"model: {n_layer} layers x {n_embd} wide, {raw_model.get_num_params() / 1e6:.2f}M "
+              f"non-embedding params; {total_iters} steps x {tokens_per_step:,} tokens "
+              f"({grad_accum} micro-steps x {batch_size} x {world_size} procs); device {dev} {ptdtype}"
+              f"{' compiled' if use_compile else ''}")
+        print_table(raw_model.p, optimizer.param_groups)
+        with open(os.path.join(out_dir, "config.json"), "w") as f:
+            json.dump(dict(config=config, total_iters=total_iters, grad_accum=grad_accum,
+                           parameterization=raw_model.p.table()), f, indent=1)
+        with open(os.path.join(out_dir, "provenance.json"), "w") as f:
+            json.dump(provenance(device_type, dev_name), f, indent=1)
+    log_file = open(os.path.join(out_dir, "metrics.jsonl"), "a") if master else None
+    run = None
+    if master and wandb_log:
+        import wandb
+        run = wandb.init(project=wandb_project, name=wandb_run_name or None, config=config,
+                         mode=wandb_mode, dir=out_dir)
+
+    def log(row):
+        if master:
+            log_file.write(json.dumps(row) + "\n")
+            log_file.flush()
+            if run is not None:
+                run.log(row, step=row["iter"])
+
+    @torch.no_grad()
+    def evaluate():
+        model.eval()
+        out = {}
+        for split, batches in evals.items():
+            tot = torch.zeros(2, device=dev, dtype=torch.float64)  # (sum of losses, count)
+            for x, y in batches:
+                with autocast:
+                    _, loss = model(x.to(dev), y.to(dev))
+                tot += torch.tensor([loss.item() * x.size(0), x.size(0)], device=dev, dtype=torch.float64)
+            if ddp:
+                dist.all_reduce(tot)
+            out[split] = (tot[0] / tot[1]).item()
+        model.train()
+        return out
+
+    def save(path, extra_rng):
+        state = dict(format=1, model=raw_model.state_dict(), optimizer=optimizer.state_dict(),
+                     model_config=asdict(gptconf), config=config, parameterization=raw_model.p.table(),
+                     iter_num=iter_num, best_val_loss=best_val, data=loader.state_dict(), rng=extra_rng)
+        save_atomic(state, path)
+
+    def checkpoint(best=False):
+        """Every rank's RNG state, gathered; rank 0 writes; old regular checkpoints pruned."""
+        states = [None] * world_size
+        if ddp:
+            dist.all_gather_object(states, rng_state())
+        else:
+            states = [rng_state()]
+        if master and save_checkpoints:
+            if best:
+                save(os.path.join(out_dir, "best.pt"), states)
+            else:
+                save(checkpoint_path(out_dir, iter_num), states)
+                for old in list_checkpoints(out_dir)[:-keep_last]:
+                    os.remove(old)
+
+    def finish(status, **info):
+        if master:
+            with open(os.path.join(out_dir, "final.json"), "w") as f:
+                json.dump(dict(status=status, iter=iter_num, best_val_loss=best_val, **info), f)
+
+    stop = {"signal": None}
+
+    def on_signal(signum, frame):
+        stop["signal"] = signal.Signals(signum).name
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    model.train()
+    start_iter, losses = iter_num, {}
+    t0, tokens_since = time.time(), 0
+    while True:
+        if iter_num % eval_interval == 0 or iter_num >= total_iters or eval_only:
+            losses = evaluate()
+            if master:
+                print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            log(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"]))
+            if eval_only:
+                break
+            if losses["val"] < best_val:
+                best_val = losses["val"]
+                if iter_num > 0:
+                    checkpoint(best=True)
+            if iter_num > 0:
+                checkpoint()
+            t0 = time.time()  # eval time is not training time
+            tokens_since = 0
+        if iter_num >= total_iters:
+            break
+        # a scheduler's SIGTERM/SIGINT (or halt_at_iter) stops at a step boundary, saved
+        flag = torch.tensor([stop["signal"] is not None or iter_num == halt_at_iter != start_iter], dtype=torch.float32)
+        if ddp:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item():
+            checkpoint()
+            if master:
+                print(f"stopped at step {iter_num} ({stop['signal'] or 'halt_at_iter'}); checkpoint "
+                      f"saved; run the same command again to resume")
+            finish("stopped")
+            break
+
+        lr_t = learning_rate * lr_multiplier(iter_num, total_iters, lr_schedule, warmup_frac,
+                                             decay_frac, min_lr_frac)
+        for g in optimizer.param_groups:
+            g["lr"] = lr_t * g["lr_mult"]  # schedules multiply; never set a group's LR absolutely
+        loss_sum = torch.zeros((), device=dev)
+        for micro, (x, y) in enumerate(loader.next_step()):
+            if ddp:  # sync gradients on the last micro-step only
+                model.require_backward_grad_sync = micro == grad_accum - 1
+            with autocast:
+                _, loss = model(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
+                loss = loss / grad_accum
+            loss.backward()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), grad_clip or float("inf"))
+        if not torch.isfinite(grad_norm):
+            if master:
+                print(f"error: step {iter_num}: loss {loss_sum.item():.4g}, gradient norm {grad_norm.item():.4g} "
+                      f"is not finite; the learning rate {lr_t:.3g} is likely too high for this model (or the "
+                      f"data holds bad ids); lower --learning_rate. Checkpoints in {out_dir} are untouched.",
+                      file=sys.stderr)
+            finish("diverged", lr=lr_t)
+            if ddp:
+                dist.barrier()
+                dist.destroy_process_group()
+            sys.exit(3)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        iter_num += 1
+        tokens_since += tokens_per_step
+        if iter_num % log_interval == 0 or iter_num == total_iters:
+            if device_type == "cuda":
+                torch.cuda.synchronize()
+            dt = time.time() - t0
+            lossf = loss_sum.item()
+            row = dict(iter=iter_num, loss=lossf, lr=lr_t, grad_norm=grad_norm.item(),
+                       tok_per_s=tokens_since / dt)
+            mfu = ""
+            if flops_peak:
+                row["mfu"] = raw_model.flops_per_token() * row["tok_per_s"] / (flops_peak * world_size)
+                mfu = f", mfu {100 * row['mfu']:.1f}%"
+            if master:
+                print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr_t:.3g}, grad norm {row['grad_norm']:.3f}, "
+                      f"{row['tok_per_s']:,.0f} tok/s{mfu}")
+            log(row)
+            t0, tokens_since = time.time(), 0
+    if iter_num >= total_iters and not eval_only:
+        finish("done", train_loss=losses.get("train"), val_loss=losses.get("val"))
+        if master and sample_tokens > 0:
+            from sample import load_codec
+            encode, decode = load_codec(meta)
+            torch.manual_seed(seed)
+            start = torch.tensor([encode("\n")], dtype=torch.long, device=dev)
+            out = raw_model.generate(start, sample_tokens, temperature=0.8, top_k=200)
+            print("sample:\n" + decode(out[0].tolist()))
+    if log_file:
+        log_file.close()
+    if run is not None:
+        run.finish()
+    if ddp:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ConfigError as e:  # a user's mistake: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
