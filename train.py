@@ -261,7 +261,9 @@ def main():
             dist.barrier()
     data = open_dataset(ddir, block_size, batch_size, global_batch_size, rank, world_size, seed)
     loader, meta = data.loader, data.meta
-    vocab = meta.get("vocab_size", 50304)  # GPT-2's 50257 padded to a multiple of 64
+    vocab = meta.get("vocab_size", 50257)
+    if meta.get("tokenizer") != "char":  # BPE vocabularies padded to a multiple of 64 (50257 -> 50304)
+        vocab = 64 * math.ceil(vocab / 64)
     grad_accum = global_batch_size // (batch_size * world_size)
     tokens_per_step = global_batch_size * block_size
     # max_iters = max_tokens / (global_batch_size * block_size) when a token budget is given
