@@ -70,7 +70,7 @@ output_mult = 1.0
 tie_embeddings = True
 # AdamW (base values: eta, lambda, eps at the base shape)
 learning_rate = 1e-2
-max_iters = 1500             # optimizer steps; overridden by max_tokens when that is > 0
+max_iters = 1200             # optimizer steps; overridden by max_tokens when that is > 0
 max_tokens = 0               # training budget in tokens (max_iters = max_tokens / tokens per step)
 weight_decay = 0.1
 beta1 = 0.9

@@ -13,4 +13,4 @@ block_size = 128
 batch_size = 16
 global_batch_size = 32
 learning_rate = 1e-2
-max_iters = 1500
+max_iters = 1200

@@ -1,0 +1,62 @@
+"""Shared fixtures: a small character dataset made locally (no network), and a runner for
+the repo's scripts as subprocesses."""
+import importlib.util
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+torch.set_num_threads(1)  # tests are small; one thread is faster and stable on 2 cores
+
+WORDS = ("the king queen lord love death night day sword crown heart blood speak hath thou "
+         "thee my good sweet fair grave honour heaven earth fool wit").split()
+
+
+def make_text(n_chars=60_000, seed=0):
+    rng = random.Random(seed)
+    lines = []
+    while sum(map(len, lines)) < n_chars:
+        speaker = rng.choice(["ROMEO", "JULIET", "HAMLET", "KING"])
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12)))
+        lines.append(f"{speaker}:\n{words.capitalize()}.\n\n")
+    return "".join(lines)
+
+
+def prepare_char(out_dir, text):
+    """Run data/shakespeare_char/prepare.py's prepare() on a local text."""
+    spec = importlib.util.spec_from_file_location(
+        "char_prepare", os.path.join(REPO, "data", "shakespeare_char", "prepare.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    src = os.path.join(out_dir, "input.txt")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(src, "w") as f:
+        f.write(text)
+    return mod.prepare(out_dir, src)
+
+
+@pytest.fixture(scope="session")
+def char_data(tmp_path_factory):
+    """A character dataset directory (train.bin, val.bin, meta.json) of ~60k characters."""
+    d = str(tmp_path_factory.mktemp("char_data"))
+    prepare_char(d, make_text())
+    return d
+
+
+# a tiny model and run: ~0.1 s a step on one core
+TINY = ["--n_layer=2", "--n_embd=32", "--n_head=2", "--base_n_embd=32", "--base_n_layer=2",
+        "--block_size=32", "--batch_size=4", "--global_batch_size=8", "--eval_tokens=512",
+        "--sample_tokens=0", "--log_interval=1", "--device=cpu"]
+
+
+def run_script(args, timeout=300, env=None, cmd=None):
+    """Run `python <args>` (or cmd + args) from the repo root; returns CompletedProcess."""
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", WANDB_MODE="disabled")
+    full_env.update(env or {})
+    return subprocess.run((cmd or [sys.executable]) + list(args), cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=full_env)

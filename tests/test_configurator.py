@@ -1,0 +1,80 @@
+"""configurator.py: nanoGPT usage, with unknown keys, wrong types and malformed arguments
+failing in one line."""
+import pytest
+
+from configurator import ConfigError, configure, parse
+
+DEFAULTS = dict(n_layer=4, learning_rate=1e-3, bias=True, dataset="shakespeare_char",
+                depth_alpha=None, compile=None)
+ANN = {"depth_alpha": float | None, "compile": bool | None}
+
+
+def p(*argv):
+    return parse(DEFAULTS, list(argv), ANN)[0]
+
+
+def test_overrides_are_typed():
+    c = p("--n_layer=8", "--learning_rate=3e-3", "--bias=False", "--dataset=openwebtext",
+          "--depth_alpha=0.75", "--compile=true")
+    assert c == dict(n_layer=8, learning_rate=3e-3, bias=False, dataset="openwebtext",
+                     depth_alpha=0.75, compile=True)
+    assert type(c["n_layer"]) is int and type(c["depth_alpha"]) is float
+
+
+def test_int_for_float_is_fine():
+    c = p("--learning_rate=1", "--depth_alpha=1")
+    assert c["learning_rate"] == 1.0 and type(c["learning_rate"]) is float
+    assert type(c["depth_alpha"]) is float
+
+
+def test_optional_keys_accept_none():
+    assert p("--depth_alpha=None")["depth_alpha"] is None
+
+
+def test_config_file_then_overrides(tmp_path):
+    f = tmp_path / "c.py"
+    f.write_text("# a run\nn_layer = 2 * 3\nlearning_rate = 2 ** -7\n")
+    c, sources = parse(DEFAULTS, [str(f), "--n_layer=5"], ANN)
+    assert c["n_layer"] == 5 and c["learning_rate"] == 2 ** -7
+    assert sources["learning_rate"] == str(f) and sources["n_layer"] == "command line"
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--n_layers=8"], "did you mean 'n_layer'"),
+    (["--n_layer=8.5"], "n_layer expects int"),
+    (["--n_layer=abc"], "not a valid int"),
+    (["--bias=maybe"], "not a valid bool"),
+    (["--learning_rate=fast"], "not a valid float"),
+    (["--dataset=3"], "dataset expects str"),
+    (["--n_layer"], "has no value"),
+    (["-n_layer=3"], "malformed"),
+    (["--depth_alpha=high"], "float or None"),
+    (["no_such_file.py"], "does not exist"),
+])
+def test_bad_arguments_fail_in_one_line(argv, needle):
+    with pytest.raises(ConfigError) as e:
+        p(*argv)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("body,needle", [
+    ("n_layers = 3\n", "unknown config key 'n_layers'"),
+    ("n_layer = 'four'\n", "n_layer expects int"),
+    ("n_layer = = 3\n", "line 1"),
+    ("n_layer = undefined_name\n", "failed to run"),
+])
+def test_bad_config_files(tmp_path, body, needle):
+    f = tmp_path / "bad.py"
+    f.write_text(body)
+    with pytest.raises(ConfigError) as e:
+        p(str(f))
+    assert needle in str(e.value) and str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_configure_updates_namespace_and_ignores_non_config_globals():
+    ns = dict(n_layer=4, learning_rate=1e-3, _private=1, PEAK={"a": 1},
+              __annotations__={})
+    c = configure(ns, ["--n_layer=6"])
+    assert ns["n_layer"] == 6 and c == dict(n_layer=6, learning_rate=1e-3)
+    with pytest.raises(ConfigError):
+        configure(ns, ["--PEAK=3"])
