@@ -9,6 +9,7 @@ Hyperparameters are the base values tuned at (base_n_embd, base_n_layer); the mo
 them per parameter group (model.py, shared/SPEC.md). Re-running the same command in the
 same out_dir resumes from its latest checkpoint (init_from='auto').
 """
+import importlib.util
 import json
 import math
 import os
@@ -255,8 +256,10 @@ def main():
     ddir = data_dir or os.path.join(_REPO, "data", dataset)
     if dataset == "shakespeare_char" and not data_dir and not os.path.exists(os.path.join(ddir, "meta.json")):
         if master:
-            sys.path.insert(0, ddir)
-            __import__("prepare").prepare(ddir)
+            spec = importlib.util.spec_from_file_location("prepare_char", os.path.join(ddir, "prepare.py"))
+            prep = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(prep)
+            prep.prepare(ddir)
         if ddp:
             dist.barrier()
     data = open_dataset(ddir, block_size, batch_size, global_batch_size, rank, world_size, seed)
@@ -292,7 +295,7 @@ def main():
     np.random.seed(seed)
     model = GPT(gptconf).to(dev)
     optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type)
-    iter_num, best_val = 0, float("inf")
+    iter_num, best_val, last_eval = 0, float("inf"), -1
     if ckpts:  # resume: model, optimizer, data position, RNG, step
         ckpt = load_checkpoint(ckpts[-1])
         diff = [f"{k}={ckpt['model_config'].get(k)!r} there, {v!r} here"
@@ -301,12 +304,15 @@ def main():
             raise ConfigError(f"cannot resume from {ckpts[-1]}: {'; '.join(diff)}; use the same model "
                               "settings or a new out_dir")
         model.load_state_dict(ckpt["model"])
+        # group hyperparameters come from this config and table, moments from the file
+        fresh = [{k: g[k] for k in ("lr_mult", "weight_decay", "eps", "betas")} for g in optimizer.param_groups]
         optimizer.load_state_dict(ckpt["optimizer"])
-        for g in optimizer.param_groups:  # the table of this code, not of the saved file
-            g["lr_mult"] = model.p.roles[g["role"]].lr_mult
+        for g, f in zip(optimizer.param_groups, fresh):
+            g.update(f)
         loader.load_state_dict(ckpt["data"])
         set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
         iter_num, best_val = ckpt["iter_num"], ckpt["best_val_loss"]
+        last_eval = ckpt["last_eval_iter"]
         if master:
             print(f"resuming from {ckpts[-1]} at step {iter_num}")
     raw_model = model
@@ -364,7 +370,8 @@ def main():
     def save(path, extra_rng):
         state = dict(format=1, model=raw_model.state_dict(), optimizer=optimizer.state_dict(),
                      model_config=asdict(gptconf), config=config, parameterization=raw_model.p.table(),
-                     iter_num=iter_num, best_val_loss=best_val, data=loader.state_dict(), rng=extra_rng)
+                     iter_num=iter_num, best_val_loss=best_val, last_eval_iter=last_eval,
+                     data=loader.state_dict(), rng=extra_rng)
         save_atomic(state, path)
 
     def checkpoint(best=False):
@@ -398,8 +405,9 @@ def main():
     start_iter, losses = iter_num, {}
     t0, tokens_since = time.time(), 0
     while True:
-        if iter_num % eval_interval == 0 or iter_num >= total_iters or eval_only:
-            losses = evaluate()
+        due = iter_num % eval_interval == 0 and iter_num != last_eval  # not twice after a resume
+        if due or iter_num >= total_iters or eval_only:
+            losses, last_eval = evaluate(), iter_num
             if master:
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             log(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"]))

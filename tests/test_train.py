@@ -125,3 +125,13 @@ def test_ddp_matches_single_process(char_data, tmp_path):
     assert fa["val_loss"] == pytest.approx(fb["val_loss"], rel=1e-5)
     assert fa["train_loss"] == pytest.approx(fb["train_loss"], rel=1e-5)
     assert len(b["rng"]) == 2  # every rank's RNG state is saved
+
+
+def test_wandb_offline_needs_no_key(char_data, tmp_path):
+    out = tmp_path / "run"
+    env = {k: "" for k in ("WANDB_API_KEY",)}
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", HOME=str(tmp_path))
+    r = run_script(["train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--max_iters=2",
+                    "--eval_interval=2", "--wandb_log=True", "--wandb_mode=offline"], env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert list((out / "wandb").glob("offline-run-*")), "no offline wandb run was written"
