@@ -5,11 +5,15 @@ File format (llm.c / modded-nanogpt shards): a header of 256 int32
     [0] magic 20240520, [1] version 1, [2] token count    -> uint16 tokens follow
     [0] magic 20240801, [1] version 7, [2] token count    -> uint32 tokens (vocab > 65535)
 then the tokens. Files are written under a temporary name and renamed when complete.
+A dataset directory holds either train.bin + val.bin (small: random windows) or shards
+NAME_val_000000.bin, NAME_train_000001.bin, ... (data/common.py: sequential reading), with a
+meta.json saying the tokenizer and vocab_size.
 
 Loaders work one optimizer step at a time: `next_step()` returns this rank's micro-batches
 of one global batch, so a single process with gradient accumulation and N DDP ranks see the
 same sequences per step, and `state_dict()` after a step is the exact data position.
 """
+import glob
 import json
 from dataclasses import dataclass
 import os
@@ -54,6 +58,8 @@ def read_tokens(path, fix="re-run the dataset's prepare.py"):
     """Memory-map the tokens of a file, after checking magic, version and size."""
     def bad(what):
         return DataError(f"{path}: {what}; {fix}")
+    if os.path.isdir(path):
+        raise bad("is a directory, not a token file")
     try:
         size = os.path.getsize(path)
     except OSError:
@@ -82,9 +88,20 @@ def read_meta(data_dir):
         return None
     try:
         with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
+            meta = json.load(f)
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror}); re-run the dataset's prepare.py") from None
+    except ValueError as e:
         raise DataError(f"{path} is not valid JSON ({e}); re-run the dataset's prepare.py") from None
+    vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or (vocab is not None and (type(vocab) is not int or vocab <= 0)):
+        raise DataError(f"{path} must be a JSON object with an integer vocab_size > 0, got "
+                        f"{type(meta).__name__ if not isinstance(meta, dict) else repr(vocab)}; "
+                        "re-run the dataset's prepare.py")
+    if meta.get("tokenizer") == "char" and not (isinstance(meta.get("itos"), list) and vocab == len(meta["itos"])):
+        raise DataError(f"{path} says tokenizer 'char' but lacks its itos list or a vocab_size equal to "
+                        "its length; re-run the dataset's prepare.py")
+    return meta
 
 
 def _to_xy(tokens, starts, block_size):
@@ -126,6 +143,78 @@ class RandomWindowLoader:
         self.gen.set_state(state["generator"])
 
 
+class ShardLoader:
+    """Sequential reading of token shards (large datasets, llm.c style). Each epoch reads the
+    shards as one stream, in an order drawn from (seed, epoch); each step takes the next
+    global_batch * block_size + 1 tokens of it as global_batch consecutive sequences (the last
+    target is the next step's first input). Rank r takes sequences r*per_rank ...
+    (r+1)*per_rank - 1, exactly those a single process would feed to its micro-batches at
+    those places. An epoch's tail shorter than one step is skipped. The position (epoch,
+    shard, offset) is the whole state."""
+
+    mode = "sequential shards"
+
+    def __init__(self, paths, block_size, micro_batch, global_batch, rank=0, world_size=1, seed=0,
+                 fix="re-run the dataset's prepare.py"):
+        self.paths, self.fix = list(paths), fix
+        self.T, self.B, self.global_batch = block_size, micro_batch, global_batch
+        self.per_rank, self.rank, self.seed = global_batch // world_size, rank, seed
+        self.sizes = [len(read_tokens(p, fix)) for p in self.paths]
+        if sum(self.sizes) < global_batch * block_size + 1:
+            raise DataError(f"the train shards hold {sum(self.sizes):,} tokens, fewer than one step's "
+                            f"{global_batch * block_size + 1:,} (global_batch_size x block_size + 1); "
+                            "lower them or prepare more text")
+        self.epoch, self.shard, self.offset = 0, 0, 0  # shard: index into this epoch's order
+        self._open = None  # (path, memmap) of the shard read last
+
+    def _order(self):
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.paths))
+
+    def _tokens(self, path):
+        if self._open is None or self._open[0] != path:
+            self._open = (path, read_tokens(path, self.fix))
+        return self._open[1]
+
+    def next_step(self):
+        n = self.global_batch * self.T + 1
+        order = self._order()
+        left = sum(self.sizes[i] for i in order[self.shard:]) - self.offset
+        if left < n:  # the epoch's tail: start the next epoch in a new order
+            self.epoch, self.shard, self.offset = self.epoch + 1, 0, 0
+            order = self._order()
+        pieces, shard, offset = [], self.shard, self.offset
+        while n > 0:  # the step's tokens may span the end of one shard and the start of others
+            piece = self._tokens(self.paths[order[shard]])[offset:offset + n]
+            pieces.append(piece)
+            n -= len(piece)
+            shard, offset = shard + 1, 0
+        tokens = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        # advance by global_batch * T: whole shards passed over move the position on
+        self.offset += self.global_batch * self.T
+        while self.shard < len(order) and self.offset >= self.sizes[order[self.shard]]:
+            self.offset -= self.sizes[order[self.shard]]
+            self.shard += 1
+        starts = np.arange(self.rank * self.per_rank, (self.rank + 1) * self.per_rank) * self.T
+        return [_to_xy(tokens, starts[i:i + self.B], self.T) for i in range(0, self.per_rank, self.B)]
+
+    def state_dict(self):
+        return {"mode": self.mode, "epoch": self.epoch, "shard": self.shard, "offset": self.offset,
+                "seed": self.seed, "files": [os.path.basename(p) for p in self.paths]}
+
+    def load_state_dict(self, state):
+        if state.get("mode") != self.mode:
+            raise DataError(f"checkpoint data position is for {state.get('mode')!r} but the "
+                            f"dataset loads as {self.mode!r}; resume with the same dataset")
+        files = [os.path.basename(p) for p in self.paths]
+        if state["files"] != files:
+            raise DataError(f"checkpoint data position is for {len(state['files'])} shards "
+                            f"({state['files'][0]} ...) but the dataset has {len(files)} ({files[0]} ...); "
+                            "resume with the same shards or start a new out_dir")
+        # the checkpoint's seed: a resumed run continues the shard orders it started with
+        self.epoch, self.shard, self.offset, self.seed = (int(state[k])
+                                                          for k in ("epoch", "shard", "offset", "seed"))
+
+
 def eval_batches(tokens, eval_tokens, block_size, micro_batch, rank=0, world_size=1):
     """A fixed evaluation set: the first eval_tokens of the split as consecutive windows,
     dealt round-robin to the ranks, in micro-batches. The same windows at every eval."""
@@ -144,20 +233,68 @@ class Dataset:
 
 
 def open_dataset(data_dir, block_size, micro_batch, global_batch, rank=0, world_size=1, seed=0):
-    """Pick the loader from what data_dir holds: train.bin + val.bin (random windows)."""
+    """Pick the loader from what data_dir holds: train.bin + val.bin (random windows), or
+    shards NAME_val_*.bin + NAME_train_*.bin (sequential shards)."""
     prep = f"python {os.path.relpath(os.path.join(data_dir, 'prepare.py'))}"
     if not os.path.isdir(data_dir):
-        raise DataError(f"dataset directory {data_dir} does not exist; set --dataset or --data_dir, "
+        what = "is not a directory" if os.path.exists(data_dir) else "does not exist"
+        raise DataError(f"dataset directory {data_dir} {what}; set --dataset or --data_dir, "
                         f"or run {prep}")
     meta = read_meta(data_dir) or {}
+    has_bin = os.path.exists(os.path.join(data_dir, "train.bin"))
+    if not has_bin and glob.glob(os.path.join(data_dir, "*_train_*.bin")):
+        return _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, world_size, seed)
     vocab = meta.get("vocab_size", 50304)
-    if not os.path.exists(os.path.join(data_dir, "train.bin")):
-        raise DataError(f"{data_dir} holds no train.bin; run {prep} (or set --data_dir)")
+    if not has_bin:
+        raise DataError(f"{data_dir} holds no train.bin and no *_train_*.bin shards; run {prep} "
+                        "(or set --data_dir)")
     splits = {s: read_tokens(os.path.join(data_dir, f"{s}.bin"), fix=f"run {prep}") for s in ("train", "val")}
     for split, toks in splits.items():
-        if len(toks) and int(toks.max()) >= vocab:
+        if len(toks) < block_size + 1:
+            raise DataError(f"{data_dir}/{split}.bin holds {len(toks)} tokens, too few for block_size="
+                            f"{block_size}; lower block_size or prepare more text")
+        if int(toks.max()) >= vocab:
             raise DataError(f"{data_dir}/{split}.bin has token id {int(toks.max())} >= vocab_size {vocab} "
                             f"of meta.json; re-run {prep}")
     loader = RandomWindowLoader(splits["train"], block_size, micro_batch, global_batch, rank, world_size, seed)
     return Dataset(loader, splits, meta, f"{loader.mode} over train.bin ({len(splits['train']):,} tokens), "
                                          f"vocab {vocab}")
+
+
+def _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, world_size, seed):
+    """Shards of a prepare script (meta.json lists them) or of llm.c (no meta.json: GPT-2)."""
+    fix = f"re-run {meta.get('command') or 'python ' + os.path.relpath(os.path.join(data_dir, 'prepare.py'))}"
+    found = {s: sorted(glob.glob(os.path.join(data_dir, f"*_{s}_*.bin"))) for s in ("train", "val")}
+    if "shards" in meta:
+        if not meta.get("complete"):
+            raise DataError(f"{data_dir}/meta.json says the preparation is unfinished "
+                            f"({len(meta['shards'])} shards so far); {fix} to finish it")
+        listed = {s: [os.path.join(data_dir, x["file"]) for x in meta["shards"] if x["split"] == s]
+                  for s in ("train", "val")}
+        for s in ("train", "val"):
+            if listed[s] != found[s]:
+                extra = sorted(set(found[s]) ^ set(listed[s]))
+                raise DataError(f"{data_dir}: the {s} shards on disk differ from meta.json ({extra[0]} "
+                                f"{'is not listed' if extra[0] in found[s] else 'is missing'}); {fix}")
+        counts = {os.path.join(data_dir, x["file"]): x["tokens"] for x in meta["shards"]}
+    else:
+        meta = dict(meta, tokenizer="gpt2", vocab_size=meta.get("vocab_size", 50257))
+        counts = {}
+    note = "" if counts else "; no shard list in meta.json, so GPT-2 tokens assumed"
+    if not found["val"]:
+        raise DataError(f"{data_dir} has train shards but no *_val_*.bin shard; {fix}")
+    loader = ShardLoader(found["train"], block_size, micro_batch, global_batch, rank, world_size, seed, fix)
+    val = read_tokens(found["val"][0], fix)
+    for path, size in list(zip(found["train"], loader.sizes)) + [(found["val"][0], len(val))]:
+        if path in counts and counts[path] != size:
+            raise DataError(f"{path} holds {size:,} tokens but meta.json says {counts[path]:,}; {fix}")
+    vocab = meta["vocab_size"]
+    splits = {"train": read_tokens(found["train"][0], fix), "val": val}
+    for path, toks in ((found["train"][0], splits["train"]), (found["val"][0], val)):
+        if len(toks) < block_size + 1:  # evaluated as windows of block_size + 1
+            raise DataError(f"{path} holds {len(toks)} tokens, too few for block_size={block_size}; "
+                            f"lower block_size or {fix} with a larger --shard_size")
+        if int(toks.max()) >= vocab:
+            raise DataError(f"{path} has token id {int(toks.max())} >= vocab_size {vocab}; {fix}")
+    return Dataset(loader, splits, meta, f"{loader.mode}: {len(found['train'])} train shards "
+                   f"({sum(loader.sizes):,} tokens), val {len(val):,} tokens, vocab {vocab}{note}")
