@@ -51,8 +51,9 @@ def _parse_override(name, text, allowed):
     except (ValueError, SyntaxError):
         if str in allowed:
             return text  # a bare string: --dataset=shakespeare_char
+        example = next((e for t, e in ((bool, "True"), (int, "4"), (float, "0.1")) if t in allowed), "None")
         raise ConfigError(f"--{name}={text} is not a valid {_type_names(allowed)}; "
-                          f"write it as a Python literal, e.g. --{name}=0.1") from None
+                          f"write it as a Python literal, e.g. --{name}={example}") from None
 
 
 def _unknown(name, keys, source):
@@ -64,21 +65,25 @@ def _unknown(name, keys, source):
 def read_config_file(path):
     """The assignments of a config file, as a dict."""
     if not os.path.isfile(path):
-        raise ConfigError(f"config file {path} does not exist; give a path like config/train_default.py")
+        what = "is not a file" if os.path.exists(path) else "does not exist"
+        raise ConfigError(f"config file {path} {what}; give a path like config/train_default.py")
     try:
         with open(path) as f:
             source = f.read()
         code = compile(source, path, "exec")
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file {path}: {e}") from None
+        raise ConfigError(f"cannot read config file {path} ({e}); save it as UTF-8 text") from None
     except SyntaxError as e:
-        raise ConfigError(f"config file {path} line {e.lineno}: {e.msg}; it must be plain "
+        where = f" line {e.lineno}" if e.lineno else ""
+        raise ConfigError(f"config file {path}{where}: {e.msg}; it must be plain "
                           "Python assignments like n_layer = 4") from None
     ns = {}
     try:
         exec(code, ns)
-    except Exception as e:  # a config file is code; report its failure in one line
-        raise ConfigError(f"config file {path} failed to run: {type(e).__name__}: {e}") from None
+    except (Exception, SystemExit) as e:  # a config file is code; report its failure in one line
+        detail = (str(e).splitlines() or [""])[0]
+        raise ConfigError(f"config file {path} failed to run: {type(e).__name__}: {detail}; fix it "
+                          "(config files are plain assignments like n_layer = 4)") from None
     return {k: v for k, v in ns.items()
             if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
 

@@ -235,7 +235,10 @@ class Dataset:
 def open_dataset(data_dir, block_size, micro_batch, global_batch, rank=0, world_size=1, seed=0):
     """Pick the loader from what data_dir holds: train.bin + val.bin (random windows), or
     shards NAME_val_*.bin + NAME_train_*.bin (sequential shards)."""
-    prep = f"python {os.path.relpath(os.path.join(data_dir, 'prepare.py'))}"
+    # the fix to suggest: the directory's own prepare.py, else the generic one
+    script = os.path.join(data_dir, "prepare.py")
+    prep = (f"python {os.path.relpath(script)}" if os.path.exists(script) else
+            f"python data/custom/prepare.py (see its --help) with --out_dir={data_dir}")
     if not os.path.isdir(data_dir):
         what = "is not a directory" if os.path.exists(data_dir) else "does not exist"
         raise DataError(f"dataset directory {data_dir} {what}; set --dataset or --data_dir, "

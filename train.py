@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -124,6 +125,8 @@ def check_config(c, world_size):
     for k, allowed in choices.items():
         if c[k] not in allowed:
             raise ConfigError(f"{k}={c[k]!r} is not one of {', '.join(map(repr, allowed))}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", c["device"]):
+        raise ConfigError(f"device={c['device']!r} is not 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     for k in ("batch_size", "global_batch_size", "block_size", "eval_interval", "log_interval",
               "eval_tokens", "keep_last"):
         if c[k] <= 0:
@@ -134,7 +137,8 @@ def check_config(c, world_size):
         raise ConfigError(f"global_batch_size={c['global_batch_size']} is not a multiple of "
                           f"batch_size={c['batch_size']} x {world_size} processes; change one of them")
     if not (0 <= c["warmup_frac"] < 1 and 0 <= c["decay_frac"] <= 1 and 0 <= c["min_lr_frac"] <= 1):
-        raise ConfigError("warmup_frac must be in [0, 1), decay_frac and min_lr_frac in [0, 1]")
+        raise ConfigError(f"warmup_frac={c['warmup_frac']} must be in [0, 1), decay_frac={c['decay_frac']} and "
+                          f"min_lr_frac={c['min_lr_frac']} in [0, 1]")
     if c["lr_schedule"] == "wsd" and c["warmup_frac"] + c["decay_frac"] > 1:
         raise ConfigError(f"warmup_frac={c['warmup_frac']} + decay_frac={c['decay_frac']} exceed the "
                           "whole run; make them sum to at most 1")
@@ -142,7 +146,7 @@ def check_config(c, world_size):
         if c[k] < 0 or (k == "learning_rate" and c[k] == 0):
             raise ConfigError(f"{k}={c[k]} must be {'positive' if k == 'learning_rate' else '>= 0'}")
     if c["beta1"] >= 1 or c["beta2"] >= 1:
-        raise ConfigError("beta1 and beta2 must be below 1")
+        raise ConfigError(f"beta1={c['beta1']} and beta2={c['beta2']} must be below 1")
 
 
 # --- checkpoints: written to a temporary file, flushed and renamed; never half-written ---
@@ -171,10 +175,11 @@ def load_checkpoint(path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, corrupt, or not a checkpoint at all
-        raise DataError(f"checkpoint {path} cannot be read ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'}); delete it to "
+        detail = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() or ["no detail"]  # no terminal colours
+        raise DataError(f"checkpoint {path} cannot be read ({type(e).__name__}: {detail[0][:120]}); delete it to "
                         "fall back to the previous one, or start over with a new out_dir") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != 1 or "model" not in ckpt:
+    if (not isinstance(ckpt, dict) or ckpt.get("format") != 1 or "model" not in ckpt
+            or not isinstance(ckpt.get("model_config"), dict)):
         raise DataError(f"{path} is not a checkpoint of this trainer (format 1); "
                         "point out_dir at a run of train.py")
     return ckpt
@@ -237,6 +242,8 @@ def main():
             "mps" if torch.backends.mps.is_available() else "cpu")
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={dev!r} but CUDA is not available; use --device=cpu")
+    if dev == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device='mps' but MPS is not available; use --device=cpu")
     if dev == "cuda" and ddp:
         dev = f"cuda:{local_rank}"
     device_type = "cuda" if dev.startswith("cuda") else dev
@@ -264,6 +271,9 @@ def main():
             dist.barrier()
     data = open_dataset(ddir, block_size, batch_size, global_batch_size, rank, world_size, seed)
     loader, meta = data.loader, data.meta
+    if master and sample_tokens > 0:  # a tokenizer that cannot load fails now, not after training
+        from sample import load_codec
+        load_codec(meta)
     vocab = meta.get("vocab_size", 50257)
     if meta.get("tokenizer") != "char":  # BPE vocabularies padded to a multiple of 64 (50257 -> 50304)
         vocab = 64 * math.ceil(vocab / 64)
@@ -284,7 +294,12 @@ def main():
         gptconf = GPTConfig(**model_args)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"out_dir {out_dir} is a file, not a directory; choose another --out_dir")
     ckpts = list_checkpoints(out_dir)
+    if eval_only and not ckpts:
+        raise ConfigError(f"eval_only=True but {out_dir} holds no checkpoint to evaluate; point --out_dir "
+                          "at a trained run")
     if init_from == "resume" and not ckpts:
         raise ConfigError(f"init_from='resume' but {out_dir} holds no checkpoint; use init_from='scratch'")
     if init_from == "scratch" and ckpts:
@@ -303,16 +318,21 @@ def main():
         if diff:
             raise ConfigError(f"cannot resume from {ckpts[-1]}: {'; '.join(diff)}; use the same model "
                               "settings or a new out_dir")
-        model.load_state_dict(ckpt["model"])
-        # group hyperparameters come from this config and table, moments from the file
-        fresh = [{k: g[k] for k in ("lr_mult", "weight_decay", "eps", "betas")} for g in optimizer.param_groups]
-        optimizer.load_state_dict(ckpt["optimizer"])
-        for g, f in zip(optimizer.param_groups, fresh):
-            g.update(f)
-        loader.load_state_dict(ckpt["data"])
-        set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
-        iter_num, best_val = ckpt["iter_num"], ckpt["best_val_loss"]
-        last_eval = ckpt["last_eval_iter"]
+        try:  # a file of the right config but the wrong contents: one line, not a traceback
+            model.load_state_dict(ckpt["model"])
+            # group hyperparameters come from this config and table, moments from the file
+            fresh = [{k: g[k] for k in ("lr_mult", "weight_decay", "eps", "betas")} for g in optimizer.param_groups]
+            optimizer.load_state_dict(ckpt["optimizer"])
+            for g, f in zip(optimizer.param_groups, fresh):
+                g.update(f)
+            loader.load_state_dict(ckpt["data"])
+            set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+            iter_num, best_val = ckpt["iter_num"], ckpt["best_val_loss"]
+            last_eval = ckpt.get("last_eval_iter", -1)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+            raise DataError(f"checkpoint {ckpts[-1]} does not fit this model and trainer ({type(e).__name__}: "
+                            f"{' '.join(str(e).split())[:160]}); delete it to fall back to the "
+                            "previous one, or start over with a new out_dir") from None
         if master:
             print(f"resuming from {ckpts[-1]} at step {iter_num}")
     raw_model = model
@@ -371,8 +391,12 @@ def main():
         state = dict(format=1, model=raw_model.state_dict(), optimizer=optimizer.state_dict(),
                      model_config=asdict(gptconf), config=config, parameterization=raw_model.p.table(),
                      iter_num=iter_num, best_val_loss=best_val, last_eval_iter=last_eval,
-                     data=loader.state_dict(), rng=extra_rng)
+                     data=loader.state_dict(), rng=extra_rng, meta=ckpt_meta)
         save_atomic(state, path)
+
+    # the tokenizer travels with the model, so sample.py decodes without the dataset directory
+    ckpt_meta = {k: meta[k] for k in ("tokenizer", "vocab_size", "itos", "eot") if k in meta}
+    saved_at = {"iter": -1}
 
     def checkpoint(best=False):
         """Every rank's RNG state, gathered; rank 0 writes; old regular checkpoints pruned."""
@@ -384,8 +408,9 @@ def main():
         if master and save_checkpoints:
             if best:
                 save(os.path.join(out_dir, "best.pt"), states)
-            else:
+            elif saved_at["iter"] != iter_num:  # not twice for one step (eval, then a stop)
                 save(checkpoint_path(out_dir, iter_num), states)
+                saved_at["iter"] = iter_num
                 for old in list_checkpoints(out_dir)[:-keep_last]:
                     os.remove(old)
 

