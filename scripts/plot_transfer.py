@@ -1,0 +1,243 @@
+"""
+Read a sweep's results CSV (scripts/sweep.py) and show whether the optimal hyperparameter
+transfers: loss against the hyperparameter (log2 axis), one curve per depth or width (mean
+over seeds, min..max band), one panel per parameterization, the optimum marked; plus a
+markdown table of the optima and the drift = slope of log2(optimum) against log2(multiplier).
+
+    python scripts/plot_transfer.py runs/depth_lr/results.csv --out experiments/depth_transfer/depth_lr
+    python scripts/plot_transfer.py runs/depth_init_std/results.csv    # x = init_std, found itself
+
+The optimum of a curve is the vertex of the parabola through its best point and the two
+neighbours in log2(x). Where that is not possible it is the best grid point, flagged:
+'edge-low'/'edge-high' (the best point ends the grid: the optimum may lie beyond it),
+'next-to-diverged' (the next point diverged: the optimum is at most one grid step higher),
+'flat' (the three points do not curve upwards: a safeguard). A point where any seed diverged (non-finite
+loss) counts as diverged; it is drawn as an x on the panel's top edge.
+"""
+import argparse
+import csv
+import math
+import os
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+X_CHOICES = ("learning_rate", "init_std", "output_mult")
+BY_CHOICES = ("n_layer", "n_embd")
+
+
+class PlotError(Exception):
+    """A results file or argument this script cannot use: printed as one line, exit 2."""
+
+
+def _num(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def load(path):
+    if not os.path.isfile(path):
+        raise PlotError(f"results file {path} does not exist; run scripts/sweep.py first")
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("status") in ("done", "diverged")]
+    if not rows:
+        raise PlotError(f"{path} holds no finished runs yet")
+    return rows
+
+
+def varying(rows, choices, what):
+    hits = [k for k in choices if k in rows[0] and len({_num(r[k]) for r in rows}) > 1]
+    if len(hits) != 1:
+        raise PlotError(f"cannot tell the {what} from the columns ({', '.join(hits) or 'none varies'}); "
+                        f"pass --{'x' if what == 'hyperparameter' else 'by'}")
+    return hits[0]
+
+
+def aggregate(rows, x, by, metric):
+    """{parameterization: {by value: [(x, mean, lo, hi, seeds, diverged)] sorted by x}}."""
+    cells = defaultdict(list)
+    for r in rows:
+        loss = _num(r[metric]) if r["status"] == "done" else math.inf
+        cells[(r["parameterization"], _num(r[by]), _num(r[x]))].append(loss)
+    out = defaultdict(lambda: defaultdict(list))
+    for (p, b, xv), losses in cells.items():
+        a = np.array(losses)
+        bad = not np.all(np.isfinite(a))
+        out[p][b].append((xv, math.inf if bad else a.mean(), a.min(), a.max(), len(a), bad))
+    for p in out:
+        for b in out[p]:
+            out[p][b].sort()
+    return out
+
+
+def fit_optimum(log2x, loss, window=1):
+    """The optimum of one curve: dict(log2_opt, loss_opt, best, note); None if all diverged.
+    log2x ascending; loss may hold inf for diverged points. window: neighbours a side in the
+    fit (1: the best point and its two neighbours)."""
+    loss = np.asarray(loss, dtype=float)
+    finite = np.isfinite(loss)
+    if not finite.any():
+        return None
+    i = int(np.nanargmin(np.where(finite, loss, np.nan)))
+    res = dict(log2_opt=log2x[i], loss_opt=loss[i], best=log2x[i], note="")
+    if i == 0:
+        res["note"] = "edge-low"
+    elif i == len(loss) - 1:
+        res["note"] = "edge-high"
+    elif not finite[i + 1]:
+        res["note"] = "next-to-diverged"
+    elif not finite[i - 1]:
+        res["note"] = "edge-low"  # below it everything diverged: odd, but not a fit
+    else:
+        lo, hi = i - 1, i + 1  # widen to `window` finite neighbours a side where the grid has them
+        while lo > max(0, i - window) and finite[lo - 1]:
+            lo -= 1
+        while hi < min(len(loss) - 1, i + window) and finite[hi + 1]:
+            hi += 1
+        xs, ys = np.array(log2x[lo:hi + 1], dtype=float), loss[lo:hi + 1]
+        a, b, c = np.polyfit(xs, ys, 2)  # exact through 3 points, least squares through more
+        if a <= 0:
+            res["note"] = "flat"
+        else:
+            v = float(np.clip(-b / (2 * a), xs[0], xs[-1]))
+            res.update(log2_opt=v, loss_opt=float(np.polyval([a, b, c], v)))
+    return res
+
+
+def drift(by_values, log2_opts):
+    """Least-squares slope of log2(optimum) against log2(multiplier); nan with < 2 points."""
+    if len(by_values) < 2:
+        return math.nan
+    return float(np.polyfit(np.log2(by_values), log2_opts, 1)[0])
+
+
+def analyse(agg, window=1):
+    """{parameterization: dict(rows=[(by, seeds, fit)], slope, n_edge)}."""
+    result = {}
+    for p, curves in agg.items():
+        fits = []
+        for b, pts in sorted(curves.items()):
+            fit = fit_optimum([math.log2(t[0]) for t in pts], [t[1] for t in pts], window)
+            fits.append((b, max(t[4] for t in pts), fit))
+        usable = [(b, f) for b, _, f in fits if f is not None]
+        slope = drift([b for b, _ in usable], [f["log2_opt"] for _, f in usable])
+        result[p] = dict(rows=fits, slope=slope, n_edge=sum(bool(f["note"]) for _, f in usable))
+    return result
+
+
+ORDER = ["sp", "mup", "depth_mup", "completep"]
+
+
+def _sorted_params(ps):
+    return sorted(ps, key=lambda p: (ORDER.index(p) if p in ORDER else len(ORDER), p))
+
+
+def write_table(path, res, x, by, metric, source, window=1):
+    base = min(b for p in res for b, _, _ in res[p]["rows"])
+    lines = [f"# Optimal {x} per ({by}, parameterization)", "",
+             f"From `{source}`; {metric}, mean over seeds. Optimum: vertex of the parabola "
+             + ("through the best grid point and its two neighbours" if window == 1 else
+                f"fitted (least squares) to the best grid point and up to {window} finite neighbours a side")
+             + f" in log2({x}); a note marks a best grid point that could not be fitted "
+             "(see scripts/plot_transfer.py).", "",
+             f"| parameterization | {by} | seeds | log2 opt | opt {x} | best grid | {metric} at opt | note |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in _sorted_params(res):
+        for b, seeds, f in res[p]["rows"]:
+            if f is None:
+                lines.append(f"| {p} | {b:g} | {seeds} | - | - | - | - | all diverged |")
+            else:
+                lines.append(f"| {p} | {b:g} | {seeds} | {f['log2_opt']:.2f} | {2 ** f['log2_opt']:.3g} | "
+                             f"2^{f['best']:g} | {f['loss_opt']:.4f} | {f['note']} |")
+    lines += ["", f"## Drift: slope of log2(optimal {x}) against log2({by} / {base:g})", "",
+              "| parameterization | slope | curves | of which edge/flagged |", "|---|---|---|---|"]
+    for p in _sorted_params(res):
+        r = res[p]
+        n = sum(f is not None for _, _, f in r["rows"])
+        lines.append(f"| {p} | {r['slope']:+.2f} | {n} | {r['n_edge']} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def plot(path, agg, res, x, by, metric, title, ymax=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    params = _sorted_params(agg)
+    fig, axes = plt.subplots(1, len(params), figsize=(3.8 * len(params) + 1.4, 4.0), sharey=True,
+                             squeeze=False, layout="constrained")
+    finite = [t[1] for p in agg for b in agg[p] for t in agg[p][b] if math.isfinite(t[1])]
+    lo, hi = min(finite), max(finite)
+    hi = min(hi, ymax) if ymax else hi
+    top = hi + 0.05 * (hi - lo + 1e-9)
+    bys = sorted({b for p in agg for b in agg[p]})
+    colors = {b: plt.cm.viridis(i / max(1, len(bys) - 1) * 0.9) for i, b in enumerate(bys)}
+    for ax, p in zip(axes[0], params):
+        fits = {b: f for b, _, f in res[p]["rows"]}
+        for b, pts in sorted(agg[p].items()):
+            ok = [t for t in pts if math.isfinite(t[1])]
+            xs = [t[0] for t in ok]
+            ax.plot(xs, [t[1] for t in ok], "o-", ms=3, color=colors[b], label=f"{by}={b:g}")
+            ax.fill_between(xs, [t[2] for t in ok], [t[3] for t in ok], color=colors[b], alpha=0.2, lw=0)
+            bad = [t[0] for t in pts if not math.isfinite(t[1])]
+            ax.plot(bad, [top] * len(bad), "x", color=colors[b], ms=6)
+            f = fits.get(b)
+            if f is not None:
+                ax.plot([2 ** f["log2_opt"]], [f["loss_opt"]], "*", ms=13, color=colors[b],
+                        mec="k", mew=0.6, zorder=5)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{p}  (drift {res[p]['slope']:+.2f})")
+        ax.set_xlabel(x)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric} (mean over seeds)")
+    axes[0][0].set_ylim(lo - 0.05 * (hi - lo + 1e-9), top + 0.02 * (hi - lo + 1e-9))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    fig.suptitle(title + "   (star: fitted optimum, x: diverged)", fontsize=10)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", help="a results CSV written by scripts/sweep.py")
+    ap.add_argument("--x", choices=X_CHOICES, help="the swept hyperparameter (default: the one that varies)")
+    ap.add_argument("--by", choices=BY_CHOICES, help="one curve per value (default: the one that varies)")
+    ap.add_argument("--metric", default="val_loss", choices=("val_loss", "train_loss", "best_val_loss"))
+    ap.add_argument("--window", type=int, default=1,
+                    help="neighbours a side of the best point in the parabola fit (default 1: three points)")
+    ap.add_argument("--ymax", type=float, help="clip the loss axis here (the region near the optima)")
+    ap.add_argument("--out", help="output prefix: writes PREFIX.png and PREFIX.md (default: next to the CSV)")
+    args = ap.parse_args(argv)
+    if args.window < 1:
+        raise PlotError(f"--window {args.window} must be at least 1")
+    rows = load(args.results)
+    x = args.x or varying(rows, X_CHOICES, "hyperparameter")
+    by = args.by or varying(rows, BY_CHOICES, "curve variable")
+    for k in (x, by, args.metric, "parameterization"):
+        if k not in rows[0]:
+            raise PlotError(f"{args.results} has no column {k!r}")
+    agg = aggregate(rows, x, by, args.metric)
+    res = analyse(agg, args.window)
+    out = args.out or os.path.splitext(args.results)[0] + f"_{x}"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    write_table(out + ".md", res, x, by, args.metric, args.results, args.window)
+    plot(out + ".png", agg, res, x, by, args.metric, f"{os.path.basename(args.results)}: {x} vs {by}",
+         args.ymax)
+    for p in _sorted_params(res):
+        opts = ", ".join(f"{b:g}: 2^{f['log2_opt']:.2f}{' (' + f['note'] + ')' if f['note'] else ''}"
+                         for b, _, f in res[p]["rows"] if f is not None)
+        print(f"{p:10s} drift {res[p]['slope']:+.2f}   optimum by {by}: {opts}")
+    print(f"wrote {out}.png and {out}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except PlotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,421 @@
+"""
+Expand a sweep file into a grid of train.py runs; run them here, N at a time, or as a SLURM
+job array. Every point gets an out_dir named by its coordinates and appends one row to a
+results CSV when it ends; finished points (done or diverged: a row in the results file, or a
+final.json that says so) are skipped, so a sweep can be stopped (Ctrl-C, SIGTERM) and
+restarted with the same command, or continued elsewhere from a copy of its results file.
+
+    python scripts/sweep.py config/sweeps/depth_lr.py --dry_run          # list the points
+    python scripts/sweep.py config/sweeps/depth_lr.py                    # one after another
+    python scripts/sweep.py config/sweeps/depth_lr.py --jobs 2 --threads 2
+    python scripts/sweep.py config/sweeps/depth_lr.py --slurm [--submit] [--sbatch=--time=0:30:00]
+    python scripts/sweep.py config/sweeps/depth_lr.py --index 17         # one point (a SLURM task)
+    python scripts/sweep.py config/sweeps/width_lr.py --nproc_per_node 8 --set device=cuda
+
+A sweep file is a short Python file of assignments:
+    base_config = "config/transfer_base.py"        # train.py config file(s), passed first
+    parameterization = ["sp", "mup", "completep"]  # a list: an axis of the grid
+    n_layer = [2, 4, 8, 16]
+    learning_rate = [2.0 ** -k for k in range(12, 3, -1)]
+    seed = [0, 1]
+    n_head = 4                                     # a single value: a fixed train.py setting
+    order = ["seed", "n_layer", "parameterization", "learning_rate"]  # outermost first
+Optional: name (default: the file's stem), out_root (default runs/<name>), results (default
+<out_root>/results.csv). Every other name must be a train.py setting.
+
+out_dir: <out_root>/<parameterization>/L<n_layer>_N<n_embd>/<other axes, e.g. lr2^-7>/s<seed>
+"""
+import argparse
+import ast
+import csv
+import fcntl
+import itertools
+import json
+import math
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from configurator import ConfigError, parse, read_config_file  # noqa: E402
+
+SPECIAL = ("base_config", "name", "out_root", "results", "order")
+COORDS = ["parameterization", "n_layer", "n_embd", "n_head", "learning_rate", "init_std",
+          "output_mult", "seed"]
+OUTCOME = ["status", "train_loss", "val_loss", "best_val_loss", "steps", "tokens", "wall_s", "out_dir"]
+FINISHED = ("done", "diverged")
+MAX_FAILURES_IN_A_ROW = 3  # a broken train.py or environment: stop instead of burning the grid
+LABELS = {"learning_rate": "lr", "init_std": "std", "output_mult": "om", "input_mult": "im"}
+
+
+class SweepError(Exception):
+    """A mistake in a sweep file or in the arguments: printed as one line, exit 2."""
+
+
+# --- train.py's settings, read from its source without importing torch ---
+
+def train_defaults():
+    """The module-level defaults of train.py and their annotations, as configure() sees them."""
+    path = os.path.join(REPO, "train.py")
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    defaults, annotations = {}, {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, value = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            name, value = node.target.id, node.value
+            annotations[name] = eval(ast.unparse(node.annotation), {})  # e.g. float | None
+        else:
+            continue
+        try:
+            v = ast.literal_eval(value)
+        except ValueError:
+            continue
+        if not name.startswith("_") and isinstance(v, (int, float, bool, str, type(None))):
+            defaults[name] = v
+    return defaults, annotations
+
+
+# --- the sweep file ---
+
+def load_sweep(path, defaults):
+    """(settings, axes, fixed): special settings, {axis: values} in order, {key: value}."""
+    try:
+        ns = read_config_file(path)
+    except ConfigError as e:
+        raise SweepError(str(e).replace("config file", "sweep file")) from None
+    settings = {k: ns.pop(k) for k in SPECIAL if k in ns}
+    base = settings.get("base_config", [])
+    base = [base] if isinstance(base, str) else base
+    if not isinstance(base, list) or not all(isinstance(b, str) for b in base):
+        raise SweepError(f"{path}: base_config must be a path or a list of paths, got {base!r}")
+    settings["base_config"] = [b if os.path.isabs(b) else os.path.join(REPO, b) for b in base]
+    for b in settings["base_config"]:
+        if not os.path.isfile(b):
+            raise SweepError(f"{path}: base_config {b} does not exist")
+    axes, fixed = {}, {}
+    for k, v in ns.items():
+        if k not in defaults:
+            raise SweepError(f"{path}: {k!r} is not a train.py setting nor one of {', '.join(SPECIAL)}")
+        if isinstance(v, (list, tuple)):
+            if not v:
+                raise SweepError(f"{path}: axis {k} is an empty list; give at least one value")
+            if len(set(map(repr, v))) != len(v):
+                raise SweepError(f"{path}: axis {k} repeats a value: {v!r}")
+            axes[k] = list(v)
+        else:
+            fixed[k] = v
+    if not axes:
+        raise SweepError(f"{path}: no axis; a sweep needs at least one list, e.g. seed = [0, 1]")
+    order = settings.get("order", ["seed"] if "seed" in axes else [])
+    if not isinstance(order, list) or any(k not in axes for k in order) or len(set(order)) != len(order):
+        raise SweepError(f"{path}: order={order!r} must list axes of this file ({', '.join(axes)}) once each")
+    order = order + [k for k in axes if k not in order]
+    settings.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    return settings, {k: axes[k] for k in order}, fixed
+
+
+def override(k, v):
+    return f"--{k}={v!r}"
+
+
+def label(k, v):
+    """lr2^-7, std0.02, warmup_frac0.1: one axis value in a directory name."""
+    if isinstance(v, float) and v > 0 and math.log2(v) == round(math.log2(v)):
+        text = f"2^{round(math.log2(v))}"
+    else:
+        text = f"{v:g}" if isinstance(v, float) else str(v)
+    return f"{LABELS.get(k, k)}{text}"
+
+
+def expand(settings, axes, fixed, extra, defaults, annotations, out_root):
+    """The grid points in order: dicts of coords, config, out_dir, args."""
+    fixed_args = [override(k, v) for k, v in fixed.items()] + [override(k, v) for k, v in extra.items()]
+    points = []
+    for values in itertools.product(*axes.values()):
+        coords = dict(zip(axes, values))
+        args = fixed_args + [override(k, v) for k, v in coords.items()]
+        try:
+            config, _ = parse(defaults, settings["base_config"] + args, annotations)
+        except ConfigError as e:
+            raise SweepError(f"point {coords}: {e}") from None
+        rest = [label(k, v) for k, v in coords.items()
+                if k not in ("parameterization", "n_layer", "n_embd", "seed")]
+        out_dir = os.path.join(out_root, config["parameterization"],
+                               f"L{config['n_layer']}_N{config['n_embd']}", "_".join(rest) or "base",
+                               f"s{config['seed']}")
+        points.append(dict(coords=coords, config=config, out_dir=out_dir, args=args))
+    if len({p["out_dir"] for p in points}) != len(points):
+        raise SweepError("two points share an out_dir; the directory names cannot tell them apart")
+    return points
+
+
+# --- the results file: one row per finished point, appended under a lock ---
+
+def columns(axes):
+    return ["sweep"] + COORDS + [k for k in axes if k not in COORDS] + OUTCOME
+
+
+def recorded(results):
+    """{out_dir (absolute; relative ones are under the repo): status} of the results file's rows."""
+    if not os.path.exists(results):
+        return {}
+    with open(results, newline="") as f:
+        return {os.path.abspath(os.path.join(REPO, r["out_dir"])): r.get("status", "")
+                for r in csv.DictReader(f) if r.get("out_dir")}
+
+
+def append_row(results, header, row):
+    """Append one line atomically: an exclusive lock, one write, fsync. A new file gets the
+    header first; an existing file must have the same header."""
+    os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)
+    line = ",".join(_csv_field(row.get(k, "")) for k in header) + "\n"
+    with open(results, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.seek(0)
+            first = f.readline().rstrip("\n")
+            if not first:
+                line = ",".join(header) + "\n" + line
+            elif first != ",".join(header):
+                raise SweepError(f"{results} has columns {first!r}, this sweep writes {','.join(header)!r}; "
+                                 "give another --results file")
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _csv_field(v):
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else "inf")
+    s = str(v)
+    return '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"\n') else s
+
+
+def read_final(out_dir):
+    try:
+        with open(os.path.join(out_dir, "final.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def outcome_row(sweep, point, axes, final, wall):
+    c = point["config"]
+    row = {"sweep": sweep, **{k: c[k] for k in COORDS}, **{k: c[k] for k in axes}}
+    diverged = final["status"] == "diverged"
+    steps = final.get("iter", 0)
+    row.update(status=final["status"],
+               train_loss=math.inf if diverged else final.get("train_loss"),
+               val_loss=math.inf if diverged else final.get("val_loss"),
+               best_val_loss=final.get("best_val_loss"), steps=steps,
+               tokens=steps * c["global_batch_size"] * c["block_size"], wall_s=round(wall, 1),
+               out_dir=os.path.relpath(point["out_dir"], REPO) if point["out_dir"].startswith(REPO)
+               else point["out_dir"])
+    return row
+
+
+# --- running points ---
+
+def command(point, settings, nproc):
+    launcher = [sys.executable]
+    if nproc > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return launcher + [os.path.join(REPO, "train.py")] + settings["base_config"] + point["args"] + \
+        [f"--out_dir={point['out_dir']}"]
+
+
+def state(point, done_dirs):
+    """'skip' (a row in the results file, even without its out_dir: a copied results file
+    continues a sweep), 'record' (finished, no row yet) or 'run'."""
+    if os.path.abspath(point["out_dir"]) in done_dirs:
+        return "skip"
+    final = read_final(point["out_dir"])
+    return "record" if final and final.get("status") in FINISHED else "run"
+
+
+def start(point, settings, args, threads):
+    out = point["out_dir"]
+    os.makedirs(out, exist_ok=True)
+    if not any(n.startswith("ckpt_") for n in os.listdir(out)):  # restarts from scratch: clean logs
+        for n in ("metrics.jsonl", "final.json"):
+            if os.path.exists(os.path.join(out, n)):
+                os.remove(os.path.join(out, n))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    log = open(os.path.join(out, "train.log"), "a")
+    proc = subprocess.Popen(command(point, settings, args.nproc_per_node), stdout=log,
+                            stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    return dict(point=point, proc=proc, log=log, t0=time.time())
+
+
+def finish(job, sweep, axes, results, header):
+    """Record a finished child: a row for done/diverged, a message otherwise. Returns ok."""
+    job["log"].close()
+    rc, point = job["proc"].returncode, job["point"]
+    final = read_final(point["out_dir"])
+    status = final.get("status") if final else None
+    if status in FINISHED and rc in (0, 3):
+        row = outcome_row(sweep, point, axes, final, time.time() - job["t0"])
+        append_row(results, header, row)
+        print(f"{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {point['out_dir']}", flush=True)
+        return True
+    if status == "stopped" or rc == -signal.SIGTERM:  # stopped, or killed before it could stop itself
+        print(f"stopped           {point['out_dir']} (re-run the sweep to continue it)", flush=True)
+        return True
+    tail = ""
+    try:
+        with open(os.path.join(point["out_dir"], "train.log")) as f:
+            tail = (f.read().strip().splitlines() or [""])[-1]
+    except OSError:
+        pass
+    print(f"FAILED (exit {rc}) {point['out_dir']}: {tail}", file=sys.stderr, flush=True)
+    return False
+
+
+def run_local(points, settings, axes, results, args):
+    header = columns(axes)
+    done_dirs = recorded(results)
+    todo = []
+    for p in points:
+        s = state(p, done_dirs)
+        if s == "record":  # finished before its row was written (killed in between)
+            append_row(results, header, outcome_row(settings["name"], p, axes, read_final(p["out_dir"]), math.nan))
+        elif s == "run":
+            todo.append(p)
+    print(f"{settings['name']}: {len(points)} points, {len(points) - len(todo)} finished, {len(todo)} to run, "
+          f"{args.jobs} at a time x {args.threads_per_job} threads -> {results}", flush=True)
+    stop = {"signal": None}
+
+    def on_signal(signum, frame):
+        stop["signal"] = signum
+        for j in running:  # train.py saves (if it checkpoints) and exits at a step boundary
+            if j["proc"].poll() is None:
+                j["proc"].send_signal(signal.SIGTERM)
+    running, failed, in_a_row = [], 0, 0
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    queue = list(todo)
+    while queue or running:
+        while queue and len(running) < args.jobs and stop["signal"] is None:
+            running.append(start(queue.pop(0), settings, args, args.threads_per_job))
+        time.sleep(0.2)
+        for j in [j for j in running if j["proc"].poll() is not None]:
+            running.remove(j)
+            ok = finish(j, settings["name"], axes, results, header)
+            failed, in_a_row = failed + (not ok), 0 if ok else in_a_row + 1
+        if in_a_row >= MAX_FAILURES_IN_A_ROW and stop["signal"] is None:
+            print(f"{in_a_row} points failed in a row; not starting more (fix the cause, then re-run)",
+                  file=sys.stderr, flush=True)
+            stop["signal"] = "failures"
+        if stop["signal"] is not None and not running:
+            print("sweep stopped; run the same command again to continue", flush=True)
+            break
+    return 1 if failed else 0
+
+
+def write_slurm(points, settings, args, sweep_file):
+    out_root = args.out_root
+    path = os.path.join(out_root, "sweep.sbatch")
+    os.makedirs(os.path.join(out_root, "slurm"), exist_ok=True)
+    task = [sys.executable, os.path.join(REPO, "scripts", "sweep.py"), os.path.abspath(sweep_file),
+            "--index", "$SLURM_ARRAY_TASK_ID", "--out_root", os.path.abspath(out_root),
+            "--results", os.path.abspath(args.results), "--nproc_per_node", str(args.nproc_per_node),
+            "--threads", "${SLURM_CPUS_PER_TASK:-1}"] + [f"--set={s}" for s in args.set]
+    throttle = f"%{args.jobs}" if args.jobs > 1 else ""
+    lines = ["#!/bin/bash",
+             f"#SBATCH --job-name={settings['name']}",
+             f"#SBATCH --array=0-{len(points) - 1}{throttle}",
+             f"#SBATCH --output={os.path.abspath(out_root)}/slurm/%A_%a.log",
+             "#SBATCH --signal=TERM@60",  # train.py stops at a step boundary; a rerun resumes
+             *[f"#SBATCH {o}" for o in args.sbatch],
+             f"# {len(points)} points of {os.path.relpath(os.path.abspath(sweep_file), REPO)}; each task runs",
+             "# one point and skips it when it has finished, so resubmitting the array is safe.",
+             f"cd {shlex.quote(REPO)}",
+             " ".join(a if a.startswith("$") or a.startswith("${") else shlex.quote(a) for a in task)]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {path} ({len(points)} array tasks)")
+    if args.submit:
+        return subprocess.run(["sbatch", path]).returncode
+    print(f"submit with: sbatch {path}")
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sweep_file")
+    ap.add_argument("--dry_run", action="store_true", help="list the points and their state, run nothing")
+    ap.add_argument("--jobs", type=int, default=1, help="points at a time (SLURM: array throttle)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="CPU threads for all jobs together, split evenly (default: all cores)")
+    ap.add_argument("--nproc_per_node", type=int, default=1, help=">1: each point runs under torchrun")
+    ap.add_argument("--index", type=int, help="run only this point (0-based, in sweep order)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a train.py setting for every point, e.g. --set device=cuda")
+    ap.add_argument("--out_root", help="default: the sweep file's out_root, or runs/<name>")
+    ap.add_argument("--results", help="default: the sweep file's results, or <out_root>/results.csv")
+    ap.add_argument("--slurm", action="store_true", help="write an sbatch job array script")
+    ap.add_argument("--submit", action="store_true", help="with --slurm: submit it with sbatch")
+    ap.add_argument("--sbatch", action="append", default=[], metavar="OPT",
+                    help="an extra #SBATCH line, e.g. --sbatch=--gres=gpu:8")
+    args = ap.parse_args(argv)
+    if args.jobs < 1 or args.threads < 1 or args.nproc_per_node < 1:
+        raise SweepError("--jobs, --threads and --nproc_per_node must be at least 1")
+    if args.submit and not args.slurm:
+        raise SweepError("--submit needs --slurm")
+    if not os.path.isfile(args.sweep_file):
+        raise SweepError(f"sweep file {args.sweep_file} does not exist; see config/sweeps/")
+
+    defaults, annotations = train_defaults()
+    settings, axes, fixed = load_sweep(args.sweep_file, defaults)
+    extra = {}
+    for s in args.set:
+        key, eq, text = s.partition("=")
+        if not eq:
+            raise SweepError(f"--set {s!r} has no value; write --set KEY=VALUE")
+        if key in axes:
+            raise SweepError(f"--set {key}=... would override the sweep axis {key}; edit the sweep file")
+        try:
+            extra[key] = parse(defaults, [f"--{key}={text}"], annotations)[0][key]
+        except ConfigError as e:
+            raise SweepError(str(e)) from None
+    # command-line paths are relative to the working directory, sweep-file paths to the repo
+    args.out_root = os.path.abspath(args.out_root) if args.out_root else \
+        os.path.join(REPO, settings.get("out_root") or os.path.join("runs", settings["name"]))
+    args.results = os.path.abspath(args.results) if args.results else \
+        os.path.join(REPO, settings.get("results") or os.path.join(args.out_root, "results.csv"))
+    args.threads_per_job = max(1, args.threads // (args.jobs * args.nproc_per_node))
+    points = expand(settings, axes, fixed, extra, defaults, annotations, args.out_root)
+
+    if args.dry_run:
+        done_dirs = recorded(args.results)
+        for i, p in enumerate(points):
+            final = read_final(p["out_dir"]) or {}  # a run may have stopped or crashed half-way
+            s = done_dirs.get(os.path.abspath(p["out_dir"])) or final.get("status", "todo")
+            print(f"{i:4d}  {s:8s}  {p['out_dir']}")
+        print(f"{len(points)} points; results -> {args.results}")
+        return 0
+    if args.slurm:
+        return write_slurm(points, settings, args, args.sweep_file)
+    if args.index is not None:
+        if not 0 <= args.index < len(points):
+            raise SweepError(f"--index {args.index} is outside 0..{len(points) - 1}")
+        points = [points[args.index]]
+        args.jobs = 1
+    return run_local(points, settings, axes, args.results, args)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,248 @@
+"""scripts/sweep.py and scripts/plot_transfer.py: a tiny sweep end to end on a small char
+dataset made here, restart skipping, atomic rows, errors, and the optimum/drift fit on
+synthetic results with a known answer. CPU, offline, a few seconds of training in all."""
+import csv
+import importlib.util
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _module(name, path):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, path))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+sweep = _module("sweep_script", "scripts/sweep.py")
+plot_transfer = _module("plot_transfer_script", "scripts/plot_transfer.py")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small char dataset, a tiny base config and a 2 depths x 2 LRs sweep file."""
+    root = tmp_path_factory.mktemp("sweep")
+    text = "".join(f"To be, or not to be {i}: that is the question.\n" for i in range(300))
+    (root / "input.txt").write_text(text)
+    prepare = _module("prepare_char", "data/shakespeare_char/prepare.py")
+    prepare.prepare(str(root / "data"), str(root / "input.txt"))
+    (root / "base.py").write_text(
+        f"data_dir = {str(root / 'data')!r}\nn_embd = 16\nn_head = 2\nbase_n_embd = 16\n"
+        "base_n_layer = 1\nblock_size = 16\nbatch_size = 4\nglobal_batch_size = 4\nmax_iters = 4\n"
+        "eval_interval = 1000\neval_tokens = 64\nlog_interval = 2\nsave_checkpoints = False\n"
+        "sample_tokens = 0\ndevice = 'cpu'\nparameterization = 'completep'\n")
+    (root / "tiny.py").write_text(
+        f"base_config = {str(root / 'base.py')!r}\nn_layer = [1, 2]\n"
+        "learning_rate = [2.0 ** -8, 2.0 ** -6]\nseed = [0]\norder = ['seed', 'n_layer', 'learning_rate']\n")
+    return root
+
+
+def _sweep(root, *extra):
+    cmd = [sys.executable, os.path.join(REPO, "scripts", "sweep.py"), str(root / "tiny.py"),
+           "--out_root", str(root / "runs"), "--results", str(root / "results.csv"), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_sweep_runs_records_and_restarts(tiny):
+    # one point has already diverged: it must be recorded as such, not run again
+    bad = tiny / "runs" / "completep" / "L2_N16" / "lr2^-6" / "s0"
+    bad.mkdir(parents=True)
+    (bad / "final.json").write_text(json.dumps(dict(status="diverged", iter=1, lr=0.01, best_val_loss=4.0)))
+
+    res = _sweep(tiny, "--jobs", "2", "--threads", "2")
+    assert res.returncode == 0, res.stderr
+    rows = _rows(tiny / "results.csv")
+    assert len(rows) == 4
+    by_dir = {r["out_dir"]: r for r in rows}
+    assert set(by_dir) == {str(tiny / "runs" / "completep" / f"L{L}_N16" / f"lr2^{k}" / "s0")
+                           for L in (1, 2) for k in (-8, -6)}
+    assert by_dir[str(bad)]["status"] == "diverged" and math.isinf(float(by_dir[str(bad)]["val_loss"]))
+    assert not (bad / "metrics.jsonl").exists()  # recorded, never run
+    for d, r in by_dir.items():
+        if d != str(bad):
+            assert r["status"] == "done" and r["steps"] == "4" and r["tokens"] == str(4 * 4 * 16)
+            assert math.isfinite(float(r["val_loss"])) and float(r["wall_s"]) > 0
+            assert json.load(open(os.path.join(d, "final.json")))["status"] == "done"
+    assert {r["n_layer"] for r in rows} == {"1", "2"} and {r["parameterization"] for r in rows} == {"completep"}
+
+    # restart: nothing runs, nothing is appended
+    stamps = {p: os.path.getmtime(os.path.join(p, "final.json")) for p in by_dir}
+    csv_mtime = os.path.getmtime(tiny / "results.csv")
+    res = _sweep(tiny)
+    assert res.returncode == 0, res.stderr
+    assert "4 finished, 0 to run" in res.stdout
+    assert len(_rows(tiny / "results.csv")) == 4
+    assert os.path.getmtime(tiny / "results.csv") == csv_mtime
+    assert stamps == {p: os.path.getmtime(os.path.join(p, "final.json")) for p in by_dir}
+
+    # lost results file: rows come back from final.json, still without running anything
+    os.remove(tiny / "results.csv")
+    res = _sweep(tiny)
+    assert res.returncode == 0 and "0 to run" in res.stdout
+    assert len(_rows(tiny / "results.csv")) == 4
+    assert stamps == {p: os.path.getmtime(os.path.join(p, "final.json")) for p in by_dir}
+
+    # a row is enough: a copied results file continues a sweep without its run directories
+    shutil.rmtree(bad)
+    res = _sweep(tiny, "--dry_run")
+    assert res.stdout.count("diverged") == 1 and "todo" not in res.stdout
+
+
+def test_failing_points_stop_the_sweep(tiny, tmp_path):
+    """A point train.py rejects (no data here) gets no row; three in a row stop the sweep."""
+    (tmp_path / "broken.py").write_text(
+        f"base_config = {str(tiny / 'base.py')!r}\ndata_dir = {str(tmp_path / 'nodata')!r}\n"
+        "seed = [0, 1, 2, 3, 4]\n")
+    res = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sweep.py"), str(tmp_path / "broken.py"),
+                          "--out_root", str(tmp_path / "runs")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.count("FAILED (exit 2)") == 3 and "3 points failed in a row" in res.stderr
+    assert not (tmp_path / "runs" / "results.csv").exists()
+
+
+def test_dry_run_slurm_and_index_listing(tiny, capsys):
+    out_root, results = str(tiny / "plans"), str(tiny / "plans.csv")
+    assert sweep.main([str(tiny / "tiny.py"), "--dry_run", "--out_root", out_root, "--results", results]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and "4 points" in lines[-1]
+    assert lines[0].split()[:2] == ["0", "todo"] and lines[0].endswith("L1_N16/lr2^-8/s0")
+    assert sweep.main([str(tiny / "tiny.py"), "--slurm", "--out_root", out_root, "--results", results,
+                       "--jobs", "2", "--nproc_per_node", "2", "--sbatch=--gres=gpu:2"]) == 0
+    script = open(os.path.join(out_root, "sweep.sbatch")).read()
+    assert "#SBATCH --array=0-3%2" in script and "#SBATCH --gres=gpu:2" in script
+    assert "--index $SLURM_ARRAY_TASK_ID" in script and "--nproc_per_node 2" in script
+    assert not os.path.exists(results)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("n_layer = [1]\nlerning_rate = [0.1]\n", "not a train.py setting"),
+    ("n_layer = []\n", "empty list"),
+    ("n_layer = ['two']\n", "n_layer expects int"),
+    ("n_layer = [1, 2]\norder = ['seed']\n", "order="),
+    ("seed = 0\n", "no axis"),
+    ("n_layer = [1\n", "line 1"),
+])
+def test_bad_sweep_files_fail_in_one_line(tmp_path, content, message):
+    path = tmp_path / "bad.py"
+    path.write_text(content)
+    with pytest.raises(sweep.SweepError, match=message):
+        sweep.main([str(path), "--dry_run", "--out_root", str(tmp_path / "r")])
+    res = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sweep.py"), str(path), "--dry_run",
+                          "--out_root", str(tmp_path / "r")], capture_output=True, text=True)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_bad_arguments(tiny):
+    for argv, message in ([["--set", "n_layer=3"], "sweep axis"], [["--set", "nope=1"], "unknown config key"],
+                          [["--jobs", "0"], "at least 1"], [["--index", "9"], "outside 0..3"],
+                          [["--submit"], "needs --slurm"]):
+        with pytest.raises(sweep.SweepError, match=message):
+            sweep.main([str(tiny / "tiny.py"), "--out_root", str(tiny / "runs"),
+                        "--results", str(tiny / "results.csv"), *argv])
+
+
+def _append_many(args):
+    path, worker = args
+    header = ["worker", "i", "note"]
+    for i in range(40):
+        sweep.append_row(path, header, dict(worker=worker, i=i, note="x" * 500 + ",quoted"))
+
+
+def test_concurrent_appends_do_not_interleave(tmp_path):
+    path = str(tmp_path / "rows.csv")
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pool.map(_append_many, [(path, w) for w in range(4)])
+    rows = _rows(path)
+    assert len(rows) == 160 and open(path).read().count("worker,i,note") == 1
+    assert all(r["note"] == "x" * 500 + ",quoted" for r in rows)
+    assert sorted((int(r["worker"]), int(r["i"])) for r in rows) == [(w, i) for w in range(4) for i in range(40)]
+
+
+# --- plot_transfer: a known optimum ---
+
+def _synthetic(path, centres, grid=range(-12, -3), diverge=()):
+    """loss = (log2 lr - c(depth))^2 + 2, two seeds at +-0.01; `diverge`: (param, depth, log2 lr)."""
+    header = sweep.columns({"n_layer": None, "learning_rate": None})
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, header)
+        w.writeheader()
+        for (p, depth), c in centres.items():
+            for k in grid:
+                for seed, off in ((0, 0.01), (1, -0.01)):
+                    bad = (p, depth, k) in diverge
+                    loss = math.inf if bad else (k - c) ** 2 + 2 + off
+                    w.writerow(dict(sweep="synthetic", parameterization=p, n_layer=depth, n_embd=64, n_head=2,
+                                    learning_rate=2.0 ** k, init_std=0.02, output_mult=1.0, seed=seed,
+                                    status="diverged" if bad else "done", train_loss=loss, val_loss=loss,
+                                    best_val_loss=loss, steps=10, tokens=100, wall_s=1.0, out_dir=f"x/{k}/{seed}"))
+
+
+def test_plot_finds_known_optima_and_drift(tmp_path):
+    depths = [2, 4, 8, 16]
+    centres = {("sp", d): -7.3 - 0.5 * math.log2(d / 2) for d in depths}        # drift -0.5
+    centres.update({("completep", d): -6.6 for d in depths})                    # no drift
+    path = tmp_path / "results.csv"
+    _synthetic(path, centres, diverge={("completep", 16, -4)})
+    assert plot_transfer.main([str(path), "--out", str(tmp_path / "out")]) == 0
+    rows = plot_transfer.load(str(path))
+    res = plot_transfer.analyse(plot_transfer.aggregate(rows, "learning_rate", "n_layer", "val_loss"))
+    for p in ("sp", "completep"):
+        for depth, seeds, fit in res[p]["rows"]:
+            assert seeds == 2 and fit["note"] == ""
+            assert fit["log2_opt"] == pytest.approx(centres[(p, depth)], abs=1e-6)
+            assert fit["loss_opt"] == pytest.approx(2.0, abs=1e-6)
+    assert res["sp"]["slope"] == pytest.approx(-0.5, abs=1e-6)
+    wide = plot_transfer.analyse(plot_transfer.aggregate(rows, "learning_rate", "n_layer", "val_loss"), window=2)
+    assert wide["sp"]["slope"] == pytest.approx(-0.5, abs=1e-6)  # least squares through 5 points: still exact
+    assert wide["completep"]["rows"][-1][2]["log2_opt"] == pytest.approx(-6.6, abs=1e-6)  # 4 points: -4 diverged
+    assert res["completep"]["slope"] == pytest.approx(0.0, abs=1e-6)
+    table = (tmp_path / "out.md").read_text()
+    assert "| sp | -0.50 | 4 | 0 |" in table and "| completep | +0.00 | 4 | 0 |" in table
+    assert os.path.getsize(tmp_path / "out.png") > 10_000
+
+
+def test_fit_optimum_edges_and_divergence():
+    fit = plot_transfer.fit_optimum
+    assert fit([0, 1, 2], [1.0, 2.0, 3.0])["note"] == "edge-low"
+    assert fit([0, 1, 2], [3.0, 2.0, 1.0])["note"] == "edge-high"
+    r = fit([0, 1, 2, 3], [3.0, 2.0, 1.0, math.inf])
+    assert r["note"] == "next-to-diverged" and r["log2_opt"] == 2
+    assert fit([0, 1], [math.inf, math.inf]) is None
+    r = fit([0, 1, 2, 3], [3.0, 1.2, 1.0, 1.6])  # through (1, 1.2), (2, 1.0), (3, 1.6): vertex 1.75
+    assert r["note"] == "" and r["log2_opt"] == pytest.approx(1.75)
+    assert fit([0, 1, 2], [2.0, 1.0, 1.0])["note"] == ""  # a tie: the vertex lies between them
+    # a wider window averages over the flat bottom (fit by least squares, vertex inside the window)
+    r = fit([0, 1, 2, 3, 4], [3.0, 1.1, 1.0, 1.05, 2.0], window=2)
+    assert r["note"] == "" and 1.0 < r["log2_opt"] < 3.0
+    with pytest.raises(plot_transfer.PlotError, match="at least 1"):
+        plot_transfer.main(["whatever.csv", "--window", "0"])
+
+
+def test_plot_other_hyperparameters_and_errors(tmp_path):
+    path = tmp_path / "std.csv"
+    _synthetic(path, {("mup", 2): -5.5, ("mup", 8): -5.5}, grid=range(-8, -1))
+    rows = _rows(path)
+    for r in rows:  # swap the roles: init_std varies, the LR is fixed
+        r["init_std"], r["learning_rate"] = r["learning_rate"], 0.01
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, rows[0].keys())
+        w.writeheader()
+        w.writerows(rows)
+    assert plot_transfer.main([str(path), "--out", str(tmp_path / "std")]) == 0
+    assert "Optimal init_std" in (tmp_path / "std.md").read_text()
+    with pytest.raises(plot_transfer.PlotError, match="does not exist"):
+        plot_transfer.main([str(tmp_path / "missing.csv")])
