@@ -1,0 +1,366 @@
+"""
+Laziness: the relative distance from linearization of a block's branch output
+(shared/SPEC.md section 4; Dey et al., arXiv 2505.01618, "complete feature learning").
+
+A branch is lazy when one optimizer step changes its output almost exactly as its first-order
+Taylor expansion in its own parameters predicts. For a branch output h(theta) on a fixed batch
+and one step theta0 -> theta1:
+
+    h_lin      = h(theta0) + <theta1 - theta0, grad_theta h(theta0)>
+    rel        = |h(theta1) - h_lin| / |h_lin|                       (SPEC's definition)
+    rel_change = |h(theta1) - h_lin| / |h_lin - h(theta0)|           (nonlinear / linear change)
+
+The inner product runs over every entry of every parameter of the branch: it is a
+Jacobian-vector product, computed exactly with torch.func.jvp (forward-mode AD), not a
+finite difference and not one row of the weight. Norms are Frobenius norms over the batch.
+
+What "one optimizer step" means here (the choice the SPEC leaves open):
+- The step is a real training step: AdamW with the parameterization's own per-group LR, WD
+  and eps (model.configure_optimizers for the GPT, the same table for the toy), on the loss of
+  the WHOLE model, from the initialization. A step taken on one block alone would need a loss
+  defined on that block's output, which is not what training does.
+- Then each branch is measured as a function of its own parameters only: theta = the
+  branch's LayerNorm and Linears (attention: ln_1, c_attn, c_proj; MLP: ln_2, c_fc, c_proj),
+  with the branch INPUT held at its value before the step (recorded with a forward pre-hook on
+  the LayerNorm). So the number is the branch's own nonlinearity in its parameters, not the
+  effect of the other blocks having moved.
+- AdamW's first step is lr * sign(grad) per entry (bias-corrected m / sqrt(v), eps tiny), so
+  |theta1 - theta0| is set by the parameterization's LR and not by gradient magnitudes. With
+  alpha < 1 the hidden LR is eta * m_L^(alpha - 1): the step shrinks with depth and the branch
+  becomes linear in its parameters (lazy); CompleteP keeps the step, hence rel, depth-flat.
+- Everything runs in float64: the second-order term is small and float32 rounding would
+  swamp it at depth.
+Scaling (first step, branch output O(1)): the nonlinear part is O(step^2) and the linear part
+O(step), so rel_change ~ step ~ L^(alpha - 1) (alpha = 0.5: L^(-1/2), the SPEC's expectation)
+while rel ~ step^2 ~ L^(2 alpha - 2) (alpha = 0.5: L^(-1)) as long as h(theta0) dominates h_lin.
+Both are flat for alpha = 1. Both are printed; the plot shows both.
+
+Two models: one GPT (model.py, synthetic tokens) and the paper's toy residual MLP,
+    h_0 = W_in x,  h_{l+1} = h_l + m_L^(-alpha) W2_l phi(W1_l norm(h_l)),  y = w_out . h_L / m_N
+(norm: parameter-free RMS normalization, mirroring the pre-LN transformer; phi = GELU).
+"mup" means no depth scaling at all (alpha = 0 in the residual, hidden LR eta / m_N).
+
+    python scripts/laziness.py                  # both models, depths 2..64, ~1-2 min on a CPU
+    python scripts/laziness.py --small          # seconds
+"""
+import argparse
+import csv
+import math
+import os
+import sys
+import textwrap
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, jvp
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from model import GPT, GPTConfig  # noqa: E402
+
+PARAMS = {"depth_mup": 0.5, "completep": 1.0, "mup": None}  # name -> depth exponent alpha
+CSV_FIELDS = ("model", "param", "depth", "seed", "block", "branch", "rel", "rel_change")
+
+
+def gap(module, params0, params1, x):
+    """(rel, rel_change) of h(theta) = functional_call(module, theta, x) from theta0 to theta1.
+    params0/params1: {name: tensor} covering the parameters that move; x: the fixed input."""
+    delta = {k: params1[k] - params0[k] for k in params0}
+
+    def h(p):
+        return functional_call(module, p, (x,))
+    # forward-mode AD has no rule for the fused CPU attention kernel: use the math one
+    with sdpa_kernel(SDPBackend.MATH), torch.no_grad():
+        h0, lin = jvp(h, (params0,), (delta,))  # lin = <theta1 - theta0, grad h(theta0)>
+        h1 = h(params1)
+    h_lin = h0 + lin
+    err = (h1 - h_lin).norm()
+    return (err / h_lin.norm()).item(), (err / lin.norm()).item()
+
+
+# ---------------------------------------------------------------------------------------
+# the GPT
+
+class Branch(nn.Module):
+    """f(LN(x)) of one block: the branch output before the residual multiplier."""
+
+    def __init__(self, ln, f):
+        super().__init__()
+        self.ln, self.f = ln, f
+
+    def forward(self, x):
+        return self.f(self.ln(x))
+
+
+def gpt_laziness(param, depth, seed, width=64, head_size=16, base_depth=2, seq_len=32, batch=4,
+                 vocab=64, lr=1e-2, wd=0.1, tokens=None):
+    """rel and rel_change for both branches of every block after one AdamW step of the GPT.
+    Returns a list of dicts (block, branch, rel, rel_change)."""
+    torch.manual_seed(seed)
+    cfg = GPTConfig(block_size=seq_len, vocab_size=vocab, n_layer=depth, n_head=width // head_size,
+                    n_embd=width, parameterization=param, base_n_embd=width,
+                    base_n_layer=base_depth)
+    model = GPT(cfg).double()
+    gen = torch.Generator().manual_seed(1000 + seed)
+    if tokens is None:  # synthetic tokens: a fixed random batch
+        data = torch.randint(vocab, (batch, seq_len + 1), generator=gen)
+    else:
+        starts = torch.randint(len(tokens) - seq_len - 1, (batch,), generator=gen)
+        data = torch.stack([torch.as_tensor(np.asarray(tokens[s:s + seq_len + 1], dtype=np.int64))
+                            for s in starts.tolist()])
+    x, y = data[:, :-1], data[:, 1:]
+
+    # record each branch's input at theta0 (the LayerNorm's input)
+    inputs, handles = {}, []
+    branches = {}
+    for i, block in enumerate(model.transformer.h):
+        for name, ln, f in (("attn", block.ln_1, block.attn), ("mlp", block.ln_2, block.mlp)):
+            branches[(i, name)] = Branch(ln, f)
+            handles.append(ln.register_forward_pre_hook(
+                lambda mod, args, key=(i, name): inputs.__setitem__(key, args[0].detach())))
+    opt = model.configure_optimizers(wd, lr, (0.9, 0.95), 1e-12)
+    with sdpa_kernel(SDPBackend.MATH):
+        _, loss = model(x, y)
+    for hd in handles:
+        hd.remove()
+    snap0 = {k: {n: t.detach().clone() for n, t in b.named_parameters()} for k, b in branches.items()}
+    opt.zero_grad()
+    loss.backward()
+    opt.step()  # one step of the whole model, each group at its own LR (the parameterization's)
+    out = []
+    for (i, name), b in branches.items():
+        p1 = {n: t.detach().clone() for n, t in b.named_parameters()}
+        rel, rel_change = gap(b, snap0[(i, name)], p1, inputs[(i, name)])
+        out.append(dict(block=i, branch=name, rel=rel, rel_change=rel_change))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# the toy residual MLP
+
+class ToyResMLP(nn.Module):
+    """h_0 = W_in x; h_{l+1} = h_l + m_L^(-alpha) W2 gelu(W1 rmsnorm(h_l)); y = w_out.h / m_N."""
+
+    def __init__(self, d_in, width, depth, alpha, base_width, base_depth):
+        super().__init__()
+        self.m_N, m_L = width / base_width, depth / base_depth
+        self.residual_mult = m_L ** -(alpha or 0.0)
+        self.w_in = nn.Parameter(torch.randn(width, d_in) / math.sqrt(d_in))
+        self.blocks = nn.ModuleList()
+        for _ in range(depth):  # hidden init std 1/sqrt(fan_in): muP and the depth family alike
+            b = nn.Module()
+            b.w1 = nn.Parameter(torch.randn(width, width) / math.sqrt(width))
+            b.w2 = nn.Parameter(torch.randn(width, width) / math.sqrt(width))
+            self.blocks.append(b)
+        self.w_out = nn.Parameter(torch.randn(width) / math.sqrt(width))
+
+    @staticmethod
+    def branch(w1, w2, h):
+        """The branch output before the multiplier: W2 gelu(W1 rmsnorm(h)); h (B, N)."""
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-12)
+        return F.gelu(h @ w1.T) @ w2.T
+
+    def forward(self, x, record=None):
+        h = x @ self.w_in.T  # (B, N)
+        for i, b in enumerate(self.blocks):
+            if record is not None:
+                record[i] = h.detach()
+            h = h + self.residual_mult * self.branch(b.w1, b.w2, h)
+        return h @ self.w_out / self.m_N  # (B,)
+
+
+class ToyBranch(nn.Module):
+    """One block's branch as a module of its own (w1, w2), for functional_call."""
+
+    def __init__(self, w1, w2):
+        super().__init__()
+        self.w1, self.w2 = w1, w2
+
+    def forward(self, h):
+        return ToyResMLP.branch(self.w1, self.w2, h)
+
+
+def toy_laziness(param, depth, seed, width=256, d_in=32, batch=64, lr=2e-2, base_width=None,
+                 base_depth=2):
+    """rel and rel_change for every block of the toy after one Adam step (MSE on random
+    targets). Hidden LR eta / m_N * m_L^(alpha - 1) (mup: eta / m_N), input/output LR eta."""
+    alpha = PARAMS[param]
+    base_width = base_width or width
+    torch.manual_seed(seed)
+    model = ToyResMLP(d_in, width, depth, alpha, base_width, base_depth).double()
+    gen = torch.Generator().manual_seed(1000 + seed)
+    x = torch.randn(batch, d_in, generator=gen, dtype=torch.float64)
+    target = torch.randn(batch, generator=gen, dtype=torch.float64)
+    m_N, m_L = width / base_width, depth / base_depth
+    hidden_lr = lr / m_N * (m_L ** (alpha - 1.0) if alpha is not None else 1.0)
+    hidden = [p for b in model.blocks for p in (b.w1, b.w2)]
+    opt = torch.optim.Adam([dict(params=[model.w_in, model.w_out], lr=lr),
+                            dict(params=hidden, lr=hidden_lr)], betas=(0.9, 0.95), eps=1e-12)
+    record = {}
+    loss = F.mse_loss(model(x, record), target)
+    snap0 = [(b.w1.detach().clone(), b.w2.detach().clone()) for b in model.blocks]
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    out = []
+    for i, b in enumerate(model.blocks):
+        w1, w2 = snap0[i]
+        rel, rel_change = gap(ToyBranch(w1, w2), dict(w1=w1, w2=w2),
+                              dict(w1=b.w1.detach().clone(), w2=b.w2.detach().clone()), record[i])
+        out.append(dict(block=i, branch="mlp", rel=rel, rel_change=rel_change))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# sweep, summary, plot
+
+def run(models, params, depths, seeds, gpt_kw=None, toy_kw=None, log=print):
+    rows = []
+    for model_name in models:
+        for param in params:
+            for depth in depths:
+                for seed in seeds:
+                    fn = gpt_laziness if model_name == "gpt" else toy_laziness
+                    kw = (gpt_kw if model_name == "gpt" else toy_kw) or {}
+                    rows += [dict(model=model_name, param=param, depth=depth, seed=seed, **r)
+                             for r in fn(param, depth, seed, **kw)]
+            log(f"{model_name:>4} {param:>10}: done depths {depths}")
+    return rows
+
+
+def summary(rows, model_name, param, key="rel"):
+    """{depth: geometric mean of key over blocks, branches and seeds}."""
+    by = {}
+    for r in rows:
+        if r["model"] == model_name and r["param"] == param:
+            by.setdefault(int(r["depth"]), []).append(float(r[key]))
+    return {d: float(np.exp(np.mean(np.log(v)))) for d, v in sorted(by.items())}
+
+
+def slope(curve):
+    d = sorted(curve)
+    return float(np.polyfit(np.log(d), np.log([curve[k] for k in d]), 1)[0])
+
+
+def table(rows):
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    params = list(dict.fromkeys(r["param"] for r in rows))
+    depths = sorted({int(r["depth"]) for r in rows})
+    lines = ["| model | param | quantity | " + " | ".join(f"L={d}" for d in depths) + " | slope |",
+             "|" + "---|" * (len(depths) + 4)]
+    for m in models:
+        for p in params:
+            for key in ("rel", "rel_change"):
+                c = summary(rows, m, p, key)
+                lines.append(f"| {m} | {p} | {key} | " + " | ".join(f"{c[d]:.3g}" for d in depths)
+                             + f" | {slope(c):+.2f} |")
+    return "\n".join(lines)
+
+
+def plot(rows, path, title=""):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    params = list(dict.fromkeys(r["param"] for r in rows))
+    fig, axes = plt.subplots(2, len(models), figsize=(4.2 * len(models), 6.4), squeeze=False)
+    for j, m in enumerate(models):
+        for i, key in enumerate(("rel", "rel_change")):
+            ax = axes[i][j]
+            for p in params:
+                c = summary(rows, m, p, key)
+                d = sorted(c)
+                ax.plot(d, [c[k] for k in d], marker="o", label=f"{p} (slope {slope(c):+.2f})")
+            c = summary(rows, m, params[0], key)
+            d = sorted(c)  # reference L^(-1/2) through the first point of the first param
+            ax.plot(d, [c[d[0]] * (k / d[0]) ** -0.5 for k in d], "k:", lw=1, label="L^(-1/2)")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("depth L")
+            ax.set_ylabel("|h1 - h_lin| / |h_lin|" if key == "rel" else
+                          "|h1 - h_lin| / |h_lin - h0|", fontsize=8)
+            ax.set_title(f"{'GPT block branches' if m == 'gpt' else 'toy residual MLP'}", fontsize=9)
+            ax.legend(fontsize=7)
+    if title:  # the run's settings, wrapped to the figure width
+        fig.suptitle("\n".join(textwrap.wrap(title, 25 * len(axes[0]) + 40)), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="gpt,toy", help="comma list of gpt, toy")
+    ap.add_argument("--params", default="depth_mup,completep,mup")
+    ap.add_argument("--depths", default="2,4,8,16,32,64", help="the first is the base depth")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--small", action="store_true", help="depths 2..16, 2 seeds (seconds)")
+    ap.add_argument("--gpt_width", type=int, default=64)
+    ap.add_argument("--gpt_lr", type=float, default=1e-2)
+    ap.add_argument("--toy_width", type=int, default=256)
+    ap.add_argument("--toy_lr", type=float, default=2e-2)
+    ap.add_argument("--data", default=None, help="token file for the GPT batch (default: synthetic)")
+    ap.add_argument("--out_dir", default=os.path.join(REPO, "experiments", "laziness"))
+    a = ap.parse_args(argv)
+    if a.small:
+        a.depths, a.seeds = "2,4,8,16", 2
+    try:
+        models = [m for m in a.models.split(",") if m]
+        params = [p for p in a.params.split(",") if p]
+        depths = [int(d) for d in a.depths.split(",") if d]
+    except ValueError:
+        raise SystemExit(f"error: --depths={a.depths!r} must be a comma-separated list of integers")
+    if bad := [m for m in models if m not in ("gpt", "toy")]:
+        raise SystemExit(f"error: unknown model {bad[0]!r} in --models; use gpt, toy")
+    if bad := [p for p in params if p not in PARAMS]:
+        raise SystemExit(f"error: unknown parameterization {bad[0]!r} in --params; use "
+                         f"{', '.join(PARAMS)}")
+    if len(depths) < 2 or sorted(depths) != depths or depths[0] <= 0:
+        raise SystemExit(f"error: --depths={a.depths} needs two or more increasing positive values")
+    if a.seeds <= 0 or a.gpt_lr <= 0 or a.toy_lr <= 0:
+        raise SystemExit("error: --seeds, --gpt_lr and --toy_lr must be positive")
+    if a.gpt_width % 16:
+        raise SystemExit(f"error: --gpt_width={a.gpt_width} must be a multiple of the head size 16")
+    tokens = None
+    if a.data:
+        from dataloader import read_tokens
+        try:
+            tokens = read_tokens(a.data)
+        except Exception as e:
+            raise SystemExit(f"error: {e}")
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    gpt_kw = dict(width=a.gpt_width, base_depth=depths[0], lr=a.gpt_lr, tokens=tokens,
+                  vocab=int(tokens.max()) + 1 if tokens is not None else 64)
+    toy_kw = dict(width=a.toy_width, base_depth=depths[0], lr=a.toy_lr)
+    settings = (f"models={','.join(models)} params={','.join(params)} depths={a.depths} "
+                f"seeds={a.seeds} gpt: width {a.gpt_width} head 16 batch 4x32 "
+                f"{'tokens ' + a.data if a.data else 'synthetic tokens'} AdamW lr {a.gpt_lr} wd 0.1; "
+                f"toy: width {a.toy_width} d_in 32 batch 64 Adam lr {a.toy_lr}; float64, one step "
+                f"from init; torch {torch.__version__}")
+    print(settings, flush=True)
+    t0 = time.time()
+    rows = run(models, params, depths, list(range(a.seeds)), gpt_kw, toy_kw,
+               log=lambda m: print(m, flush=True))
+    os.makedirs(a.out_dir, exist_ok=True)
+    with open(os.path.join(a.out_dir, "laziness.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "rel": f"{r['rel']:.6g}", "rel_change": f"{r['rel_change']:.6g}"})
+    tab = table(rows)
+    plot(rows, os.path.join(a.out_dir, "laziness.png"), title=settings)
+    with open(os.path.join(a.out_dir, "laziness_table.md"), "w") as f:
+        f.write(f"Settings: `{settings}`\n\nGeometric mean over blocks, branches and seeds; slope "
+                f"of log(value) against log(L).\n\n{tab}\n")
+    print(tab)
+    print(f"wrote {a.out_dir}/laziness.csv, laziness.png, laziness_table.md ({time.time() - t0:.0f}s)")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
