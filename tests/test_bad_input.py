@@ -5,7 +5,7 @@ to change, exit code 2, and no traceback.
 Most cases call the code in-process (configurator, train.check_config, GPTConfig,
 dataloader.open_dataset, train.load_checkpoint, train.main / sample.main with a patched
 argv) and check the ConfigError's message; a few run the scripts end to end. The cases are
-listed, with their messages, in docs/bad_input.md.
+listed, with their messages, in the README (section "Bad input").
 """
 import json
 import os
