@@ -51,7 +51,7 @@ def main():
     configure(globals(), sys.argv[1:])
     from dataloader import read_meta
     from model import GPT, GPTConfig
-    from train import list_checkpoints, load_checkpoint
+    from checkpoint import list_checkpoints, load_checkpoint
 
     path = checkpoint
     if not path:

@@ -28,6 +28,8 @@ import torch
 import torch.distributed as dist
 
 from configurator import ConfigError, configure
+from checkpoint import (checkpoint_path, list_checkpoints, load_checkpoint, rng_state, save_atomic,
+                        set_rng_state)
 from dataloader import DataError, eval_batches, open_dataset
 from model import GPT, GPTConfig
 
@@ -147,59 +149,6 @@ def check_config(c, world_size):
             raise ConfigError(f"{k}={c[k]} must be {'positive' if k == 'learning_rate' else '>= 0'}")
     if c["beta1"] >= 1 or c["beta2"] >= 1:
         raise ConfigError(f"beta1={c['beta1']} and beta2={c['beta2']} must be below 1")
-
-
-# --- checkpoints: written to a temporary file, flushed and renamed; never half-written ---
-
-def checkpoint_path(out, it):
-    return os.path.join(out, f"ckpt_{it:07d}.pt")
-
-
-def list_checkpoints(out):
-    if not os.path.isdir(out):
-        return []
-    names = sorted(n for n in os.listdir(out) if n.startswith("ckpt_") and n.endswith(".pt"))
-    return [os.path.join(out, n) for n in names]
-
-
-def save_atomic(obj, path):
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path):
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, corrupt, or not a checkpoint at all
-        detail = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() or ["no detail"]  # no terminal colours
-        raise DataError(f"checkpoint {path} cannot be read ({type(e).__name__}: {detail[0][:120]}); delete it to "
-                        "fall back to the previous one, or start over with a new out_dir") from None
-    if (not isinstance(ckpt, dict) or ckpt.get("format") != 1 or "model" not in ckpt
-            or not isinstance(ckpt.get("model_config"), dict)):
-        raise DataError(f"{path} is not a checkpoint of this trainer (format 1); "
-                        "point out_dir at a run of train.py")
-    return ckpt
-
-
-def rng_state():
-    return dict(python=random.getstate(), numpy=[v.tolist() if isinstance(v, np.ndarray) else v
-                                                 for v in np.random.get_state()],
-                torch=torch.get_rng_state(),
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
-
-
-def set_rng_state(s):
-    py = s["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    npy = s["numpy"]
-    np.random.set_state((npy[0], np.array(npy[1], dtype=np.uint32), *npy[2:]))
-    torch.set_rng_state(s["torch"])
-    if s["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
 
 
 def provenance(device_type, device_name):

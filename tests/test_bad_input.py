@@ -3,7 +3,7 @@ sample.py argument that cannot work must stop with ONE line starting 'error:' th
 to change, exit code 2, and no traceback.
 
 Most cases call the code in-process (configurator, train.check_config, GPTConfig,
-dataloader.open_dataset, train.load_checkpoint, train.main / sample.main with a patched
+dataloader.open_dataset, checkpoint.load_checkpoint, train.main / sample.main with a patched
 argv) and check the ConfigError's message; a few run the scripts end to end. The cases are
 listed, with their messages, in the README (section "Bad input").
 """
@@ -20,6 +20,7 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+import checkpoint  # noqa: E402
 import sample  # noqa: E402
 import train  # noqa: E402
 from configurator import ConfigError, configure  # noqa: E402
@@ -215,7 +216,7 @@ def test_good_data_opens(tmp_path):
     assert data.meta["vocab_size"] == len(CHARS) and len(read_tokens(f"{d}/val.bin")) == 1000
 
 
-# --- checkpoints (train.load_checkpoint, and train.main's resume) -------------------------
+# --- checkpoints (checkpoint.load_checkpoint, and train.main's resume) -------------------------
 
 def tiny_checkpoint(data_dir, **change):
     """A checkpoint train.main would resume from for TINY + --data_dir, built in-process."""
@@ -229,7 +230,7 @@ def tiny_checkpoint(data_dir, **change):
     ckpt = dict(format=1, model=model.state_dict(), optimizer=opt.state_dict(), model_config=asdict(cfg),
                 config=config, parameterization=model.p.table(), iter_num=2, best_val_loss=3.0,
                 last_eval_iter=2, data=RandomWindowLoader(tokens, 32, 4, 8).state_dict(),
-                rng=[train.rng_state()])
+                rng=[checkpoint.rng_state()])
     ckpt.update(change)
     return ckpt
 
@@ -262,7 +263,7 @@ CHECKPOINT_FILES = [  # (id, how the file at ckpt_0000002.pt is written, words t
 def test_bad_checkpoint_file(write, expect, tmp_path):
     path = str(tmp_path / "ckpt_0000002.pt")
     write(path)
-    raises_config_error(lambda: train.load_checkpoint(path), path, *expect)
+    raises_config_error(lambda: checkpoint.load_checkpoint(path), path, *expect)
 
 
 def run_main(module, argv):

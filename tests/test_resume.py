@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from dataloader import write_tokens  # noqa: E402
-from train import list_checkpoints, load_checkpoint, save_atomic  # noqa: E402
+from checkpoint import list_checkpoints, load_checkpoint, save_atomic  # noqa: E402
 from configurator import ConfigError  # noqa: E402
 
 N = 32  # steps of the reference run; evals (and checkpoints) every 8
@@ -257,7 +257,7 @@ def test_truncated_checkpoint_is_one_line_then_previous_one_resumes(data_dir, st
 HELPER = """
 import sys, torch
 sys.path.insert(0, sys.argv[1])
-from train import save_atomic
+from checkpoint import save_atomic
 big = dict(format=1, model={"w": torch.ones(8_000_000)}, model_config={}, iter_num=2)
 while True:  # rewrite the same checkpoint until killed
     save_atomic(big, sys.argv[2])

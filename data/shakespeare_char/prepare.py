@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import tempfile
 
 import numpy as np
 
