@@ -44,6 +44,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from common import signed  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 CSV_FIELDS = ("param", "sweep", "size", "seed", "step", "layer", "quantity", "value")
@@ -359,7 +360,7 @@ def plot(rows, sweep_kind, path, title=""):
             ax.set_yscale("log")
             if i == 0:
                 sl = slopes(rows, param)
-                ax.set_title(f"{param}\nslope at last step {sl[max(sl)]:+.2f}", fontsize=9)
+                ax.set_title(f"{param}\nslope at last step {signed(sl[max(sl)])}", fontsize=9)
             if j == 0:
                 ax.set_ylabel(label, fontsize=8)
             if i == len(panels) - 1:

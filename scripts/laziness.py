@@ -60,6 +60,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from common import signed  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 PARAMS = {"depth_mup": 0.5, "completep": 1.0, "mup": None}  # name -> depth exponent alpha
@@ -257,7 +258,7 @@ def table(rows):
             for key in ("rel", "rel_change"):
                 c = summary(rows, m, p, key)
                 lines.append(f"| {m} | {p} | {key} | " + " | ".join(f"{c[d]:.3g}" for d in depths)
-                             + f" | {slope(c):+.2f} |")
+                             + f" | {signed(slope(c))} |")
     return "\n".join(lines)
 
 
@@ -274,7 +275,7 @@ def plot(rows, path, title=""):
             for p in params:
                 c = summary(rows, m, p, key)
                 d = sorted(c)
-                ax.plot(d, [c[k] for k in d], marker="o", label=f"{p} (slope {slope(c):+.2f})")
+                ax.plot(d, [c[k] for k in d], marker="o", label=f"{p} (slope {signed(slope(c))})")
             c = summary(rows, m, params[0], key)
             d = sorted(c)  # reference L^(-1/2) through the first point of the first param
             ax.plot(d, [c[d[0]] * (k / d[0]) ** -0.5 for k in d], "k:", lw=1, label="L^(-1/2)")

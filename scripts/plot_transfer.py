@@ -23,6 +23,9 @@ from collections import defaultdict
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import signed  # noqa: E402
+
 X_CHOICES = ("learning_rate", "init_std", "output_mult")
 BY_CHOICES = ("n_layer", "n_embd")
 
@@ -157,7 +160,7 @@ def write_table(path, res, x, by, metric, source, window=1):
     for p in _sorted_params(res):
         r = res[p]
         n = sum(f is not None for _, _, f in r["rows"])
-        lines.append(f"| {p} | {r['slope']:+.2f} | {n} | {r['n_edge']} |")
+        lines.append(f"| {p} | {signed(r['slope'])} | {n} | {r['n_edge']} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -189,7 +192,7 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
                 ax.plot([2 ** f["log2_opt"]], [f["loss_opt"]], "*", ms=13, color=colors[b],
                         mec="k", mew=0.6, zorder=5)
         ax.set_xscale("log", base=2)
-        ax.set_title(f"{p}  (drift {res[p]['slope']:+.2f})")
+        ax.set_title(f"{p}  (drift {signed(res[p]['slope'])})")
         ax.set_xlabel(x)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{metric} (mean over seeds)")
@@ -230,7 +233,7 @@ def main(argv=None):
     for p in _sorted_params(res):
         opts = ", ".join(f"{b:g}: 2^{f['log2_opt']:.2f}{' (' + f['note'] + ')' if f['note'] else ''}"
                          for b, _, f in res[p]["rows"] if f is not None)
-        print(f"{p:10s} drift {res[p]['slope']:+.2f}   optimum by {by}: {opts}")
+        print(f"{p:10s} drift {signed(res[p]['slope'])}   optimum by {by}: {opts}")
     print(f"wrote {out}.png and {out}.md")
     return 0
 
