@@ -3,7 +3,7 @@ A GPT-2-style pre-LN decoder with a `parameterization` switch: 'sp', 'mup', 'dep
 (alpha = 0.5) and 'completep' (alpha = 1).
 
 Every multiplier comes from one place, `resolve_parameterization`, which implements the
-table of shared/SPEC.md section 2 (Dey et al., arXiv 2505.01618, Table 1). Init, forward,
+table of docs/parameterization.md section 2 (Dey et al., arXiv 2505.01618, Table 1). Init, forward,
 attention and the optimizer read the resolved `Parameterization`; nothing below it branches
 on the name.
 """
@@ -16,7 +16,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 # ----------------------------------------------------------------------------------------
-# The parameterization table (SPEC section 2). Each name is a row of three switches:
+# The parameterization table (docs/parameterization.md section 2). Each name is a row of three switches:
 #   width:     muP width rules (1/m_N hidden init variance, LR and eps; 1/d_head attention;
 #              output_mult/m_N on the logits; input_mult on the embeddings)
 #   alpha:     depth exponent of the depth family, None when depth is not scaled
@@ -64,7 +64,7 @@ class Parameterization:
 
 
 def resolve_parameterization(cfg):
-    """The multipliers of SPEC section 2 for a GPTConfig. Raises ValueError on bad settings."""
+    """The multipliers of docs/parameterization.md section 2 for a GPTConfig. Raises ValueError on bad settings."""
     if cfg.parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"unknown parameterization {cfg.parameterization!r}; "
                          f"use one of {', '.join(PARAMETERIZATIONS)}")
@@ -88,7 +88,7 @@ def resolve_parameterization(cfg):
                          "muP multipliers; leave them at 1.0 for parameterization='sp'")
 
     sigma = cfg.init_std
-    # m_N = n_embd / base_n_embd, m_L = n_layer / base_n_layer (SPEC 1): derived, never typed.
+    # m_N = n_embd / base_n_embd, m_L = n_layer / base_n_layer (docs/parameterization.md section 1): derived, never typed.
     m_N = cfg.n_embd / cfg.base_n_embd
     m_L = cfg.n_layer / cfg.base_n_layer
     w = m_N if row["width"] else 1.0                # width factor of the muP rules
@@ -128,7 +128,9 @@ def resolve_parameterization(cfg):
 
 @dataclass
 class GPTConfig:
-    block_size: int = 256
+    """The model's settings. The defaults are train.py's (tests/test_model.py checks that
+    they agree), so GPT(GPTConfig()) is the model `python train.py` builds."""
+    block_size: int = 128
     vocab_size: int = 65
     n_layer: int = 4
     n_head: int = 4
@@ -136,7 +138,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True              # biases in Linears and LayerNorms
     parameterization: str = "completep"
-    base_n_embd: int = 128         # proxy width the hyperparameters were tuned at
+    base_n_embd: int = 64          # proxy width the hyperparameters were tuned at
     base_n_layer: int = 2          # proxy depth the hyperparameters were tuned at
     depth_alpha: Optional[float] = None  # None: 0.5 for depth_mup, 1.0 for completep
     init_std: float = 0.02         # sigma

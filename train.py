@@ -6,7 +6,7 @@ Train a GPT under SP, muP, depth-muP or CompleteP.
     torchrun --standalone --nproc_per_node=2 train.py  # DDP (gloo on CPU, nccl on CUDA)
 
 Hyperparameters are the base values tuned at (base_n_embd, base_n_layer); the model scales
-them per parameter group (model.py, shared/SPEC.md). Re-running the same command in the
+them per parameter group (model.py, docs/parameterization.md). Re-running the same command in the
 same out_dir resumes from its latest checkpoint (init_from='auto').
 """
 import importlib.util

@@ -1,5 +1,5 @@
 """
-Coordinate check (shared/SPEC.md section 4; Dey et al., arXiv 2505.01618, Figure 7).
+Coordinate check (docs/parameterization.md section 5; Dey et al., arXiv 2505.01618, Figure 7).
 
 Train a few steps at several depths (or widths) for each parameterization and record, per
 step and per block, how big the activations are. A parameterization that transfers across
@@ -27,7 +27,7 @@ whichever wrapper runs the forward.
 
 Verdict: slope of log(seed-mean of mean |h| after the last block) against log(L) (or log N),
 per step. Flat: |slope| <= 0.15 at every step after the first. Grows: slope >= 0.5 at the
-last step. Expected (SPEC 4): depth sweep, mup and sp grow, depth_mup and completep are flat;
+last step. Expected (docs/parameterization.md section 5): depth sweep, mup and sp grow, depth_mup and completep are flat;
 width sweep, sp grows, the others are flat.
 """
 import argparse
@@ -44,15 +44,15 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from common import signed  # noqa: E402
+from util import UserError, run_cli, signed  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 CSV_FIELDS = ("param", "sweep", "size", "seed", "step", "layer", "quantity", "value")
 LAYER_QUANTITIES = ("resid_abs", "resid_rms", "resid_delta_abs", "attn_abs", "mlp_abs",
                     "attn_logit_abs")
-FLAT_TOL, GROW_MIN = 0.15, 0.5  # SPEC 4 thresholds on the log-log slope
+FLAT_TOL, GROW_MIN = 0.15, 0.5  # docs/parameterization.md section 5 thresholds on the log-log slope
 
-# The authors' settings (SPEC 4), and a CPU-sized version of each sweep (--small).
+# The authors' settings (docs/parameterization.md section 5), and a CPU-sized version of each sweep (--small).
 DEFAULTS = {
     "depth": dict(params="mup,depth_mup,completep", sizes="2,4,8,16,32,64", width=256, depth=2,
                   head_size=64, batch=8, seq_len=1024, steps=10, seeds=3, lr=1e-3),
@@ -150,7 +150,7 @@ class Recorder:
 def model_config(param, sweep, size, width, depth, head_size, base, vocab_size, seq_len,
                  input_mult=1.0):
     """GPTConfig of one point of the sweep: the swept dimension is `size`, the base shape is
-    the first point of the sweep (SPEC 1: multipliers are derived from the base shape)."""
+    the first point of the sweep (docs/parameterization.md section 1: multipliers are derived from the base shape)."""
     n_embd, n_layer = (width, size) if sweep == "depth" else (size, depth)
     base_n_embd, base_n_layer = (width, base) if sweep == "depth" else (base, depth)
     if n_embd % head_size:
@@ -405,9 +405,9 @@ def parse_list(text, kind, name):
     try:
         vals = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise SystemExit(f"error: --{name}={text!r} must be a comma-separated list of {kind.__name__}")
+        raise UserError(f"--{name}={text!r} must be a comma-separated list of {kind.__name__}")
     if not vals:
-        raise SystemExit(f"error: --{name} is empty")
+        raise UserError(f"--{name} is empty")
     return vals
 
 
@@ -436,7 +436,8 @@ def main(argv=None):
     ap.add_argument("--probe_batch", type=int, default=2, help="sequences of the probe batch")
     ap.add_argument("--attn_positions", type=int, default=64, help="positions for attn logits")
     ap.add_argument("--data", default=os.path.join(REPO, "data", "shakespeare_char", "train.bin"))
-    ap.add_argument("--out_dir", default=os.path.join(REPO, "experiments", "coord_check"))
+    ap.add_argument("--out_dir", default=os.path.join(REPO, "out", "coord_check"),
+                    help="where the CSV, figure and verdict go (default: the scratch folder out/coord_check; the committed results are written only when named, --out_dir experiments/coord_check)")
     ap.add_argument("--tag", default="", help="file name prefix (default: the sweep kind)")
     ap.add_argument("--resume", action="store_true", help="keep the CSV, skip runs in it")
     ap.add_argument("--analyze_only", action="store_true",
@@ -451,24 +452,24 @@ def main(argv=None):
     sizes = parse_list(s["sizes"], int, "sizes") if isinstance(s["sizes"], str) else s["sizes"]
     for p in params:
         if (a.sweep, p) not in EXPECT:
-            raise SystemExit(f"error: unknown parameterization {p!r} in --params; use "
+            raise UserError(f"unknown parameterization {p!r} in --params; use "
                              "sp, mup, depth_mup, completep")
     if len(sizes) < 2 or sorted(sizes) != sizes or sizes[0] <= 0:
-        raise SystemExit(f"error: --sizes={sizes} needs two or more increasing positive values")
+        raise UserError(f"--sizes={sizes} needs two or more increasing positive values")
     for k in ("width", "depth", "head_size", "batch", "seq_len", "probe_batch", "seeds"):
         if s.get(k, getattr(a, k, 1)) <= 0:
-            raise SystemExit(f"error: --{k} must be positive")
+            raise UserError(f"--{k} must be positive")
     if s["steps"] < 2:
-        raise SystemExit("error: --steps must be at least 2 (step 1 is the initialization)")
+        raise UserError("--steps must be at least 2 (step 1 is the initialization)")
     if s["lr"] <= 0:
-        raise SystemExit("error: --lr must be positive")
+        raise UserError("--lr must be positive")
     try:
         tokens = load_tokens(a.data)
     except Exception as e:  # DataError: one line with the fix
-        raise SystemExit(f"error: {e}")
+        raise UserError(f"{e}")
     vocab = int(tokens.max()) + 1
     if len(tokens) < s["seq_len"] + 2:
-        raise SystemExit(f"error: {a.data} has {len(tokens)} tokens, fewer than --seq_len")
+        raise UserError(f"{a.data} has {len(tokens)} tokens, fewer than --seq_len")
 
     os.makedirs(a.out_dir, exist_ok=True)
     tag = a.tag or a.sweep
@@ -476,7 +477,7 @@ def main(argv=None):
     done = set()
     if a.analyze_only:
         if not os.path.exists(csv_path):
-            raise SystemExit(f"error: --analyze_only needs {csv_path}; run the sweep first")
+            raise UserError(f"--analyze_only needs {csv_path}; run the sweep first")
     elif a.resume and os.path.exists(csv_path):
         done = {(r["param"], r["size"], r["seed"]) for r in read_rows(csv_path)}
     elif os.path.exists(csv_path):
@@ -516,4 +517,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(lambda: main() and None)

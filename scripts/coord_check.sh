@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Coordinate checks of shared/SPEC.md section 4 with the authors' settings (Dey et al.,
+# Coordinate checks of docs/parameterization.md section 5 with the authors' settings (Dey et al.,
 # arXiv 2505.01618): char-level Shakespeare, head size 64, 8 x 1024 tokens per step, AdamW
 # (betas 0.9/0.95, WD 0.1, eps 1e-12, clip 1.0), fp32, 10 steps, 3 seeds.
 #   depth: width 256, depths 2..64 (base 2), LR 1e-3, mup vs depth_mup vs completep

@@ -1,20 +1,20 @@
 """
 Laziness: the relative distance from linearization of a block's branch output
-(shared/SPEC.md section 4; Dey et al., arXiv 2505.01618, "complete feature learning").
+(docs/parameterization.md section 5; Dey et al., arXiv 2505.01618, "complete feature learning").
 
 A branch is lazy when one optimizer step changes its output almost exactly as its first-order
 Taylor expansion in its own parameters predicts. For a branch output h(theta) on a fixed batch
 and one step theta0 -> theta1:
 
     h_lin      = h(theta0) + <theta1 - theta0, grad_theta h(theta0)>
-    rel        = |h(theta1) - h_lin| / |h_lin|                       (SPEC's definition)
+    rel        = |h(theta1) - h_lin| / |h_lin|                       (the reference's definition)
     rel_change = |h(theta1) - h_lin| / |h_lin - h(theta0)|           (nonlinear / linear change)
 
 The inner product runs over every entry of every parameter of the branch: it is a
 Jacobian-vector product, computed exactly with torch.func.jvp (forward-mode AD), not a
 finite difference and not one row of the weight. Norms are Frobenius norms over the batch.
 
-What "one optimizer step" means here (the choice the SPEC leaves open):
+What "one optimizer step" means here (the choice the reference leaves open):
 - The step is a real training step: AdamW with the parameterization's own per-group LR, WD
   and eps (model.configure_optimizers for the GPT, the same table for the toy), on the loss of
   the WHOLE model, from the initialization. A step taken on one block alone would need a loss
@@ -31,7 +31,7 @@ What "one optimizer step" means here (the choice the SPEC leaves open):
 - Everything runs in float64: the second-order term is small and float32 rounding would
   swamp it at depth.
 Scaling (first step, branch output O(1)): the nonlinear part is O(step^2) and the linear part
-O(step), so rel_change ~ step ~ L^(alpha - 1) (alpha = 0.5: L^(-1/2), the SPEC's expectation)
+O(step), so rel_change ~ step ~ L^(alpha - 1) (alpha = 0.5: L^(-1/2), the reference's expectation)
 while rel ~ step^2 ~ L^(2 alpha - 2) (alpha = 0.5: L^(-1)) as long as h(theta0) dominates h_lin.
 Both are flat for alpha = 1. Both are printed; the plot shows both.
 
@@ -60,7 +60,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from common import signed  # noqa: E402
+from util import UserError, run_cli, signed  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 PARAMS = {"depth_mup": 0.5, "completep": 1.0, "mup": None}  # name -> depth exponent alpha
@@ -306,7 +306,8 @@ def main(argv=None):
     ap.add_argument("--toy_width", type=int, default=256)
     ap.add_argument("--toy_lr", type=float, default=2e-2)
     ap.add_argument("--data", default=None, help="token file for the GPT batch (default: synthetic)")
-    ap.add_argument("--out_dir", default=os.path.join(REPO, "experiments", "laziness"))
+    ap.add_argument("--out_dir", default=os.path.join(REPO, "out", "laziness"),
+                    help="where the CSV, figure and verdict go (default: the scratch folder out/laziness; the committed results are written only when named, --out_dir experiments/laziness)")
     a = ap.parse_args(argv)
     if a.small:
         a.depths, a.seeds = "2,4,8,16", 2
@@ -315,25 +316,25 @@ def main(argv=None):
         params = [p for p in a.params.split(",") if p]
         depths = [int(d) for d in a.depths.split(",") if d]
     except ValueError:
-        raise SystemExit(f"error: --depths={a.depths!r} must be a comma-separated list of integers")
+        raise UserError(f"--depths={a.depths!r} must be a comma-separated list of integers")
     if bad := [m for m in models if m not in ("gpt", "toy")]:
-        raise SystemExit(f"error: unknown model {bad[0]!r} in --models; use gpt, toy")
+        raise UserError(f"unknown model {bad[0]!r} in --models; use gpt, toy")
     if bad := [p for p in params if p not in PARAMS]:
-        raise SystemExit(f"error: unknown parameterization {bad[0]!r} in --params; use "
+        raise UserError(f"unknown parameterization {bad[0]!r} in --params; use "
                          f"{', '.join(PARAMS)}")
     if len(depths) < 2 or sorted(depths) != depths or depths[0] <= 0:
-        raise SystemExit(f"error: --depths={a.depths} needs two or more increasing positive values")
+        raise UserError(f"--depths={a.depths} needs two or more increasing positive values")
     if a.seeds <= 0 or a.gpt_lr <= 0 or a.toy_lr <= 0:
-        raise SystemExit("error: --seeds, --gpt_lr and --toy_lr must be positive")
+        raise UserError("--seeds, --gpt_lr and --toy_lr must be positive")
     if a.gpt_width % 16:
-        raise SystemExit(f"error: --gpt_width={a.gpt_width} must be a multiple of the head size 16")
+        raise UserError(f"--gpt_width={a.gpt_width} must be a multiple of the head size 16")
     tokens = None
     if a.data:
         from dataloader import read_tokens
         try:
             tokens = read_tokens(a.data)
         except Exception as e:
-            raise SystemExit(f"error: {e}")
+            raise UserError(f"{e}")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     gpt_kw = dict(width=a.gpt_width, base_depth=depths[0], lr=a.gpt_lr, tokens=tokens,
                   vocab=int(tokens.max()) + 1 if tokens is not None else 64)
@@ -364,4 +365,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(lambda: main() and None)

@@ -24,7 +24,7 @@ from collections import defaultdict
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import signed  # noqa: E402
+from util import signed  # noqa: E402
 
 X_CHOICES = ("learning_rate", "init_std", "output_mult")
 BY_CHOICES = ("n_layer", "n_embd")

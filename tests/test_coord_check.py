@@ -1,4 +1,4 @@
-"""The coordinate check as assertions (shared/SPEC.md section 4), on tiny models and synthetic
+"""The coordinate check as assertions (docs/parameterization.md section 5), on tiny models and synthetic
 tokens: completep and depth_mup are depth-flat and mup is not; mup is width-flat and sp is not;
 and a multiplier left out shows up as a failed check."""
 import os
@@ -145,11 +145,11 @@ def test_cli_end_to_end_and_errors(tmp_path, tokens):
         assert (out / f).exists()
     rows = cc.read_rows(str(out / "depth.csv"))
     assert {r["quantity"] for r in rows} == set(cc.LAYER_QUANTITIES) | {"logits_abs", "loss"}
-    with pytest.raises(SystemExit, match="increasing"):
+    with pytest.raises(cc.UserError, match="increasing"):
         cc.main(["--sweep", "depth", "--sizes", "4,2", "--data", data])
-    with pytest.raises(SystemExit, match="unknown parameterization"):
+    with pytest.raises(cc.UserError, match="unknown parameterization"):
         cc.main(["--sweep", "width", "--params", "mup,xp", "--data", data])
-    with pytest.raises(SystemExit, match="file not found"):
+    with pytest.raises(cc.UserError, match="file not found"):
         cc.main(["--sweep", "depth", "--small", "--data", str(tmp_path / "none.bin")])
 
 

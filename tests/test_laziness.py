@@ -1,4 +1,4 @@
-"""Laziness (shared/SPEC.md section 4): the distance from linearization after one optimizer
+"""Laziness (docs/parameterization.md section 5): the distance from linearization after one optimizer
 step falls with depth for alpha = 0.5 and stays flat for CompleteP, in a GPT block and in the
 toy residual MLP; and the linearization uses the full inner product (a JVP)."""
 import os
@@ -60,7 +60,7 @@ def test_gap_is_second_order():
 
 
 def test_cli_errors():
-    with pytest.raises(SystemExit, match="unknown parameterization"):
+    with pytest.raises(lz.UserError, match="unknown parameterization"):
         lz.main(["--params", "completep,foo"])
-    with pytest.raises(SystemExit, match="increasing"):
+    with pytest.raises(lz.UserError, match="increasing"):
         lz.main(["--depths", "8,2"])

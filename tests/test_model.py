@@ -1,7 +1,8 @@
-"""Every cell of shared/SPEC.md section 2 against the built model and optimizer.
+"""Every cell of docs/parameterization.md section 2 against the built model and optimizer.
 
-Expected values are written from the SPEC's formulas here, by parameter name, not read from
+Expected values are written from the reference's formulas here, by parameter name, not read from
 model.py's table, so a rule dropped or mistyped there fails here."""
+import os
 import math
 import re
 
@@ -15,7 +16,7 @@ SIGMA, ETA, LAMBDA, EPS = 0.02, 1e-3, 0.1, 1e-8
 BASE_N, BASE_L = 32, 2
 N, L, HEADS = 128, 8, 4  # m_N = 4, m_L = 4, head size 32
 
-# (parameterization, depth_alpha given, alpha the SPEC implies)
+# (parameterization, depth_alpha given, alpha the reference implies)
 CASES = [("sp", None, None), ("mup", None, None), ("depth_mup", None, 0.5),
          ("completep", None, 1.0), ("depth_mup", 0.75, 0.75), ("completep", 0.75, 0.75)]
 
@@ -30,7 +31,7 @@ def build(param, alpha=None, tied=True, n=N, l=L, input_mult=1.0, output_mult=1.
 
 
 def expected(name, param, alpha, n=N, l=L):
-    """(init: std | 'ones' | 'zeros', lr, wd, eps) of SPEC section 2 for a parameter name."""
+    """(init: std | 'ones' | 'zeros', lr, wd, eps) of docs/parameterization.md section 2 for a parameter name."""
     m_N, m_L = n / BASE_N, l / BASE_L
     width = param != "sp"
     depth = alpha is not None
@@ -83,7 +84,7 @@ def test_init_and_optimizer_groups_match_spec(param, alpha_cfg, alpha, tied):
 @pytest.mark.parametrize("param,alpha_cfg,alpha", CASES)
 def test_hidden_shrink_per_step(param, alpha_cfg, alpha):
     """lr * wd of hidden weights is eta*lambda*m_L^(alpha-1): width-free, and depth-free for
-    completep (SPEC 'consequences')."""
+    completep (docs/parameterization.md section 3)."""
     model = build(param, alpha_cfg)
     opt = model.configure_optimizers(LAMBDA, ETA, (0.9, 0.95), EPS)
     g = next(g for g in opt.param_groups if "transformer.h.0.mlp.c_fc.weight" in g["names"])
@@ -212,3 +213,24 @@ def test_invalid_settings_raise_one_line(kwargs, needle):
     with pytest.raises(ValueError) as e:
         GPTConfig(**kwargs)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_gptconfig_defaults_are_train_py_defaults():
+    """GPT(GPTConfig()) must be the model `python train.py` builds: every GPTConfig field that
+    train.py sets has the same default in both (vocab_size comes from the data)."""
+    import ast
+    import dataclasses
+    tree = ast.parse(open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                       "train.py")).read())
+    train = {}
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and getattr(node, "value", None) is not None:
+            try:
+                train[target.id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    fields = {f.name: f.default for f in dataclasses.fields(GPTConfig) if f.name != "vocab_size"}
+    missing = [k for k in fields if k not in train]
+    assert not missing, f"GPTConfig fields without a train.py default: {missing}"
+    assert {k: train[k] for k in fields} == fields

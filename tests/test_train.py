@@ -69,7 +69,7 @@ def test_short_training_lowers_loss(char_data, param):
 
 def test_train_script_end_to_end(char_data, tmp_path):
     """A tiny run: falls in loss, writes provenance and metrics, and its optimizer groups end
-    at lr(t) * lr_mult with the SPEC's hidden lr_mult (1/m_N * m_L^0 for completep)."""
+    at lr(t) * lr_mult with the reference's hidden lr_mult (1/m_N * m_L^0 for completep)."""
     out = tmp_path / "run"
     r = run_script(["train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY,
                     "--n_embd=64", "--n_layer=4", "--max_iters=30", "--eval_interval=15",

@@ -1,4 +1,4 @@
-# Depth transfer of the base LR (SPEC 4): sp, mup and completep at depths 2..16 (base depth
+# Depth transfer of the base LR (docs/parameterization.md section 5): sp, mup and completep at depths 2..16 (base depth
 # 2, width 64), LR 2^-12..2^-4, two seeds. Seed 0 of every point comes first, depth 16 last
 # within a seed, and within a depth the LRs go coarse to fine (2^-8, 2^-6, 2^-10, ...) for all
 # three parameterizations at once, so a partial sweep is still a usable picture.

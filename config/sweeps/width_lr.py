@@ -1,4 +1,4 @@
-# Width transfer of the base LR (SPEC 4): sp, mup and completep at widths 64..512 (base width
+# Width transfer of the base LR (docs/parameterization.md section 5): sp, mup and completep at widths 64..512 (base width
 # 64, depth 2), LR 2^-12..2^-4, two seeds. Widest last within a seed.
 # 216 points; not run yet. On one CPU core the 256/512-wide points dominate (hours): a GPU
 # job (--set device=cuda).
