@@ -18,21 +18,21 @@ from configurator import ConfigError, configure
 from model import GPT, GPTConfig
 from train import peak_flops
 
-n_layer = 4
+n_layer = 4                 # the model shape, as in train.py
 n_head = 4
 n_embd = 128
 block_size = 128
 batch_size = 16
-vocab_size = 84
-parameterization = "completep"
-base_n_layer = 2
+vocab_size = 84             # the character vocabulary of data/shakespeare_char (the default run)
+parameterization = "completep"  # sp | mup | depth_mup | completep
+base_n_layer = 2            # the proxy shape: sets m_N and m_L
 base_n_embd = 64
-device = "auto"
+device = "auto"             # 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'mps'
 dtype = "auto"              # 'auto': bfloat16 on CUDA, float32 elsewhere
 compile: bool | None = None  # None: on for CUDA only
-warmup = 5
-steps = 20
-seed = 0
+warmup = 5                  # untimed steps first
+steps = 20                  # timed steps; the median is reported
+seed = 0                    # init and the random tokens
 
 
 def main():

@@ -1,9 +1,11 @@
 """
 nanoGPT-style configuration, checked:
 
-    python train.py [config/file.py ...] [--key=value ...]
+    python train.py [config/file.py ...] [--key=value | --key value ...]
+    python train.py --help          # every setting, its default and what it is for
 
 Config files are short Python files of plain assignments; `--key=value` overrides follow.
+A value is a Python literal or simple arithmetic on numbers (`--learning_rate=2**-7`).
 The defaults (the module-level assignments of the calling script) fix the set of keys and
 their types; a default of None takes its type from the script's annotation
 (`depth_alpha: float | None = None`). Unknown keys, wrong types and malformed arguments
@@ -11,7 +13,11 @@ raise ConfigError with one line that says what to change.
 """
 import ast
 import difflib
+import io
+import operator
 import os
+import sys
+import tokenize
 import types
 import typing
 
@@ -43,12 +49,37 @@ def check_value(name, value, allowed, source):
                       f"{value!r} ({source}); fix it there")
 
 
+_ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+          ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow,
+          ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def _arithmetic(node):
+    """Evaluate numbers joined by + - * / // ** (e.g. 2**-7, 3e-4*2); anything else is ValueError."""
+    if isinstance(node, ast.Expression):
+        return _arithmetic(node.body)
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
+        left, right = _arithmetic(node.left), _arithmetic(node.right)
+        if isinstance(node.op, ast.Pow) and abs(right) > 1024:
+            raise ValueError("exponent too large")
+        return _ARITH[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _ARITH:
+        return _ARITH[type(node.op)](_arithmetic(node.operand))
+    raise ValueError("not arithmetic")
+
+
 def _parse_override(name, text, allowed):
     if bool in allowed and text.lower() in ("true", "false"):
         return text.lower() == "true"
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
+        pass
+    try:
+        return _arithmetic(ast.parse(text, mode="eval"))
+    except (ValueError, SyntaxError, ArithmeticError, RecursionError):
         if str in allowed:
             return text  # a bare string: --dataset=shakespeare_char
         example = next((e for t, e in ((bool, "True"), (int, "4"), (float, "0.1")) if t in allowed), "None")
@@ -88,17 +119,39 @@ def read_config_file(path):
             if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
 
 
-def parse(defaults, argv, annotations=None):
-    """Resolve argv (config files, then --key=value) against defaults. Returns (config, sources)."""
+def _pairs(argv):
+    """Join `--key value` into `--key=value`; config files and `--key=value` pass through."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--") and "=" not in arg and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(arg)
+            i += 1
+    return out
+
+
+def parse(defaults, argv, annotations=None, aliases=None):
+    """Resolve argv (config files, then --key=value) against defaults. Returns (config, sources).
+    `aliases` maps another trainer's setting name to a function (value, config) -> (dict of
+    settings to set, note); it runs once everything else is parsed and may raise ConfigError
+    to refuse the name with its replacement."""
     annotations = annotations or {}
+    aliases = aliases or {}
     config = dict(defaults)
     sources = {k: "default" for k in defaults}
     allowed = {k: _allowed_types(k, v, annotations) for k, v in defaults.items()}
-    for arg in argv:
+    pending = []  # (alias, value, source), applied after every other setting
+    for arg in _pairs(argv):
         if not arg.startswith("--"):
             if arg.startswith("-"):
                 raise ConfigError(f"argument {arg!r} is malformed; overrides are written --key=value")
             for k, v in read_config_file(arg).items():
+                if k in aliases and k not in config:
+                    pending.append((k, v, f"in {arg}"))
+                    continue
                 if k not in config:
                     raise _unknown(k, list(config), f"in {arg}")
                 config[k] = check_value(k, v, allowed[k], f"in {arg}")
@@ -107,19 +160,70 @@ def parse(defaults, argv, annotations=None):
         if "=" not in arg:
             raise ConfigError(f"argument {arg!r} has no value; write {arg}=VALUE")
         key, text = arg[2:].split("=", 1)
+        if key in aliases and key not in config:
+            pending.append((key, _parse_override(key, text, (int, float, bool, str)), f"from {arg}"))
+            continue
         if key not in config:
             raise _unknown(key, list(config), f"from {arg}")
         config[key] = check_value(key, _parse_override(key, text, allowed[key]), allowed[key],
                                   f"from {arg}")
         sources[key] = "command line"
+    for name, value, source in pending:
+        updates, note = aliases[name](value, config)
+        for k, v in updates.items():
+            config[k] = check_value(k, v, allowed[k], f"{name}={value!r} {source}")
+            sources[k] = f"{name} {source}"
+        print(f"note: {name}={value!r} ({source}) is read as {note}")
     return config, sources
 
 
-def configure(namespace, argv):
+def _comments(path):
+    """{line number: trailing comment} and the comment-only lines of a Python file."""
+    with open(path) as f:
+        source = f.read()
+    trailing, alone = {}, {}
+    code_lines = set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            (alone if tok.start[0] not in code_lines else trailing)[tok.start[0]] = tok.string.lstrip("# ")
+        elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+            code_lines.add(tok.start[0])
+    return trailing, alone
+
+
+def help_text(path, defaults):
+    """The settings of the script at `path`, in source order, each with its default and its
+    trailing comment, under the script's section comments."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    trailing, alone = _comments(path)
+    doc = (ast.get_docstring(tree) or "").strip()
+    lines = [doc, "", "settings (defaults shown; override with config files and --key=value):"]
+    last = 0
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+            node.target if isinstance(node, ast.AnnAssign) else None)
+        if not isinstance(target, ast.Name) or target.id not in defaults:
+            continue
+        section = [alone[n] for n in range(last + 1, node.lineno) if n in alone]
+        if section:  # a comment line between settings heads a section
+            lines.append(f"  # {section[-1]}")
+        last = getattr(node, "end_lineno", node.lineno)
+        default = f"{target.id} = {defaults[target.id]!r}"
+        note = trailing.get(node.lineno, "")
+        lines.append(f"  {default:<34} {note}".rstrip())
+    return "\n".join(lines)
+
+
+def configure(namespace, argv, aliases=None):
     """nanoGPT's entry point: resolve argv against the module-level defaults in `namespace`
-    (a script's globals()), write the result back into it and return it as a dict."""
+    (a script's globals()), write the result back into it and return it as a dict.
+    `--help` (or -h) prints the settings with their defaults and comments, and exits 0."""
     defaults = {k: v for k, v in namespace.items()
                 if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))}
-    config, _ = parse(defaults, argv, namespace.get("__annotations__", {}))
+    if any(a in ("--help", "-h") for a in argv):
+        print(help_text(namespace["__file__"], defaults))
+        raise SystemExit(0)
+    config, _ = parse(defaults, argv, namespace.get("__annotations__", {}), aliases)
     namespace.update(config)
     return config

@@ -38,59 +38,59 @@ _REPO = os.path.dirname(os.path.abspath(__file__))
 # ---------------------------------------------------------------------------------------
 # defaults; override with config files and --key=value (configurator.py)
 # I/O
-out_dir = "out"
+out_dir = "out"              # the run's directory: config, metrics, checkpoints, final.json
 init_from = "auto"           # 'auto': resume if out_dir holds a checkpoint | 'scratch' | 'resume'
 eval_interval = 250          # steps between evaluations (and checkpoints)
 eval_tokens = 32768          # tokens of each split per evaluation, the same windows every time
 log_interval = 25            # steps between log lines
-eval_only = False
-save_checkpoints = True
+eval_only = False            # evaluate the latest checkpoint of out_dir and stop
+save_checkpoints = True      # False: no checkpoints (sweep points)
 keep_last = 2                # regular checkpoints kept in out_dir (best.pt is kept apart)
 halt_at_iter = -1            # act as if SIGTERM arrived before this step (preemption tests)
 sample_tokens = 300          # characters/tokens sampled and printed at the end (0: none)
-wandb_log = False
-wandb_project = "completep"
-wandb_run_name = ""
+wandb_log = False            # also log every row to Weights & Biases
+wandb_project = "completep"  # wandb project name
+wandb_run_name = ""           # wandb run name (default: wandb's)
 wandb_mode = "offline"       # 'online' needs a key; 'offline' and 'disabled' do not
 # data
-dataset = "shakespeare_char"
+dataset = "shakespeare_char"  # a directory under data/ (prepared on first use for shakespeare_char)
 data_dir = ""                # default: data/<dataset>
 block_size = 128             # context length in tokens
 batch_size = 16              # micro-batch: sequences per forward pass per process
 global_batch_size = 32       # sequences per optimizer step over all processes and micro-steps
 # model
-n_layer = 4
-n_head = 4
-n_embd = 128
-dropout = 0.0
-bias = True
+n_layer = 4                  # L, transformer blocks
+n_head = 4                   # attention heads (head size n_embd / n_head)
+n_embd = 128                 # N, width of the residual stream
+dropout = 0.0                # dropout on the embeddings and both residual branches
+bias = True                  # biases in the Linears and LayerNorms
 parameterization = "completep"   # 'sp' | 'mup' | 'depth_mup' | 'completep'
 base_n_embd = 64             # the proxy shape the base hyperparameters were tuned at
-base_n_layer = 2
+base_n_layer = 2             # m_L = n_layer / base_n_layer, m_N = n_embd / base_n_embd
 depth_alpha: float | None = None  # None: 0.5 for depth_mup, 1.0 for completep
 init_std = 0.02              # sigma, the base init std
-input_mult = 1.0
-output_mult = 1.0
-tie_embeddings = True
+input_mult = 1.0             # muP forward multiplier on wte + wpe (base value)
+output_mult = 1.0            # muP forward multiplier on the logits (times 1/m_N)
+tie_embeddings = True        # lm_head shares wte's weight (nanoGPT's default)
 # AdamW (base values: eta, lambda, eps at the base shape)
-learning_rate = 1e-2
+learning_rate = 1e-2         # eta, the peak LR of the schedule at the base shape
 max_iters = 1200             # optimizer steps; overridden by max_tokens when that is > 0
 max_tokens = 0               # training budget in tokens (max_iters = max_tokens / tokens per step)
-weight_decay = 0.1
-beta1 = 0.9
-beta2 = 0.95
-eps = 1e-8
+weight_decay = 0.1           # lambda; AdamW semantics, the shrink per step is lr * wd
+beta1 = 0.9                  # AdamW first-moment decay
+beta2 = 0.95                 # AdamW second-moment decay
+eps = 1e-8                   # AdamW eps at the base shape (scaled per group)
 grad_clip = 1.0              # 0: no clipping
 # LR schedule, lr(t) * lr_mult per group; warmup and decay are fractions of the run
 lr_schedule = "cosine"       # 'cosine' | 'wsd' (warmup-stable-decay) | 'constant'
-warmup_frac = 0.05
+warmup_frac = 0.05           # linear warmup over this fraction of the run
 decay_frac = 0.2             # wsd: the final fraction of the run that decays linearly
 min_lr_frac = 0.1            # the LR at the end, as a fraction of the peak
 # system
 device = "auto"              # 'auto' | 'cpu' | 'cuda' | 'cuda:1' | 'mps'
 dtype = "auto"               # 'auto' (bfloat16 on CUDA, else float32) | 'float32' | 'bfloat16'
 compile: bool | None = None  # None: on for CUDA only
-seed = 1337
+seed = 1337                  # model init, data order and sampling
 # ---------------------------------------------------------------------------------------
 
 # peak dense bf16 FLOP/s per GPU model, for MFU (vendor datasheets, without sparsity)
@@ -118,6 +118,34 @@ def lr_multiplier(it, total, schedule, warmup_frac, decay_frac, min_lr_frac):
     if it < decay_start:
         return 1.0
     return 1.0 - (1 - min_lr_frac) * (it - decay_start + 1) / max(1, total - decay_start)
+
+
+def _warmup_iters(v, c):
+    if c["max_tokens"] > 0:
+        raise ConfigError(f"warmup_iters={v} is nanoGPT's; here warmup is a fraction of the run: set "
+                          "--warmup_frac (warmup steps / total steps)")
+    return {"warmup_frac": v / c["max_iters"]}, f"warmup_frac={v / c['max_iters']:.4g} (of max_iters={c['max_iters']})"
+
+
+def _lr_decay_iters(v, c):
+    raise ConfigError(f"lr_decay_iters={v} is nanoGPT's; here the schedule always ends with the run: set "
+                      "--max_iters (or --max_tokens), and --decay_frac for lr_schedule='wsd'")
+
+
+# nanoGPT's names for settings this trainer spells differently: mapped with a note, or refused
+# with the replacement (configurator.parse applies them after every other setting)
+NANOGPT_ALIASES = {
+    "eval_iters": lambda v, c: ({"eval_tokens": v * c["batch_size"] * c["block_size"]},
+                                f"eval_tokens={v * c['batch_size'] * c['block_size']} (x batch_size x block_size)"),
+    "gradient_accumulation_steps": lambda v, c: ({"global_batch_size": v * c["batch_size"]},
+                                                 f"global_batch_size={v * c['batch_size']} (x batch_size)"),
+    "decay_lr": lambda v, c: ({} if v else {"lr_schedule": "constant"},
+                              "the default schedule" if v else "lr_schedule='constant'"),
+    "min_lr": lambda v, c: ({"min_lr_frac": v / c["learning_rate"]},
+                            f"min_lr_frac={v / c['learning_rate']:.4g} (/ learning_rate)"),
+    "warmup_iters": _warmup_iters,
+    "lr_decay_iters": _lr_decay_iters,
+}
 
 
 def check_config(c, world_size):
@@ -151,6 +179,13 @@ def check_config(c, world_size):
         raise ConfigError(f"beta1={c['beta1']} and beta2={c['beta2']} must be below 1")
 
 
+def hms(seconds):
+    """1:02:03 / 2:03: a duration for a log line."""
+    m, sec = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
 def provenance(device_type, device_name):
     def git(*args):
         try:
@@ -177,7 +212,7 @@ def print_table(p, groups):
 
 
 def main():
-    config = configure(globals(), sys.argv[1:])
+    config = configure(globals(), sys.argv[1:], NANOGPT_ALIASES)
     ddp = int(os.environ.get("RANK", -1)) != -1
     rank, world_size = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -284,6 +319,15 @@ def main():
                             "previous one, or start over with a new out_dir") from None
         if master:
             print(f"resuming from {ckpts[-1]} at step {iter_num}")
+        if (iter_num >= total_iters and last_eval == iter_num and not eval_only
+                and os.path.isfile(os.path.join(out_dir, "final.json"))):
+            if master:  # a re-run of a finished run changes nothing (no second final eval row)
+                print(f"{out_dir} finished at step {iter_num} of {total_iters}; nothing to do "
+                      "(final.json and metrics.jsonl hold its result)")
+            if ddp:
+                dist.barrier()
+                dist.destroy_process_group()
+            return
     raw_model = model
     if use_compile:
         model = torch.compile(model)
@@ -304,14 +348,33 @@ def main():
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump(dict(config=config, total_iters=total_iters, grad_accum=grad_accum,
                            parameterization=raw_model.p.table()), f, indent=1)
-        with open(os.path.join(out_dir, "provenance.json"), "w") as f:
-            json.dump(provenance(device_type, dev_name), f, indent=1)
+        prov_path, prov = os.path.join(out_dir, "provenance.json"), provenance(device_type, dev_name)
+        if ckpts and os.path.isfile(prov_path):  # a resume: the first start stays, resumes are appended
+            try:
+                with open(prov_path) as f:
+                    first = json.load(f)
+                first.setdefault("resumes", []).append(dict(prov, step=iter_num))
+                prov = first
+            except (OSError, ValueError, AttributeError):
+                prov["note"] = "provenance.json of the first start was unreadable and is replaced"
+        with open(prov_path, "w") as f:
+            json.dump(prov, f, indent=1)
     log_file = open(os.path.join(out_dir, "metrics.jsonl"), "a") if master else None
     run = None
     if master and wandb_log:
         import wandb
+        id_path = os.path.join(out_dir, "wandb_id.json")  # a resumed run logs to the same wandb run
+        run_id = None
+        if os.path.isfile(id_path):
+            try:
+                with open(id_path) as f:
+                    run_id = json.load(f)["id"]
+            except (OSError, ValueError, KeyError, TypeError):
+                run_id = None
         run = wandb.init(project=wandb_project, name=wandb_run_name or None, config=config,
-                         mode=wandb_mode, dir=out_dir)
+                         mode=wandb_mode, dir=out_dir, id=run_id, resume="allow" if run_id else None)
+        with open(id_path, "w") as f:
+            json.dump({"id": run.id}, f)
 
     def log(row):
         if master:
@@ -377,14 +440,17 @@ def main():
 
     model.train()
     start_iter, losses = iter_num, {}
-    t0, tokens_since = time.time(), 0
+    t_start = time.time()
+    t0, tokens_since, steps_since = time.time(), 0, 0
+    train_time = 0.0  # seconds spent in training steps (evaluations excluded), for the ETA
     while True:
         due = iter_num % eval_interval == 0 and iter_num != last_eval  # not twice after a resume
         if due or iter_num >= total_iters or eval_only:
             losses, last_eval = evaluate(), iter_num
             if master:
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-            log(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"]))
+            log(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
+                     tokens=iter_num * tokens_per_step, wall_s=round(time.time() - t_start, 3)))
             if eval_only:
                 break
             if losses["val"] < best_val:
@@ -394,7 +460,7 @@ def main():
             if iter_num > 0:
                 checkpoint()
             t0 = time.time()  # eval time is not training time
-            tokens_since = 0
+            tokens_since, steps_since = 0, 0
         if iter_num >= total_iters:
             break
         # a scheduler's SIGTERM/SIGINT (or halt_at_iter) stops at a step boundary, saved
@@ -438,22 +504,28 @@ def main():
         optimizer.zero_grad(set_to_none=True)
         iter_num += 1
         tokens_since += tokens_per_step
+        steps_since += 1
         if iter_num % log_interval == 0 or iter_num == total_iters:
             if device_type == "cuda":
                 torch.cuda.synchronize()
             dt = time.time() - t0
+            train_time += dt
             lossf = loss_sum.item()
+            elapsed = time.time() - t_start
+            eta = train_time / (iter_num - start_iter) * (total_iters - iter_num)  # training steps only
             row = dict(iter=iter_num, loss=lossf, lr=lr_t, grad_norm=grad_norm.item(),
-                       tok_per_s=tokens_since / dt)
+                       tok_per_s=tokens_since / dt, ms_per_step=1000 * dt / steps_since,
+                       tokens=iter_num * tokens_per_step, wall_s=round(elapsed, 3))
             mfu = ""
             if flops_peak:
                 row["mfu"] = raw_model.flops_per_token() * row["tok_per_s"] / (flops_peak * world_size)
                 mfu = f", mfu {100 * row['mfu']:.1f}%"
             if master:
-                print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr_t:.3g}, grad norm {row['grad_norm']:.3f}, "
-                      f"{row['tok_per_s']:,.0f} tok/s{mfu}")
+                print(f"iter {iter_num}/{total_iters}: loss {lossf:.4f}, lr {lr_t:.3g}, grad norm "
+                      f"{row['grad_norm']:.3f}, {row['ms_per_step']:.0f} ms/step, {row['tok_per_s']:,.0f} tok/s"
+                      f"{mfu}, elapsed {hms(elapsed)}, eta {hms(eta)}")
             log(row)
-            t0, tokens_since = time.time(), 0
+            t0, tokens_since, steps_since = time.time(), 0, 0
     if iter_num >= total_iters and not eval_only:
         finish("done", train_loss=losses.get("train"), val_loss=losses.get("val"))
         if master and sample_tokens > 0:

@@ -169,7 +169,7 @@ def sample_batch(tokens, gen, batch, seq_len):
     return buf[:, :-1], buf[:, 1:]
 
 
-def run_one(cfg, tokens, seed, steps, lr, wd=0.1, betas=(0.9, 0.95), eps=1e-12, clip=1.0,
+def run_one(cfg, tokens, seed, *, steps, lr, wd=0.1, betas=(0.9, 0.95), eps=1e-12, clip=1.0,
             batch=8, probe_batch=2, attn_positions=64, wrap=None):
     """Train `steps` AdamW steps from a seeded init; return {(step, layer, quantity): value}.
     `wrap` (optional) wraps the built model, e.g. torch.compile, to show the hooks survive it."""
@@ -206,7 +206,7 @@ def run_one(cfg, tokens, seed, steps, lr, wd=0.1, betas=(0.9, 0.95), eps=1e-12, 
     return out
 
 
-def sweep(sweep_kind, params, sizes, tokens, vocab_size, seeds, steps, lr, width=256, depth=2,
+def sweep(sweep_kind, params, sizes, tokens, vocab_size, *, seeds, steps, lr, width=256, depth=2,
           head_size=64, batch=8, seq_len=1024, wd=0.1, betas=(0.9, 0.95), eps=1e-12, clip=1.0,
           probe_batch=2, attn_positions=64, done=(), on_run=None, log=print, input_mult=1.0):
     """Every (param, size, seed) point; returns the long-format rows (dicts of CSV_FIELDS).
@@ -221,8 +221,8 @@ def sweep(sweep_kind, params, sizes, tokens, vocab_size, seeds, steps, lr, width
                 cfg = model_config(param, sweep_kind, size, width, depth, head_size, sizes[0],
                                    vocab_size, seq_len, input_mult)
                 t0 = time.time()
-                out = run_one(cfg, tokens, seed, steps, lr, wd, betas, eps, clip, batch,
-                              probe_batch, attn_positions)
+                out = run_one(cfg, tokens, seed, steps=steps, lr=lr, wd=wd, betas=betas, eps=eps, clip=clip,
+                              batch=batch, probe_batch=probe_batch, attn_positions=attn_positions)
                 new = [dict(param=param, sweep=sweep_kind, size=size, seed=seed, step=s, layer=l,
                             quantity=q, value=v) for (s, l, q), v in sorted(out.items())]
                 rows += new
@@ -493,9 +493,10 @@ def main(argv=None):
     print(settings, flush=True)
     t0 = time.time()
     if not a.analyze_only:
-        sweep(a.sweep, params, sizes, tokens, vocab, list(range(s["seeds"])), s["steps"], s["lr"],
-              s["width"], s["depth"], s["head_size"], s["batch"], s["seq_len"], a.wd,
-              (a.beta1, a.beta2), a.eps, a.clip, a.probe_batch, a.attn_positions, done,
+        sweep(a.sweep, params, sizes, tokens, vocab, seeds=list(range(s["seeds"])), steps=s["steps"],
+              lr=s["lr"], width=s["width"], depth=s["depth"], head_size=s["head_size"], batch=s["batch"],
+              seq_len=s["seq_len"], wd=a.wd, betas=(a.beta1, a.beta2), eps=a.eps, clip=a.clip,
+              probe_batch=a.probe_batch, attn_positions=a.attn_positions, done=done,
               on_run=partial(append_rows, csv_path), log=lambda m: print(m, flush=True),
               input_mult=a.input_mult)
     rows = read_rows(csv_path)

@@ -78,3 +78,50 @@ def test_configure_updates_namespace_and_ignores_non_config_globals():
     assert ns["n_layer"] == 6 and c == dict(n_layer=6, learning_rate=1e-3)
     with pytest.raises(ConfigError):
         configure(ns, ["--PEAK=3"])
+
+
+def test_space_separated_values_and_arithmetic():
+    c = p("--n_layer", "8", "--learning_rate=2**-7", "--depth_alpha", "1/2")
+    assert c["n_layer"] == 8 and c["learning_rate"] == 2.0 ** -7 and c["depth_alpha"] == 0.5
+    assert p("--learning_rate=-3e-4*2")["learning_rate"] == -6e-4
+    with pytest.raises(ConfigError, match="not a valid int"):
+        p("--n_layer=__import__('os')")  # names and calls are not arithmetic
+    with pytest.raises(ConfigError, match="expects int"):
+        p("--n_layer=2**-1")             # arithmetic still type-checked: 0.5 is not an int
+    with pytest.raises(ConfigError, match="not a valid"):
+        p("--learning_rate=10**100000")  # refused, not computed
+
+
+def test_aliases_map_after_everything_else_or_refuse():
+    def refuse(v, c):
+        raise ConfigError(f"old={v} is refused; use --n_layer")
+    aliases = {"double_layers": lambda v, c: ({"n_layer": 2 * c["n_layer"]}, "n_layer doubled"),
+               "old": refuse}
+    c, sources = parse(DEFAULTS, ["--double_layers=1", "--n_layer=3"], ANN, aliases)
+    assert c["n_layer"] == 6 and sources["n_layer"].startswith("double_layers")  # saw the later n_layer=3
+    with pytest.raises(ConfigError, match="use --n_layer"):
+        parse(DEFAULTS, ["--old=1"], ANN, aliases)
+
+
+def test_train_py_help_and_nanogpt_names(tmp_path):
+    from conftest import run_script
+    r = run_script(["train.py", "--help"])
+    assert r.returncode == 0 and not r.stderr
+    assert "learning_rate = 0.01" in r.stdout and "eta, the peak LR" in r.stdout and "# model" in r.stdout
+    for script in ("sample.py", "bench.py"):
+        r = run_script([script, "-h"])
+        assert r.returncode == 0 and "seed = " in r.stdout, script
+    # nanoGPT's names: mapped (checked through the resolved config train.py writes) or refused
+    import train
+    defaults = {k: v for k, v in vars(train).items()
+                if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))}
+    c, _ = parse(defaults, ["--eval_iters=3", "--min_lr=1e-3",
+                 "--gradient_accumulation_steps=4", "--decay_lr=False", "--warmup_iters=60",
+                 "--max_iters=600", "--learning_rate=1e-2", "--batch_size=2"], train.__annotations__,
+                 train.NANOGPT_ALIASES)
+    assert c["eval_tokens"] == 3 * 2 * c["block_size"] and c["global_batch_size"] == 8
+    assert c["lr_schedule"] == "constant" and c["warmup_frac"] == pytest.approx(0.1)
+    assert c["min_lr_frac"] == pytest.approx(0.1)
+    r = run_script(["train.py", "--lr_decay_iters=100"])
+    assert r.returncode == 2 and r.stderr.startswith("error: lr_decay_iters=100") and "--max_iters" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -165,9 +165,25 @@ def test_halt_then_resume_equals_straight_run(data_dir, straight, tmp_path):
     with open(os.path.join(out, "final.json")) as f:
         assert json.load(f)["status"] == "stopped"
     n_before = len(metrics(out))
+    with open(os.path.join(out, "provenance.json")) as f:
+        first_start = json.load(f)["started"]
     res = ok(train(data_dir, out, f"--halt_at_iter={N // 2}"))  # the same command resumes
     assert f"resuming from {os.path.join(out, f'ckpt_{N // 2:07d}.pt')}" in res.stdout
     assert_resumed_equals_straight(straight, out, n_before)
+    with open(os.path.join(out, "provenance.json")) as f:  # the run keeps its identity
+        prov = json.load(f)
+    assert prov["started"] == first_start and [r["step"] for r in prov["resumes"]] == [N // 2]
+    # every row says how far the run is: tokens seen (exact across the resume) and wall time
+    rows = metrics(out)
+    per_step = rows[-1]["tokens"] // N
+    assert all(r["tokens"] == r["iter"] * per_step and r["wall_s"] >= 0 for r in rows)
+    # a re-run of the finished run changes nothing: no second final eval row, same final.json
+    with open(os.path.join(out, "final.json")) as f:
+        final = f.read()
+    res = ok(train(data_dir, out, f"--halt_at_iter={N // 2}"))
+    assert "nothing to do" in res.stdout and metrics(out) == rows
+    with open(os.path.join(out, "final.json")) as f:
+        assert f.read() == final
 
 
 def test_sigterm_then_resume_equals_straight_run(data_dir, straight, tmp_path):

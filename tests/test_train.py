@@ -135,3 +135,10 @@ def test_wandb_offline_needs_no_key(char_data, tmp_path):
                     "--eval_interval=2", "--wandb_log=True", "--wandb_mode=offline"], env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert list((out / "wandb").glob("offline-run-*")), "no offline wandb run was written"
+    run_id = json.loads((out / "wandb_id.json").read_text())["id"]
+    r = run_script(["train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--max_iters=4",
+                    "--eval_interval=2", "--wandb_log=True", "--wandb_mode=offline"], env=env)
+    assert r.returncode == 0 and "resuming from" in r.stdout, r.stderr[-2000:]
+    assert json.loads((out / "wandb_id.json").read_text())["id"] == run_id  # the same wandb run
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(d.name.endswith(run_id) for d in runs)
