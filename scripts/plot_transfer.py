@@ -11,7 +11,10 @@ The optimum of a curve is the vertex of the parabola through its best point and 
 neighbours in log2(x). Where that is not possible it is the best grid point, flagged:
 'edge-low'/'edge-high' (the best point ends the grid: the optimum may lie beyond it),
 'next-to-diverged' (the next point diverged: the optimum is at most one grid step higher),
-'flat' (the three points do not curve upwards: a safeguard). A point where any seed diverged (non-finite
+'flat' (the three points do not curve upwards: a safeguard), 'clamped' (the least-squares
+vertex of a wider window fell outside its points and was moved to the nearest one). A
+flagged curve still enters the drift, at its best grid point or clamped vertex; the table
+counts them. A point where any seed diverged (non-finite
 loss) counts as diverged; it is drawn as an x on the panel's top edge.
 """
 import argparse
@@ -105,8 +108,13 @@ def fit_optimum(log2x, loss, window=1):
         if a <= 0:
             res["note"] = "flat"
         else:
-            v = float(np.clip(-b / (2 * a), xs[0], xs[-1]))
-            res.update(log2_opt=v, loss_opt=float(np.polyval([a, b, c], v)))
+            vertex = -b / (2 * a)
+            v = float(np.clip(vertex, xs[0], xs[-1]))
+            # the parabola's value at its vertex, but never below the best observed loss by more
+            # than the fit supports: an extrapolated dip is not evidence of a lower loss
+            res.update(log2_opt=v, loss_opt=float(max(np.polyval([a, b, c], v), loss[i] - (ys.max() - loss[i]))))
+            if v != vertex:
+                res["note"] = "clamped"  # the vertex fell outside the fitted points: not trusted
     return res
 
 
@@ -173,7 +181,8 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
     fig, axes = plt.subplots(1, len(params), figsize=(3.8 * len(params) + 1.4, 4.0), sharey=True,
                              squeeze=False, layout="constrained")
     finite = [t[1] for p in agg for b in agg[p] for t in agg[p][b] if math.isfinite(t[1])]
-    lo, hi = min(finite), max(finite)
+    stars = [f["loss_opt"] for p in res for _, _, f in res[p]["rows"] if f is not None]
+    lo, hi = min(finite + stars), max(finite)  # every fitted optimum inside the axes
     hi = min(hi, ymax) if ymax else hi
     top = hi + 0.05 * (hi - lo + 1e-9)
     bys = sorted({b for p in agg for b in agg[p]})
@@ -213,6 +222,7 @@ def main(argv=None):
     ap.add_argument("--window", type=int, default=1,
                     help="neighbours a side of the best point in the parabola fit (default 1: three points)")
     ap.add_argument("--ymax", type=float, help="clip the loss axis here (the region near the optima)")
+    ap.add_argument("--title", help="figure title (default: the sweep's name, the metric and the axes)")
     ap.add_argument("--out", help="output prefix: writes PREFIX.png and PREFIX.md (default: next to the CSV)")
     args = ap.parse_args(argv)
     if args.window < 1:
@@ -228,8 +238,9 @@ def main(argv=None):
     out = args.out or os.path.splitext(args.results)[0] + f"_{x}"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     write_table(out + ".md", res, x, by, args.metric, args.results, args.window)
-    plot(out + ".png", agg, res, x, by, args.metric, f"{os.path.basename(args.results)}: {x} vs {by}",
-         args.ymax)
+    sweep_name = rows[0].get("sweep") or os.path.basename(os.path.dirname(os.path.abspath(args.results)))
+    title = args.title or f"{sweep_name}: {args.metric} against {x}, one curve per {by}"
+    plot(out + ".png", agg, res, x, by, args.metric, title, args.ymax)
     for p in _sorted_params(res):
         opts = ", ".join(f"{b:g}: 2^{f['log2_opt']:.2f}{' (' + f['note'] + ')' if f['note'] else ''}"
                          for b, _, f in res[p]["rows"] if f is not None)

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -246,3 +247,20 @@ def test_plot_other_hyperparameters_and_errors(tmp_path):
     assert "Optimal init_std" in (tmp_path / "std.md").read_text()
     with pytest.raises(plot_transfer.PlotError, match="does not exist"):
         plot_transfer.main([str(tmp_path / "missing.csv")])
+
+
+def test_fitted_optima_stay_inside_the_data():
+    """A least-squares vertex may fall outside its points, or dip far below every observed loss;
+    neither may be reported as the optimum (the vertex is clamped and flagged)."""
+    rng = np.random.default_rng(0)
+    clamped = 0
+    for _ in range(300):
+        loss = list(rng.uniform(1.0, 3.0, size=7))
+        r = plot_transfer.fit_optimum(list(range(7)), loss, window=3)
+        i = int(np.argmin(loss))
+        if r["note"] in ("", "clamped"):
+            assert max(0, i - 3) <= r["log2_opt"] <= min(6, i + 3)
+            window = loss[max(0, i - 3):i + 4]
+            assert r["loss_opt"] >= min(loss) - (max(window) - min(loss)) - 1e-12
+        clamped += r["note"] == "clamped"
+    assert clamped > 0  # the case occurs in this sample, so the check above is exercised
