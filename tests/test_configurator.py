@@ -1,8 +1,11 @@
 """configurator.py: nanoGPT usage, with unknown keys, wrong types and malformed arguments
 failing in one line."""
+import os
+
 import pytest
 
 from configurator import ConfigError, configure, parse
+from conftest import REPO, run_script
 
 DEFAULTS = dict(n_layer=4, learning_rate=1e-3, bias=True, dataset="shakespeare_char",
                 depth_alpha=None, compile=None)
@@ -104,7 +107,6 @@ def test_aliases_map_after_everything_else_or_refuse():
 
 
 def test_train_py_help_and_nanogpt_names(tmp_path):
-    from conftest import run_script
     r = run_script(["train.py", "--help"])
     assert r.returncode == 0 and not r.stderr
     assert "learning_rate = 0.01" in r.stdout and "eta, the peak LR" in r.stdout and "# model" in r.stdout
@@ -125,3 +127,30 @@ def test_train_py_help_and_nanogpt_names(tmp_path):
     r = run_script(["train.py", "--lr_decay_iters=100"])
     assert r.returncode == 2 and r.stderr.startswith("error: lr_decay_iters=100") and "--max_iters" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+CONFIGS = sorted(f for f in os.listdir(os.path.join(REPO, "config")) if f.endswith(".py"))
+SWEEPS = sorted(f for f in os.listdir(os.path.join(REPO, "config", "sweeps")) if f.endswith(".py"))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_file_is_valid_for_train_py(name):
+    """A committed config must not fail at start on the machine it is written for: every key
+    known, every type right, no contradiction (checked for 1 and 8 processes)."""
+    import train
+    from model import GPTConfig
+    defaults = {k: v for k, v in vars(train).items()
+                if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))}
+    c, _ = parse(defaults, [os.path.join(REPO, "config", name)], train.__annotations__)
+    train.check_config(c, 1)
+    if c["global_batch_size"] % (c["batch_size"] * 8) == 0:
+        train.check_config(c, 8)
+    fields = GPTConfig.__dataclass_fields__
+    GPTConfig(**{k: v for k, v in c.items() if k in fields})  # the model settings are consistent
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_sweep_file_expands(name):
+    r = run_script(["scripts/sweep.py", os.path.join("config", "sweeps", name), "--dry_run",
+                    "--out_root", "/nonexistent-dry-run"])
+    assert r.returncode == 0 and " points; results -> " in r.stdout, r.stderr

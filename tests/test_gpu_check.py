@@ -1,0 +1,43 @@
+"""scripts/gpu_check.py on a CPU machine: it refuses in one line, its plan names every step,
+and its parsing and comparisons work on real output of bench.py and train.py."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+from conftest import REPO, TINY, run_script
+
+spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(REPO, "scripts", "gpu_check.py"))
+gc = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gc)
+
+
+def test_refuses_without_cuda_in_one_line():
+    r = run_script(["scripts/gpu_check.sh"], cmd=["bash"], env={"CUDA_VISIBLE_DEVICES": ""})
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: no CUDA device") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_dry_run_lists_every_step_with_runnable_commands():
+    r = run_script(["scripts/gpu_check.py", "--dry_run"])
+    assert r.returncode == 0, r.stderr
+    names = [line for line in r.stdout.splitlines() if not line.startswith(" ")]
+    assert [n.split(":")[0] for n in names] == ["bench", "train", "resume", "ddp", "fsdp"]
+    assert "--halt_at_iter=150" in r.stdout and "torch.distributed.run" in r.stdout
+
+
+def test_parses_real_bench_output_and_compares_losses(char_data, tmp_path):
+    r = run_script(["bench.py", "--n_layer=1", "--n_embd=32", "--n_head=2", "--block_size=16",
+                    "--batch_size=2", "--steps=2", "--warmup=1", "--device=cpu"])
+    assert r.returncode == 0, r.stderr
+    ms, tok, mfu = gc.parse_bench(r.stdout)
+    assert ms > 0 and tok == pytest.approx(2 * 16 / (ms / 1000), rel=0.01) and mfu is None  # no MFU on CPU
+    out = tmp_path / "run"
+    r = run_script(["train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--max_iters=3"])
+    assert r.returncode == 0, r.stderr
+    loss = gc.final_loss(str(out))
+    assert loss == json.loads((out / "final.json").read_text())["val_loss"]
+    assert gc.close(loss * 1.01, loss) and not gc.close(loss * 1.05, loss) and not gc.close(None, loss)
+    (out / "final.json").write_text(json.dumps({"status": "stopped", "val_loss": 1.0}))
+    assert gc.final_loss(str(out)) is None  # a stopped run has no final loss
