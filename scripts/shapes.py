@@ -1,0 +1,310 @@
+"""
+Compute efficiency across width/depth ratios (CompleteP, arXiv 2505.01618, Figure 1 middle and
+right): for a budget of non-embedding parameters, model shapes from wide-shallow to
+narrow-deep, each trained for a fixed number of tokens per parameter under sp, mup and
+completep with the base hyperparameters tuned once on the proxy and transferred, never
+re-tuned per shape. Then: final loss against N:L per parameterization, loss against
+training FLOPs, and the FLOP saving of completep over mup at equal loss.
+
+    python scripts/shapes.py run --budgets 100000,400000 --dry_run         # the shapes and points
+    python scripts/shapes.py run --budgets 100000,400000 --jobs 2           # train them (restartable)
+    python scripts/shapes.py analyze runs/shapes/results.csv --out experiments/shapes/shapes
+
+Shapes: for each depth L of --depths, the width N (a multiple of --head_size) whose
+non-embedding parameter count (every block parameter and the final LayerNorm, counted on the
+built model) is closest to the budget. Tokens: --tpp x that count, so every shape of a
+parameterization sees the same tokens per parameter. Base hyperparameters: --base_config (the
+proxy's settings) and --lr per parameterization (each one's proxy optimum). Every point runs
+through scripts/sweep.py's machinery: its own out_dir, one row in the results CSV, skipped
+when finished.
+
+Training FLOPs of a point (`train_flops`): the PaLM-appendix estimate per token, 6 x
+non-embedding parameters + 12 L T N for attention, times the tokens.
+"""
+import argparse
+import csv
+import math
+import os
+import sys
+from collections import defaultdict
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import sweep  # noqa: E402
+from util import UserError, run_cli, signed  # noqa: E402
+
+PARAMS = ("sp", "mup", "completep")
+
+
+def nonembedding_params(n_layer, n_embd, bias=True):
+    """Block parameters plus the final LayerNorm: 12 N^2 per block for the four Linears, and
+    their biases and the two LayerNorms when `bias` (the count GPT builds; tests compare)."""
+    # ln_1, ln_2: 2N each (N without bias); c_attn 3N^2 + 3N; attn c_proj N^2 + N; c_fc 4N^2 + 4N;
+    # mlp c_proj 4N^2 + N
+    per_block = 12 * n_embd * n_embd + (13 * n_embd if bias else 2 * n_embd)
+    return n_layer * per_block + (2 * n_embd if bias else n_embd)
+
+
+def shapes(budget, depths, head_size, bias=True):
+    """[(n_layer, n_embd, n_head, params)] for a budget: per depth the closest width that is a
+    multiple of head_size (at least one head)."""
+    out = []
+    for L in depths:
+        best = None
+        for heads in range(1, 4096):
+            n = heads * head_size
+            p = nonembedding_params(L, n, bias)
+            if best is None or abs(p - budget) < abs(best[3] - budget):
+                best = (L, n, heads, p)
+            if p > budget:
+                break
+        out.append(best)
+    return out
+
+
+def train_flops(n_layer, n_embd, params, block_size, tokens):
+    """6 x non-embedding parameters x tokens + the attention term 12 L T C per token."""
+    return (6 * params + 12 * n_layer * block_size * n_embd) * tokens
+
+
+def parse_lrs(text):
+    out = {}
+    for part in text.split(","):
+        name, eq, value = part.partition("=")
+        if not eq or name not in PARAMS:
+            raise UserError(f"--lr {text!r}: write PARAM=VALUE pairs for {', '.join(PARAMS)}, e.g. "
+                            "sp=2**-7,mup=2**-6,completep=2**-6")
+        try:
+            out[name] = float(eval(value, {"__builtins__": {}}, {}))  # numbers and ** only
+        except Exception:
+            raise UserError(f"--lr: {value!r} is not a number") from None
+        if not out[name] > 0:
+            raise UserError(f"--lr: {name}={value} must be positive")
+    return out
+
+
+def ints(text, what):
+    try:
+        values = [int(float(v)) for v in text.split(",") if v]
+    except ValueError:
+        raise UserError(f"--{what}={text!r} must be a comma-separated list of numbers") from None
+    if not values or min(values) <= 0:
+        raise UserError(f"--{what}={text!r} needs positive values")
+    return values
+
+
+def build_points(a, defaults, annotations):
+    """The sweep points of every (budget, shape, parameterization, seed)."""
+    lrs = parse_lrs(a.lr)
+    missing = [p for p in a.params if p not in lrs]
+    if missing:
+        raise UserError(f"--lr has no value for {', '.join(missing)}; give each parameterization's proxy optimum")
+    settings = dict(base_config=[a.base_config if os.path.isabs(a.base_config) else os.path.join(REPO, a.base_config)],
+                    name="shapes")
+    if not os.path.isfile(settings["base_config"][0]):
+        raise UserError(f"--base_config {a.base_config} does not exist")
+    axes = {"seed": a.seeds}
+    points = []
+    for budget in a.budgets:
+        for L, N, H, P in shapes(budget, a.depths, a.head_size):
+            for p in a.params:
+                fixed = dict(parameterization=p, n_layer=L, n_embd=N, n_head=H, learning_rate=lrs[p],
+                             max_tokens=round(a.tpp * P), save_checkpoints=False, eval_interval=10 ** 9,
+                             sample_tokens=0)
+                root = os.path.join(a.out_root, f"P{budget}")
+                try:
+                    points += sweep.expand(settings, axes, fixed, {}, defaults, annotations, root)
+                except sweep.SweepError as e:
+                    raise UserError(str(e)) from None
+    return settings, axes, points
+
+
+def run(a):
+    defaults, annotations = sweep.train_defaults()
+    settings, axes, points = build_points(a, defaults, annotations)
+    results = a.results or os.path.join(a.out_root, "results.csv")
+    if a.dry_run:
+        print(f"{'budget':>8} {'L':>3} {'N':>5} {'heads':>5} {'N:L':>7} {'params':>9} {'tokens':>11}")
+        for budget in a.budgets:
+            for L, N, H, P in shapes(budget, a.depths, a.head_size):
+                print(f"{budget:>8} {L:>3} {N:>5} {H:>5} {N / L:>7.2f} {P:>9,} {round(a.tpp * P):>11,}")
+        done = sweep.recorded(results)
+        todo = sum(os.path.abspath(p["out_dir"]) not in done for p in points)
+        print(f"{len(points)} points ({todo} to run); results -> {results}")
+        return 0
+    ns = argparse.Namespace(jobs=a.jobs, threads_per_job=max(1, a.threads // a.jobs), nproc_per_node=1)
+    return sweep.run_local(points, settings, axes, results, ns)
+
+
+# --- analysis ---
+
+def load(path):
+    if not os.path.isfile(path):
+        raise UserError(f"results file {path} does not exist; run python scripts/shapes.py run first")
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("status") in ("done", "diverged")]
+    if not rows:
+        raise UserError(f"{path} holds no finished runs yet")
+    return rows
+
+
+def aggregate(rows, block_size):
+    """{param: [(budget, L, N, ratio, flops, mean loss, seeds)]} sorted by budget then L."""
+    cells = defaultdict(list)
+    for r in rows:
+        L, N = int(r["n_layer"]), int(r["n_embd"])
+        loss = float(r["val_loss"]) if r["status"] == "done" else math.inf
+        cells[(r["parameterization"], L, N, int(float(r["tokens"])))].append(loss)
+    out = defaultdict(list)
+    for (p, L, N, tokens), losses in cells.items():
+        P = nonembedding_params(L, N)
+        finite = [x for x in losses if math.isfinite(x)]
+        mean = sum(finite) / len(finite) if len(finite) == len(losses) else math.inf
+        out[p].append((P, L, N, N / L, train_flops(L, N, P, block_size, tokens), mean, len(losses)))
+    for p in out:
+        out[p].sort()
+    return out
+
+
+def flop_savings(agg):
+    """Per depth present under both mup and completep at two or more budgets: interpolate
+    log(FLOPs) linearly in loss between budgets (the curve of that depth), and read the FLOPs
+    completep needs for the loss mup reaches at its largest budget. [(L, mup loss, completep
+    loss, saving fraction or None, note)]."""
+    def curve(p, L):
+        pts = sorted((f, loss) for P, l, N, r, f, loss, s in agg.get(p, []) if l == L and math.isfinite(loss))
+        return pts
+    out = []
+    depths = sorted({l for p in ("mup", "completep") for _, l, *_ in agg.get(p, [])})
+    for L in depths:
+        m, c = curve("mup", L), curve("completep", L)
+        if not m or not c:
+            continue
+        target_flops, target = m[-1]
+        note, saving = "", None
+        if len(c) < 2:
+            note = "one budget: no curve to read"
+        else:
+            # the two completep budgets that bracket the target loss (or the last two: extrapolated)
+            pairs = list(zip(c, c[1:]))
+            pair = next(((a, b) for a, b in pairs if min(a[1], b[1]) <= target <= max(a[1], b[1])), pairs[-1])
+            (f0, l0), (f1, l1) = pair
+            if l0 == l1:
+                note = "flat curve"
+            else:
+                t = (target - l0) / (l1 - l0)
+                needed = math.exp(math.log(f0) + t * (math.log(f1) - math.log(f0)))
+                saving = 1 - needed / target_flops
+                if not min(l0, l1) <= target <= max(l0, l1):
+                    note = "extrapolated"
+        out.append((L, target, c[-1][1], saving, note))
+    return out
+
+
+def analyze(a):
+    rows = load(a.results)
+    block = int(a.block_size)
+    agg = aggregate(rows, block)
+    out = a.out or os.path.splitext(a.results)[0] + "_shapes"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    lines = [f"# Compute efficiency across width/depth ratios", "",
+             f"From `{a.results}`; val loss, mean over seeds; FLOPs = (6 x non-embedding params + "
+             f"12 L T N) x tokens, T = {block}.", "",
+             "| parameterization | budget (params) | L | N | N:L | FLOPs | val loss | seeds |", "|---|---|---|---|---|---|---|---|"]
+    for p in sorted(agg, key=lambda x: PARAMS.index(x) if x in PARAMS else 9):
+        for P, L, N, ratio, flops, loss, seeds in agg[p]:
+            lines.append(f"| {p} | {P:,} | {L} | {N} | {ratio:.2f} | {flops:.3g} | {loss:.4f} | {seeds} |")
+    sav = flop_savings(agg)
+    lines += ["", "## FLOP saving of completep over mup at equal loss", "",
+              "The loss mup reaches at its largest budget, and the FLOPs completep needs for it, read from "
+              "completep's loss-vs-FLOPs line through its budgets at the same depth.", "",
+              "| L | mup loss | completep loss (largest budget) | saving | note |", "|---|---|---|---|---|"]
+    for L, target, closs, saving, note in sav:
+        s = "-" if saving is None else f"{100 * saving:.1f}%"
+        lines.append(f"| {L} | {target:.4f} | {closs:.4f} | {s} | {note} |")
+    with open(out + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    plot(out + ".png", agg)
+    print("\n".join(lines))
+    print(f"wrote {out}.md and {out}.png")
+    return 0
+
+
+def plot(path, agg):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    colors = {"sp": "tab:gray", "mup": "tab:blue", "completep": "tab:red"}
+    budgets = sorted({P0 for p in agg for P0, *_ in agg[p]})
+    for p, pts in agg.items():
+        ok = [t for t in pts if math.isfinite(t[5])]
+        for b in budgets:  # budget here = the rounded count; group by nearest
+            grp = [t for t in ok if t[0] == b]
+            if grp:
+                ax1.plot([t[3] for t in grp], [t[5] for t in grp], "o-", color=colors.get(p), ms=4,
+                         label=p if b == budgets[0] else None)
+        by_depth = defaultdict(list)
+        for t in ok:
+            by_depth[t[1]].append(t)
+        for L, grp in by_depth.items():
+            grp.sort(key=lambda t: t[4])
+            ax2.plot([t[4] for t in grp], [t[5] for t in grp], "o-", color=colors.get(p), ms=3, alpha=0.8)
+            ax2.annotate(f"L{L}", (grp[-1][4], grp[-1][5]), fontsize=6, color=colors.get(p))
+    ax1.set_xscale("log", base=2)
+    ax1.set_xlabel("N : L (width / depth)")
+    ax1.set_ylabel("final val loss (mean over seeds)")
+    ax1.set_title("loss against width/depth ratio (one line per budget)")
+    ax1.legend(fontsize=8)
+    ax1.grid(alpha=0.3)
+    ax2.set_xscale("log")
+    ax2.set_xlabel("training FLOPs")
+    ax2.set_title("loss against FLOPs (one line per depth)")
+    ax2.grid(alpha=0.3)
+    fig.suptitle("Compute efficiency across shapes: base hyperparameters transferred, never re-tuned", fontsize=10)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train the shapes (or --dry_run to list them)")
+    r.add_argument("--budgets", default="100000", help="non-embedding parameter budgets, comma-separated")
+    r.add_argument("--depths", default="2,4,8,16,32")
+    r.add_argument("--head_size", type=int, default=8)
+    r.add_argument("--tpp", type=float, default=20, help="training tokens per non-embedding parameter")
+    r.add_argument("--params", default="sp,mup,completep")
+    r.add_argument("--lr", default="sp=2**-6,mup=2**-6,completep=2**-6",
+                   help="each parameterization's base LR, tuned on the proxy: PARAM=VALUE,...")
+    r.add_argument("--seeds", default="0")
+    r.add_argument("--base_config", default="config/transfer_paper.py", help="the proxy's settings")
+    r.add_argument("--out_root", default=os.path.join(REPO, "runs", "shapes"))
+    r.add_argument("--results", help="default: <out_root>/results.csv")
+    r.add_argument("--jobs", type=int, default=1)
+    r.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    r.add_argument("--dry_run", action="store_true")
+    z = sub.add_parser("analyze", help="tables and figures from a results CSV")
+    z.add_argument("results")
+    z.add_argument("--block_size", type=int, default=128, help="context length of the runs (for FLOPs)")
+    z.add_argument("--out", help="output prefix (default: next to the CSV)")
+    a = ap.parse_args(argv)
+    if a.cmd == "analyze":
+        return analyze(a)
+    a.budgets, a.depths = ints(a.budgets, "budgets"), ints(a.depths, "depths")
+    try:
+        a.seeds = [int(s) for s in a.seeds.split(",") if s]
+    except ValueError:
+        raise UserError(f"--seeds={a.seeds!r} must be a comma-separated list of integers") from None
+    a.params = [p for p in a.params.split(",") if p]
+    if bad := [p for p in a.params if p not in PARAMS]:
+        raise UserError(f"unknown parameterization {bad[0]!r} in --params; use {', '.join(PARAMS)}")
+    if a.head_size <= 0 or a.tpp <= 0 or a.jobs < 1 or not a.seeds:
+        raise UserError("--head_size, --tpp, --jobs and --seeds must be positive / non-empty")
+    a.out_root = os.path.abspath(a.out_root)
+    return run(a)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,66 @@
+"""scripts/shapes.py: shapes at a parameter budget, FLOPs, the saving read at equal loss, and a
+tiny study end to end through scripts/sweep.py's machinery."""
+import importlib.util
+import math
+import os
+
+import pytest
+import torch
+
+from conftest import REPO, run_script
+from model import GPT, GPTConfig
+
+spec = importlib.util.spec_from_file_location("shapes", os.path.join(REPO, "scripts", "shapes.py"))
+sh = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sh)
+
+
+@pytest.mark.parametrize("L,N,bias", [(2, 64, True), (5, 24, True), (3, 40, False)])
+def test_parameter_count_is_the_built_models(L, N, bias):
+    m = GPT(GPTConfig(n_layer=L, n_embd=N, n_head=N // 8, bias=bias, vocab_size=50, block_size=16))
+    counted = sum(t.numel() for n, t in m.named_parameters() if not n.startswith(("transformer.wte", "transformer.wpe", "lm_head")))
+    assert sh.nonembedding_params(L, N, bias) == counted
+
+
+def test_shapes_are_the_closest_widths_to_the_budget():
+    for L, N, H, P in sh.shapes(100_000, [2, 4, 8, 16, 32], 8):
+        assert N == 8 * H and P == sh.nonembedding_params(L, N)
+        for other in (N - 8, N + 8):  # no neighbouring width is closer
+            if other > 0:
+                assert abs(sh.nonembedding_params(L, other) - 100_000) >= abs(P - 100_000)
+    ratios = [N / L for L, N, H, P in sh.shapes(100_000, [2, 32], 8)]
+    assert ratios[0] / ratios[1] >= 16  # the default depths span at least 16x in N:L
+
+
+def test_flop_saving_read_at_equal_loss():
+    # completep's loss falls by 0.1 per e-fold of FLOPs: reaching mup's loss 2.0 from (F=e^10,
+    # 2.05) takes F = e^10.5, against mup's e^11: a saving of 1 - e^-0.5
+    agg = {"mup": [(0, 8, 0, 0, math.exp(10), 2.2, 1), (0, 8, 0, 0, math.exp(11), 2.0, 1)],
+           "completep": [(0, 8, 0, 0, math.exp(10), 2.05, 1), (0, 8, 0, 0, math.exp(11), 1.95, 1)]}
+    (L, target, closs, saving, note), = sh.flop_savings(agg)
+    assert L == 8 and target == 2.0 and closs == 1.95 and note == ""
+    assert saving == pytest.approx(1 - math.exp(-0.5))
+
+
+def test_tiny_study_end_to_end(char_data, tmp_path):
+    base = tmp_path / "proxy.py"
+    base.write_text(f"data_dir = {char_data!r}\nblock_size = 16\nbatch_size = 4\nglobal_batch_size = 4\n"
+                    "base_n_layer = 1\nbase_n_embd = 16\neval_tokens = 256\nlog_interval = 10\ndevice = 'cpu'\n")
+    args = ["scripts/shapes.py", "run", "--budgets", "3000", "--depths", "1,2", "--tpp", "1", "--head_size", "8",
+            "--params", "mup,completep", "--lr", "mup=2**-6,completep=2**-6", "--base_config", str(base),
+            "--out_root", str(tmp_path / "runs"), "--seeds", "0"]
+    r = run_script(args + ["--dry_run"])
+    assert r.returncode == 0 and "4 points (4 to run)" in r.stdout, r.stdout + r.stderr
+    r = run_script(args, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    r = run_script(args + ["--dry_run"])
+    assert "4 points (0 to run)" in r.stdout  # finished points are skipped
+    out = tmp_path / "fig"
+    r = run_script(["scripts/shapes.py", "analyze", str(tmp_path / "runs" / "results.csv"), "--block_size", "16",
+                    "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    table = (tmp_path / "fig.md").read_text()
+    assert table.count("| mup |") == 2 and table.count("| completep |") == 2 and "one budget" in table
+    assert os.path.getsize(tmp_path / "fig.png") > 10_000
+    r = run_script(["scripts/shapes.py", "run", "--lr", "mup=0"])
+    assert r.returncode == 2 and r.stderr.startswith("error: --lr: mup=0 must be positive")
