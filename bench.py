@@ -4,19 +4,27 @@ Training throughput of one model shape: forward, backward and AdamW step on rand
     python bench.py                                   # the default run's shape
     python bench.py --n_layer=8 --n_embd=256 --batch_size=16 --block_size=128
     python bench.py --device=cuda --n_layer=12 --n_embd=768 --block_size=1024 --batch_size=16
+    python bench.py --compare=True                    # our step against a plain nanoGPT-style step
 
-Prints ms per step and tokens/s (and MFU on CUDA, against train.py's peak-FLOPs table).
-Figures are medians over `steps` timed steps after `warmup` untimed ones.
+Prints ms per step and tokens/s (and MFU on CUDA, against util.PEAK_FLOPS). Figures are
+medians over `steps` timed steps after `warmup` untimed ones.
+
+--compare=True times two steps at the same shape in the same process, taking turns
+(`repeats` rounds, so a busy machine slows both alike): "plain" is the nanoGPT step, the GPT
+under 'sp' (no multipliers) with one AdamW group over every parameter; "ours" is the
+configured parameterization with its per-role groups (lr_mult, weight decay, eps), plus the
+variants that may make it faster: fused AdamW, torch.compile. The ratio is tokens/s over the
+plain step's: the cost (or gain) of the parameterization, measured.
 """
+import statistics
 import sys
 import time
-from contextlib import nullcontext
 
 import torch
 
 from configurator import ConfigError, configure
 from model import GPT, GPTConfig
-from train import peak_flops
+from util import UserError, peak_flops, resolve_device
 
 n_layer = 4                 # the model shape, as in train.py
 n_head = 4
@@ -29,35 +37,38 @@ base_n_layer = 2            # the proxy shape: sets m_N and m_L
 base_n_embd = 64
 device = "auto"             # 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'mps'
 dtype = "auto"              # 'auto': bfloat16 on CUDA, float32 elsewhere
-compile: bool | None = None  # None: on for CUDA only
+compile: bool | None = None  # None: on for CUDA only (compare: both variants; False: no compiled ones)
+fused: bool | None = None   # fused AdamW; None: on for CUDA only
 warmup = 5                  # untimed steps first
 steps = 20                  # timed steps; the median is reported
+compare = False             # time our step against a plain nanoGPT-style step (see above)
+repeats = 5                 # compare: rounds of `steps` steps per variant, taken in turn
 seed = 0                    # init and the random tokens
 
 
-def main():
-    configure(globals(), sys.argv[1:])
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    dt = {"auto": torch.bfloat16 if dev.startswith("cuda") else torch.float32,
-          "float32": torch.float32, "bfloat16": torch.bfloat16}.get(dtype)
-    if dt is None:
-        raise ConfigError(f"dtype={dtype!r} is not 'auto', 'float32' or 'bfloat16'")
+def build(param, groups, use_fused, use_compile, dev):
+    """(step function, model) for one variant: param = parameterization, groups = 'roles'
+    (the parameterization's groups) or 'one' (a single AdamW group, nanoGPT-style)."""
     torch.manual_seed(seed)
     try:
         cfg = GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
-                        n_embd=n_embd, parameterization=parameterization, base_n_layer=base_n_layer,
+                        n_embd=n_embd, parameterization=param, base_n_layer=base_n_layer,
                         base_n_embd=base_n_embd)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     model = GPT(cfg).to(dev)
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), 1e-8, "cuda" if dev.startswith("cuda") else "cpu")
-    fwd = torch.compile(model) if (dev.startswith("cuda") if compile is None else compile) else model
-    ctx = torch.autocast("cuda", dtype=dt) if dev.startswith("cuda") and dt != torch.float32 else nullcontext()
-    x = torch.randint(0, vocab_size, (batch_size, block_size), device=dev)
-    y = torch.randint(0, vocab_size, (batch_size, block_size), device=dev)
-    sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
+    extra = {"fused": True} if use_fused else {}
+    if groups == "one":
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, **extra)
+    else:
+        opt = torch.optim.AdamW(model.param_groups(1e-3, 0.1, 1e-8), lr=1e-3, betas=(0.9, 0.95), eps=1e-8, **extra)
+    fwd = torch.compile(model) if use_compile else model
+    return fwd, opt, model
+
+
+def timed(fwd, opt, x, y, ctx, n, sync):
     times = []
-    for i in range(warmup + steps):
+    for _ in range(n):
         sync()
         t0 = time.perf_counter()
         with ctx:
@@ -66,23 +77,65 @@ def main():
         opt.step()
         opt.zero_grad(set_to_none=True)
         sync()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    step = sorted(times)[len(times) // 2]
-    tok_s = batch_size * block_size / step
-    name = torch.cuda.get_device_name(dev) if dev.startswith("cuda") else f"cpu x{torch.get_num_threads()} threads"
-    line = (f"{n_layer} layers x {n_embd} wide, batch {batch_size} x {block_size}, {dt}, {name}: "
-            f"{1000 * step:.1f} ms/step, {tok_s:,.0f} tokens/s")
-    peak = peak_flops(name) if dev.startswith("cuda") else None
-    if peak:
-        line += f", MFU {100 * model.flops_per_token() * tok_s / peak:.1f}%"
-    print(line)
-    return step
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main():
+    configure(globals(), sys.argv[1:])
+    for k in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "vocab_size", "steps", "repeats"):
+        if globals()[k] <= 0:
+            raise ConfigError(f"{k}={globals()[k]} must be positive")
+    if warmup < 0:
+        raise ConfigError(f"warmup={warmup} must be >= 0")
+    dev, device_type, dt, ctx = resolve_device(device, dtype)
+    is_cuda = device_type == "cuda"
+    use_compile = is_cuda if compile is None else compile
+    use_fused = is_cuda if fused is None else fused
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, vocab_size, (batch_size, block_size), generator=gen).to(dev)
+    y = torch.randint(0, vocab_size, (batch_size, block_size), generator=gen).to(dev)
+    sync = torch.cuda.synchronize if is_cuda else (lambda: None)
+    name = torch.cuda.get_device_name(dev) if is_cuda else f"cpu x{torch.get_num_threads()} threads"
+    shape = f"{n_layer} layers x {n_embd} wide, batch {batch_size} x {block_size}, {dt}, {name}"
+    tokens = batch_size * block_size
+
+    if not compare:
+        fwd, opt, model = build(parameterization, "roles", use_fused, use_compile, dev)
+        timed(fwd, opt, x, y, ctx, warmup, sync)
+        step = statistics.median(timed(fwd, opt, x, y, ctx, steps, sync))
+        line = f"{shape}: {1000 * step:.1f} ms/step, {tokens / step:,.0f} tokens/s"
+        peak = peak_flops(name) if is_cuda else None
+        if peak:
+            line += f", MFU {100 * model.flops_per_token() * tokens / step / peak:.1f}%"
+        print(line)
+        return step
+
+    variants = {"plain (sp, one AdamW group)": ("sp", "one", False, False),
+                f"ours ({parameterization}, per-role groups)": (parameterization, "roles", False, False),
+                "ours + fused AdamW": (parameterization, "roles", True, False),
+                "ours + torch.compile": (parameterization, "roles", False, True),
+                "ours + fused + compile": (parameterization, "roles", True, True)}
+    if compile is False:  # --compile=False: leave the compiled variants out (they take a while to build)
+        variants = {k: v for k, v in variants.items() if not v[3]}
+    built = {k: build(*v, dev=dev) for k, v in variants.items()}
+    for fwd, opt, _ in built.values():
+        timed(fwd, opt, x, y, ctx, warmup, sync)  # compilation happens here, untimed
+    times = {k: [] for k in built}
+    for _ in range(repeats):  # take turns, so load on a shared machine hits every variant alike
+        for k, (fwd, opt, _) in built.items():
+            times[k] += timed(fwd, opt, x, y, ctx, steps, sync)
+    base = statistics.median(times[next(iter(times))])
+    print(f"{shape}; median of {repeats} x {steps} steps each, taken in turns")
+    for k, t in times.items():
+        m = statistics.median(t)
+        print(f"  {k:<42} {1000 * m:8.1f} ms/step {tokens / m:>10,.0f} tokens/s  {base / m:5.2f}x")
+    return base
 
 
 if __name__ == "__main__":
     try:
         main()
-    except ConfigError as e:
+    except (ConfigError, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

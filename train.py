@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import asdict
 
 import numpy as np
@@ -32,6 +31,7 @@ from checkpoint import (checkpoint_path, list_checkpoints, load_checkpoint, rng_
                         set_rng_state)
 from dataloader import DataError, eval_batches, open_dataset
 from model import GPT, GPTConfig
+from util import UserError, peak_flops, resolve_device
 
 _REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -92,17 +92,6 @@ dtype = "auto"               # 'auto' (bfloat16 on CUDA, else float32) | 'float3
 compile: bool | None = None  # None: on for CUDA only
 seed = 1337                  # model init, data order and sampling
 # ---------------------------------------------------------------------------------------
-
-# peak dense bf16 FLOP/s per GPU model, for MFU (vendor datasheets, without sparsity)
-PEAK_FLOPS = {"H100": 989e12, "H100 PCIe": 756e12, "H200": 989e12, "GH200": 989e12,
-              "B200": 2250e12, "A100": 312e12, "A10": 125e12, "A10G": 70e12, "L4": 121e12,
-              "L40S": 362e12, "V100": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
-
-
-def peak_flops(device_name):
-    hits = [k for k in PEAK_FLOPS if k in device_name]
-    return PEAK_FLOPS[max(hits, key=len)] if hits else None
-
 
 def lr_multiplier(it, total, schedule, warmup_frac, decay_frac, min_lr_frac):
     """lr(t) / learning_rate at step it of total; each group then multiplies by its lr_mult."""
@@ -220,25 +209,11 @@ def main():
     master = rank == 0
 
     # device and precision
-    dev = device
-    if dev == "auto":
-        dev = "cuda" if torch.cuda.is_available() else (
-            "mps" if torch.backends.mps.is_available() else "cpu")
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={dev!r} but CUDA is not available; use --device=cpu")
-    if dev == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device='mps' but MPS is not available; use --device=cpu")
-    if dev == "cuda" and ddp:
-        dev = f"cuda:{local_rank}"
-    device_type = "cuda" if dev.startswith("cuda") else dev
+    dev, device_type, ptdtype, autocast = resolve_device(device, dtype, local_rank, ddp)
     if device_type == "cuda":
         torch.cuda.set_device(dev)
     if ddp:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    ptdtype = {"auto": torch.bfloat16 if device_type == "cuda" else torch.float32,
-               "float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-    autocast = (nullcontext() if ptdtype == torch.float32
-                else torch.autocast(device_type=device_type, dtype=ptdtype))
     use_compile = (device_type == "cuda") if compile is None else compile
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -547,6 +522,6 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except ConfigError as e:  # a user's mistake: one line, no traceback
+    except (ConfigError, UserError) as e:  # a user's mistake: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -1,7 +1,51 @@
 """
 Small pieces shared by the entry points (train.py, sample.py, bench.py, scripts/*) that none
-of them should import from another entry point.
+of them should import from another entry point: device and precision set-up, the peak-FLOPs
+table, the one-line error convention, number formatting.
 """
+import re
+from contextlib import nullcontext
+
+from configurator import ConfigError
+
+# peak dense bf16 FLOP/s per GPU model, for MFU (vendor datasheets, without sparsity)
+PEAK_FLOPS = {"H100": 989e12, "H100 PCIe": 756e12, "H200": 989e12, "GH200": 989e12,
+              "B200": 2250e12, "A100": 312e12, "A10": 125e12, "A10G": 70e12, "L4": 121e12,
+              "L40S": 362e12, "V100": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12}
+
+
+def peak_flops(device_name):
+    """The table's entry whose name is the longest match in device_name, or None."""
+    hits = [k for k in PEAK_FLOPS if k in device_name]
+    return PEAK_FLOPS[max(hits, key=len)] if hits else None
+
+
+def resolve_device(device, dtype="auto", local_rank=0, ddp=False):
+    """(device string, device type, torch dtype, autocast context) for the settings `device`
+    ('auto' | 'cpu' | 'cuda' | 'cuda:N' | 'mps') and `dtype` ('auto' | 'float32' |
+    'bfloat16'); raises UserError for a device this machine does not have."""
+    import torch
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise UserError(f"device={device!r} is not 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise UserError(f"dtype={dtype!r} is not one of 'auto', 'float32', 'bfloat16'")
+    dev = device
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={dev!r} but CUDA is not available; use --device=cpu")
+    if dev.startswith("cuda:") and int(dev[5:]) >= torch.cuda.device_count():
+        raise UserError(f"device={dev!r} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if dev == "mps" and not torch.backends.mps.is_available():
+        raise UserError("device='mps' but MPS is not available; use --device=cpu")
+    if dev == "cuda" and ddp:
+        dev = f"cuda:{local_rank}"
+    device_type = "cuda" if dev.startswith("cuda") else dev
+    ptdtype = {"auto": torch.bfloat16 if device_type == "cuda" else torch.float32,
+               "float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    autocast = (nullcontext() if ptdtype == torch.float32
+                else torch.autocast(device_type=device_type, dtype=ptdtype))
+    return dev, device_type, ptdtype, autocast
 
 
 def signed(value, digits=2):
@@ -11,8 +55,9 @@ def signed(value, digits=2):
     return f"{0.0:+.{digits}f}" if float(text) == 0 else text
 
 
-class UserError(Exception):
-    """A mistake in the user's input: printed as one `error: ...` line, exit code 2."""
+# A mistake in the user's input: printed as one `error: ...` line, exit code 2. One class for
+# the whole repository (configurator.ConfigError; dataloader.DataError is a kind of it).
+UserError = ConfigError
 
 
 def run_cli(main, *errors):

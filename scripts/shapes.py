@@ -32,7 +32,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import sweep  # noqa: E402
-from util import UserError, run_cli, signed  # noqa: E402
+from util import UserError, run_cli  # noqa: E402
 
 PARAMS = ("sp", "mup", "completep")
 
@@ -208,7 +208,7 @@ def analyze(a):
     agg = aggregate(rows, block)
     out = a.out or os.path.splitext(a.results)[0] + "_shapes"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    lines = [f"# Compute efficiency across width/depth ratios", "",
+    lines = ["# Compute efficiency across width/depth ratios", "",
              f"From `{a.results}`; val loss, mean over seeds; FLOPs = (6 x non-embedding params + "
              f"12 L T N) x tokens, T = {block}.", "",
              "| parameterization | budget (params) | L | N | N:L | FLOPs | val loss | seeds |", "|---|---|---|---|---|---|---|---|"]

@@ -12,7 +12,8 @@ import torch
 from conftest import TINY, run_script
 from dataloader import RandomWindowLoader, read_tokens
 from model import GPT, GPTConfig
-from train import lr_multiplier, peak_flops
+from train import lr_multiplier
+from util import peak_flops
 
 
 def test_cosine_schedule():
