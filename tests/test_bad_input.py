@@ -24,6 +24,7 @@ import checkpoint  # noqa: E402
 import sample  # noqa: E402
 import train  # noqa: E402
 from configurator import ConfigError, configure  # noqa: E402
+from conftest import run_main  # noqa: E402
 from dataloader import HEADER_INTS, RandomWindowLoader, read_tokens, write_tokens, open_dataset  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
@@ -227,10 +228,10 @@ def tiny_checkpoint(data_dir, **change):
     model = GPT(cfg)
     opt = model.configure_optimizers(0.1, 1e-2, (0.9, 0.95))
     tokens = read_tokens(os.path.join(data_dir, "train.bin"))
-    ckpt = dict(format=1, model=model.state_dict(), optimizer=opt.state_dict(), model_config=asdict(cfg),
-                config=config, parameterization=model.p.table(), iter_num=2, best_val_loss=3.0,
-                last_eval_iter=2, data=RandomWindowLoader(tokens, 32, 4, 8).state_dict(),
-                rng=[checkpoint.rng_state()])
+    ckpt = checkpoint.build(model.state_dict(), opt.state_dict(), asdict(cfg), config, model.p.table(),
+                            iter_num=2, best_val_loss=3.0, last_eval_iter=2,
+                            data=RandomWindowLoader(tokens, 32, 4, 8).state_dict(),
+                            rng=[checkpoint.rng_state()], meta={})
     ckpt.update(change)
     return ckpt
 
@@ -266,20 +267,6 @@ def test_bad_checkpoint_file(write, expect, tmp_path):
     raises_config_error(lambda: checkpoint.load_checkpoint(path), path, *expect)
 
 
-def run_main(module, argv):
-    """module.main() in-process with argv; its globals, the torch RNG and TF32 flags restored after."""
-    saved, old_argv, rng = dict(vars(module)), sys.argv, torch.get_rng_state()
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    sys.argv = [f"{module.__name__}.py", *argv]
-    try:
-        module.main()
-    finally:
-        vars(module).update(saved)
-        sys.argv = old_argv
-        torch.set_rng_state(rng)
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
-
-
 def _ckpt(**change):
     def write(out, data):
         os.makedirs(out, exist_ok=True)
@@ -306,7 +293,16 @@ TRAIN_MAIN = [  # (id, what out_dir holds, extra argv, words the message must ho
     ("resume into another parameterization", _ckpt(), ["--parameterization=mup"],
      ["parameterization='completep' there, 'mup' here"]),
     ("checkpoint tensors of the wrong shape", _shapes, [], ["does not fit this model", "size mismatch"]),
-    ("checkpoint without optimizer state", _ckpt(optimizer=None), [], ["does not fit this model", "delete it"]),
+    ("checkpoint without optimizer state", _ckpt(optimizer=None), [],
+     ["field 'optimizer' is NoneType, not dict", "delete it"]),
+    ("checkpoint field of the wrong type", _ckpt(iter_num="2"), [],
+     ["ckpt_0000002.pt: field 'iter_num' is str, not int", "delete it to fall back"]),
+    ("checkpoint without RNG states", _ckpt(rng=[{"torch": 1}]), [],
+     ["field 'rng' is not a list of RNG states"]),
+    ("checkpoint optimizer without param_groups", _ckpt(optimizer={"state": {}}), [],
+     ["field 'optimizer' is not an optimizer state"]),
+    ("checkpoint renamed to another step", _ckpt(iter_num=5), [],
+     ["ckpt_0000002.pt holds step 5, not the step 2 of its name", "rename it to ckpt_0000005.pt"]),
     ("checkpoint data position of another loader", _ckpt(data={"mode": "sequential shards"}), [],
      ["checkpoint data position is for 'sequential shards'", "same dataset"]),
     ("device=cuda without CUDA", None, ["--device=cuda"], ["CUDA is not available", "--device=cpu"]),
@@ -342,7 +338,7 @@ SAMPLE = [  # (id, argv after --out_dir, words the message must hold)
     ("sample: prompt file missing", ["--start=FILE:nope.txt"], ["cannot read the prompt file nope.txt"]),
     ("sample: empty prompt", ["--start="], ["the prompt is empty"]),
     ("sample: top_k of 0", ["--top_k=0"], ["top_k=0 must be positive"]),
-    ("sample: negative temperature", ["--temperature=-1.0"], ["temperature=-1.0 must be >= 0"]),
+    ("sample: negative temperature", ["--temperature=-1.0"], ["temperature=-1.0 must be 0 (greedy) or in [0.001, 1000]"]),
 ]
 
 
