@@ -322,3 +322,24 @@ def test_sigkill_during_data_preparation_never_trains_on_mixed_files(tmp_path):
         outcomes.append(same[0])
     prepare_char(d, make_text(n_b, seed=1))  # the same command again, to the end: B, whole
     assert all(np.array_equal(x, y) for x, y in zip(splits(d), b)) and open_dataset(d, 32, 4, 8)
+
+
+# --- class 9: stopped is not success, and two signals are one --------------------------------
+
+def test_sigterm_twice_exits_4_with_a_checkpoint(char_data, tmp_path):
+    """Issue example: a double SIGTERM to train.py exited 143 (a single one: tests/test_resume.py)."""
+    out = str(tmp_path / "run")
+    proc = popen_train(char_data, out, "--max_iters=400", "--eval_interval=1000")
+    try:
+        assert wait_for(lambda: logged_steps(out) >= 2, proc)
+        for _ in range(2):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.01)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == runs.EXIT_STOPPED, stderr[-2000:]
+    final = json.load(open(os.path.join(out, "final.json")))
+    assert final["status"] == "stopped" and "SIGTERM" in stdout
+    assert os.path.exists(os.path.join(out, f"ckpt_{final['iter']:07d}.pt"))
