@@ -16,6 +16,7 @@ import torch
 
 from configurator import ConfigError, configure
 from model import GPT, GPTConfig
+from runs import check_device
 from train import peak_flops
 
 n_layer = 4
@@ -37,6 +38,7 @@ seed = 0
 
 def main():
     configure(globals(), sys.argv[1:])
+    check_device(device)
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     dt = {"auto": torch.bfloat16 if dev.startswith("cuda") else torch.float32,
           "float32": torch.float32, "bfloat16": torch.bfloat16}.get(dtype)

@@ -84,6 +84,8 @@ def read_tokens(path, fix="re-run the dataset's prepare.py"):
 
 
 SAMPLE = 1 << 20  # bytes at each end of a file that its checksum covers
+META_FIELDS = dict(itos=list, train_tokens=int, val_tokens=int, files=dict, command=str, shards=list,
+                   complete=bool, eot=int)
 
 
 def fingerprint(path):
@@ -132,6 +134,13 @@ def read_meta(data_dir):
         raise DataError(f"{path} must name the tokenizer and vocab_size, e.g. {{\"tokenizer\": \"gpt2\", "
                         f"\"vocab_size\": 50257}}; it has {sorted(meta) or 'no fields'}; re-run the dataset's "
                         "prepare.py or add them")
+    for k, t in META_FIELDS.items():  # optional fields, but of their type when present
+        if k in meta and (not isinstance(meta[k], t) or (t is int and isinstance(meta[k], bool))):
+            raise DataError(f"{path}: {k} must be {t.__name__}, got {meta[k]!r:.60}; re-run the dataset's prepare.py")
+    for name, entry in meta.get("files", {}).items():
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), int) for k in ("bytes", "crc32"))):
+            raise DataError(f"{path}: files[{name!r}] must be {{\"bytes\": int, \"crc32\": int}}, got "
+                            f"{entry!r:.60}; re-run the dataset's prepare.py")
     if meta.get("tokenizer") == "char" and not (isinstance(meta.get("itos"), list) and vocab == len(meta["itos"])):
         raise DataError(f"{path} says tokenizer 'char' but lacks its itos list or a vocab_size equal to "
                         "its length; re-run the dataset's prepare.py")

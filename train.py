@@ -239,7 +239,11 @@ def main():
     loader, meta = data.loader, data.meta
     if master and sample_tokens > 0:  # a tokenizer or prompt that cannot work fails now, not after training
         from sample import load_codec
-        load_codec(meta)[0]("\n")
+        encode = load_codec(meta)[0]
+        try:  # the final sample starts from a newline
+            encode("\n")
+        except ConfigError as e:
+            raise ConfigError(f"{e}; train.py's final sample starts from one, so set --sample_tokens=0") from None
     vocab = meta.get("vocab_size", 50257)
     if meta.get("tokenizer") != "char":  # BPE vocabularies padded to a multiple of 64 (50257 -> 50304)
         vocab = 64 * math.ceil(vocab / 64)
@@ -279,7 +283,7 @@ def main():
     need, what = memory_estimate(n_layer, n_embd, n_head, vocab, block_size, batch_size)
     have = available_memory(device_type, dev)
     if have and need > have:
-        raise ConfigError(f"this run needs {what}, more than the {have / 2 ** 30:,.1f} GiB of {dev}; "
+        raise ConfigError(f"this run needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; "
                           "lower n_layer, n_embd, batch_size or block_size (or the dataset's vocab_size)")
     torch.manual_seed(seed)
     random.seed(seed)
@@ -318,7 +322,8 @@ def main():
     try:
         log_file = open(os.path.join(out_dir, "eval.jsonl" if eval_only else "metrics.jsonl"), "a") if master else None
     except OSError as e:
-        raise ConfigError(f"cannot write to out_dir {out_dir} ({e.strerror}); make it writable") from None
+        raise ConfigError(f"cannot write to out_dir {out_dir} ({e.strerror}); make it writable or choose another "
+                          "--out_dir") from None
     run = None
     if master and wandb_log:
         import wandb

@@ -81,6 +81,8 @@ FILES = {  # config files the cases below refer to as {NAME}
     "unknown": "n_layers = 4\n",
     "wrongtype": "n_layer = '4'\n",
     "ok": "n_layer = 3\n",
+    "nan": "learning_rate = float('nan')\n",
+    "naneps": "eps = float('nan')\n",
 }
 
 SETTINGS = [  # (id, argv, words the message must hold)
@@ -125,6 +127,11 @@ SETTINGS = [  # (id, argv, words the message must hold)
      ["leave them at 1.0 for parameterization='sp'"]),
     ("unknown parameterization", ["--parameterization=ntk"], ["unknown parameterization 'ntk'", "completep"]),
     ("non-positive base shape", ["--base_n_embd=0"], ["base_n_embd=0", "must be positive"]),
+    ("empty out_dir", ["--out_dir="], ["out_dir is empty", "--out_dir=out"]),
+    ("NaN learning rate in a config file", ["{nan}"], ["learning_rate=nan must be a finite number"]),
+    ("NaN eps in a config file", ["{naneps}"], ["eps=nan must be a finite number"]),
+    ("infinite learning rate", ["--learning_rate=1e999"], ["learning_rate=inf must be a finite number"]),
+    ("infinite init std", ["--init_std=1e999"], ["init_std=inf must be a finite number"]),
 ]
 
 
@@ -201,6 +208,10 @@ DATA = [  # (id, how the directory is broken, block_size, words the message must
     ("block_size longer than the data", lambda d: None, 5000, ["too few for block_size=5000", "lower block_size"]),
     ("val.bin with no tokens", lambda d: write_tokens(f"{d}/val.bin", np.zeros(0, np.uint16), 10), 32,
      ["val.bin holds 0 tokens"]),
+    ("meta.json token count of the wrong type", lambda d: _meta(d, train_tokens="5"), 32,
+     ["meta.json: train_tokens must be int, got '5'"]),
+    ("meta.json file entry of the wrong type", lambda d: _meta(d, files={"train.bin": [1, 2]}), 32,
+     ["meta.json: files['train.bin'] must be {\"bytes\": int, \"crc32\": int}, got [1, 2]"]),
 ]
 
 
@@ -305,6 +316,16 @@ TRAIN_MAIN = [  # (id, what out_dir holds, extra argv, words the message must ho
      ["ckpt_0000002.pt holds step 5, not the step 2 of its name", "rename it to ckpt_0000005.pt"]),
     ("checkpoint data position of another loader", _ckpt(data={"mode": "sequential shards"}), [],
      ["checkpoint data position is for 'sequential shards'", "same dataset"]),
+    ("model too deep for this machine", None, ["--n_layer=10000000"],
+     ["this run needs", "parameters, about", "GiB with optimizer state and activations, more than the",
+      "GiB cpu has", "lower n_layer, n_embd"]),
+    ("model too wide for this machine", None, ["--n_embd=200000", "--n_head=2"], ["this run needs", "lower n_layer"]),
+    ("a vocabulary of 10^9", lambda out, data: _meta(data, tokenizer="big", vocab_size=10 ** 9, itos=None), [],
+     ["this run needs", "or the dataset's vocab_size"]),
+    ("sample prompt not in a char vocabulary", lambda out, data: _no_newline(data), ["--sample_tokens=10"],
+     ["outside the vocabulary: ['\\n']", "so set --sample_tokens=0"]),
+    ("out_dir under a file", lambda out, data: _write(os.path.dirname(out) + "/f", "x"), ["--out_dir={tmp}/f/run"],
+     ["cannot write to out_dir", "/f/run (Not a directory)", "choose another --out_dir"]),
     ("device=cuda without CUDA", None, ["--device=cuda"], ["CUDA is not available", "--device=cpu"]),
     ("device=mps without MPS", None, ["--device=mps"], ["MPS is not available", "--device=cpu"]),
 ]
@@ -319,7 +340,18 @@ def test_bad_run_directory(setup, argv, expect, tmp_path):
     data, out = make_dataset(str(tmp_path / "data")), str(tmp_path / "out")
     if setup:
         setup(out, data)
+    argv = [a.format(tmp=str(tmp_path)) for a in argv]
     raises_config_error(lambda: run_main(train, TINY + [f"--data_dir={data}", f"--out_dir={out}", *argv]), *expect)
+
+
+def _no_newline(d):
+    """A char dataset whose text has no newline (train.py's sample starts from one)."""
+    text = TEXT.replace("\n", " ")
+    chars = sorted(set(text))
+    ids = np.array([chars.index(c) for c in text], dtype=np.uint16)
+    write_tokens(os.path.join(d, "train.bin"), ids[:-1000], vocab_size=len(chars))
+    write_tokens(os.path.join(d, "val.bin"), ids[-1000:], vocab_size=len(chars))
+    _meta(d, vocab_size=len(chars), itos=chars)
 
 
 # --- sample.py -----------------------------------------------------------------------------
@@ -339,6 +371,9 @@ SAMPLE = [  # (id, argv after --out_dir, words the message must hold)
     ("sample: empty prompt", ["--start="], ["the prompt is empty"]),
     ("sample: top_k of 0", ["--top_k=0"], ["top_k=0 must be positive"]),
     ("sample: negative temperature", ["--temperature=-1.0"], ["temperature=-1.0 must be 0 (greedy) or in [0.001, 1000]"]),
+    ("sample: temperature that overflows the logits", ["--temperature=1e-30"], ["temperature=1e-30 must be 0"]),
+    ("sample: infinite temperature", ["--temperature=1e999"], ["temperature=inf must be 0"]),
+    ("sample: unknown device", ["--device=tpu"], ["device='tpu' is not 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"]),
 ]
 
 
@@ -348,6 +383,14 @@ def test_bad_sample(argv, expect, tmp_path, monkeypatch):
     out = _sample_ready(tmp_path) if argv is not None else str(tmp_path / "empty")
     raises_config_error(lambda: run_main(sample, [f"--out_dir={out}", "--max_new_tokens=2", *(argv or [])]),
                         *expect)
+
+
+def test_sample_never_guesses_a_tokenizer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = _sample_ready(tmp_path)  # its checkpoint holds no tokenizer (meta={}): the dataset's is used
+    os.remove(tmp_path / "data" / "meta.json")  # and there is none: not GPT-2 by default
+    raises_config_error(lambda: run_main(sample, [f"--out_dir={out}", "--max_new_tokens=2"]),
+                        "ckpt_0000002.pt holds no tokenizer", "has no meta.json")
 
 
 def test_good_sample(tmp_path, capsys):

@@ -343,3 +343,100 @@ def test_sigterm_twice_exits_4_with_a_checkpoint(char_data, tmp_path):
     final = json.load(open(os.path.join(out, "final.json")))
     assert final["status"] == "stopped" and "SIGTERM" in stdout
     assert os.path.exists(os.path.join(out, f"ckpt_{final['iter']:07d}.pt"))
+
+
+# --- class 13: the filesystem ---------------------------------------------------------------
+
+def read_only(path):
+    """Make a directory unwritable, also for root (chattr +i); a restore function, or skip."""
+    if os.geteuid() != 0:
+        os.chmod(path, 0o555)
+        return lambda: os.chmod(path, 0o755)
+    if subprocess.run(["chattr", "+i", path], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a directory read-only for root on this filesystem")
+    return lambda: subprocess.run(["chattr", "-i", path], check=True)
+
+
+def test_a_read_only_out_dir_is_one_line_for_train_resume_and_eval(char_data, tmp_path):
+    out = str(tmp_path / "run")
+    argv = [*TINY, f"--data_dir={char_data}", f"--out_dir={out}", "--max_iters=2"]
+    run_main(train_module, argv)
+    before = sorted(os.listdir(out))
+    undo = read_only(out)
+    try:
+        for extra in (["--max_iters=4"], ["--eval_only=True"]):  # resume, evaluate
+            with pytest.raises(ConfigError) as e:
+                run_main(train_module, argv + extra)
+            assert f"cannot write to out_dir {out} (" in str(e.value) and "\n" not in str(e.value)
+        empty = str(tmp_path / "empty")
+        os.makedirs(empty)
+        undo_empty = read_only(empty)
+        try:  # a new run
+            with pytest.raises(ConfigError, match="cannot write to out_dir .*empty"):
+                run_main(train_module, [*TINY, f"--data_dir={char_data}", f"--out_dir={empty}", "--max_iters=2"])
+        finally:
+            undo_empty()
+    finally:
+        undo()
+    assert sorted(os.listdir(out)) == before
+
+
+def test_a_full_disk_during_a_checkpoint_write_leaves_no_temporary(char_data, tmp_path, monkeypatch):
+    import checkpoint
+    out = str(tmp_path / "run")
+    argv = [*TINY, f"--data_dir={char_data}", f"--out_dir={out}", "--eval_interval=2"]
+    run_main(train_module, argv + ["--max_iters=2"])
+    kept = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out) if n.endswith(".pt")}
+    real_save = torch.save
+
+    def full_disk(obj, f):
+        real_save(obj, f)  # the bytes went to the temporary file; then the disk is full
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    with pytest.raises(ConfigError) as e:
+        run_main(train_module, argv + ["--max_iters=4"])
+    msg = str(e.value)
+    assert msg.startswith(f"cannot write checkpoint {out}/") and "No space left on device" in msg, msg
+    assert "previous checkpoints are kept" in msg and "\n" not in msg
+    assert not glob.glob(os.path.join(out, "*.tmp.*")), "the temporary file stays and keeps the disk full"
+    assert {n: open(os.path.join(out, n), "rb").read() for n in kept} == kept
+
+
+def test_temporaries_of_a_killed_write_are_removed_at_start(char_data, tmp_path):
+    out = str(tmp_path / "run")
+    os.makedirs(out)
+    stale = [os.path.join(out, n) for n in ("ckpt_0000002.pt.tmp.4242", "best.pt.tmp.17")]
+    mine = os.path.join(out, "notes.tmp.1")  # not ours: left alone
+    for p in stale + [mine]:
+        open(p, "wb").write(b"x" * 1000)
+    run_main(train_module, [*TINY, f"--data_dir={char_data}", f"--out_dir={out}", "--max_iters=1"])
+    assert not any(os.path.exists(p) for p in stale) and os.path.exists(mine)
+
+
+# --- classes 15 and 16: other entry points, messages that do not mislead ---------------------
+
+def test_bench_validates_its_device():
+    import bench
+    for device, words in (("tpu", "is not 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+                          ("cuda:7" if torch.cuda.device_count() < 8 else "mps", "CUDA|MPS")):
+        if device == "mps" and torch.backends.mps.is_available():
+            continue
+        with pytest.raises(ConfigError, match=words):
+            run_main(bench, [f"--device={device}", "--steps=1", "--warmup=0"])
+
+
+def test_a_shard_error_names_a_command_that_exists(tmp_path):
+    d = make_shards(str(tmp_path / "s"), bad=1)
+    meta = json.load(open(os.path.join(d, "meta.json")))
+    del meta["command"]  # prepared by hand: no command recorded, no prepare.py in the directory
+    json.dump(meta, open(os.path.join(d, "meta.json"), "w"))
+    with pytest.raises(DataError) as e:
+        open_dataset(d, 16, 2, 8)
+    assert "data/custom/prepare.py" in str(e.value) and f"{d}/prepare.py" not in str(e.value), str(e.value)
+
+
+def test_records_hold_no_infinity_or_nan():
+    """final.json of a run diverged before its first finite eval held Infinity (invalid JSON)."""
+    row = train_module.finite(dict(status="diverged", best_val_loss=float("inf"), lr=float("nan"), iter=3, x=1.5))
+    assert json.loads(json.dumps(row), parse_constant=lambda c: pytest.fail(c)) == \
+        dict(status="diverged", best_val_loss=None, lr=None, iter=3, x=1.5)

@@ -228,8 +228,8 @@ def test_nan_exits_3_and_leaves_checkpoints_untouched(data_dir, straight, tmp_pa
     after = {p: open(p, "rb").read() for p in glob.glob(os.path.join(out, "*.pt"))}
     assert after.keys() == before.keys() and all(after[p] == before[p] for p in before)
     assert not glob.glob(os.path.join(out, "*.tmp*"))
-    with open(os.path.join(out, "final.json")) as f:
-        assert json.load(f)["status"] == "diverged"
+    with open(os.path.join(out, "final.json")) as f:  # strict JSON: no NaN or Infinity
+        assert json.loads(f.read(), parse_constant=lambda c: pytest.fail(f"{c} in final.json"))["status"] == "diverged"
 
 
 def test_resume_into_a_different_model_is_refused(data_dir, straight, tmp_path):
