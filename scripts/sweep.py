@@ -313,7 +313,7 @@ def finish(job, sweep, axes, results, header):
         append_row(results, header, row)
         print(f"{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {point['out_dir']}", flush=True)
         return True
-    if rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT, -signal.SIGKILL):  # stopped, or killed first
+    if rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT):  # stopped, or signalled before it could stop
         print(f"stopped           {point['out_dir']} (re-run the sweep to continue it)", flush=True)
         return True
     if rc == EXIT_BAD_INPUT and lock_owner(point["out_dir"]):  # taken by another process just now
