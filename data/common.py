@@ -7,10 +7,12 @@ boundary before a new document. The token stream is cut into shards of exactly s
 tokens (the last one shorter); shard 0 is validation, the rest training, named as in llm.c:
 NAME_val_000000.bin, NAME_train_000001.bin, ... (format: dataloader.write_tokens).
 
-meta.json is rewritten after every shard. Besides the tokenizer and the shard list it holds
-each shard's end position in the document stream (document index, token offset), so an
-interrupted run resumes after its last finished shard without tokenizing those again, and
-"complete": true only once the last shard is written (open_dataset refuses an incomplete one).
+meta.json is rewritten after every shard (and, with "complete": false, before the first one
+changes). Besides the tokenizer and the shard list (token count, size and CRC-32 of each
+shard, checked by the loader) it holds each shard's end position in the document stream
+(document index, token offset), so an interrupted run resumes after its last finished shard
+without tokenizing those again, and "complete": true only once the last shard is written
+(open_dataset refuses an incomplete one).
 """
 import glob
 import json
