@@ -15,6 +15,7 @@ same sequences per step, and `state_dict()` after a step is the exact data posit
 """
 import glob
 import json
+import zlib
 from dataclasses import dataclass
 import os
 
@@ -36,7 +37,7 @@ class DataError(ConfigError):
 
 
 def write_tokens(path, tokens, vocab_size=None):
-    """Write a token file atomically: path.tmp, fsync, rename."""
+    """Write a token file atomically: path.tmp.<pid> (two writers never share one), fsync, rename."""
     tokens = np.asarray(tokens)
     top = vocab_size if vocab_size is not None else (int(tokens.max()) + 1 if tokens.size else 0)
     magic = 20240520 if top <= 2 ** 16 else 20240801
@@ -45,7 +46,7 @@ def write_tokens(path, tokens, vocab_size=None):
         raise ValueError(f"token ids out of range for {np.dtype(dtype).name} in {path}")
     header = np.zeros(HEADER_INTS, dtype=np.int32)
     header[0], header[1], header[2] = magic, version, tokens.size
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(header.tobytes())
         f.write(tokens.astype(dtype, copy=False).tobytes())
@@ -82,7 +83,38 @@ def read_tokens(path, fix="re-run the dataset's prepare.py"):
     return np.memmap(path, dtype=dtype, mode="r", offset=HEADER_BYTES, shape=(ntok,))
 
 
+SAMPLE = 1 << 20  # bytes at each end of a file that its checksum covers
+META_FIELDS = dict(itos=list, train_tokens=int, val_tokens=int, files=dict, command=str, shards=list,
+                   complete=bool, eot=int)
+
+
+def fingerprint(path):
+    """{bytes, crc32} of a file: its size and a CRC-32 of its first and last MiB (all of a
+    file up to 2 MiB). Cheap enough for every start; it tells a file from another preparation."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        crc = zlib.crc32(f.read(SAMPLE))
+        if size > SAMPLE:
+            f.seek(max(SAMPLE, size - SAMPLE))
+            crc = zlib.crc32(f.read(SAMPLE), crc)
+    return {"bytes": size, "crc32": crc}
+
+
+def check_fingerprint(path, want, fix):
+    """Compare a file with what meta.json says of it ({bytes, crc32}, either may be absent)."""
+    try:
+        have = fingerprint(path)
+    except OSError:
+        raise DataError(f"{path} is listed in meta.json but cannot be read; {fix}") from None
+    for k in ("bytes", "crc32"):
+        if k in want and want[k] != have[k]:
+            raise DataError(f"{path} does not match meta.json ({k} {have[k]} on disk, {want[k]} in meta.json): "
+                            f"the files come from different preparations (an interrupted one?); {fix}")
+
+
 def read_meta(data_dir):
+    """meta.json of a dataset directory, checked: a JSON object naming its tokenizer and an
+    integer vocab_size. None if there is no meta.json."""
     path = os.path.join(data_dir, "meta.json")
     if not os.path.exists(path):
         return None
@@ -98,6 +130,17 @@ def read_meta(data_dir):
         raise DataError(f"{path} must be a JSON object with an integer vocab_size > 0, got "
                         f"{type(meta).__name__ if not isinstance(meta, dict) else repr(vocab)}; "
                         "re-run the dataset's prepare.py")
+    if vocab is None or not isinstance(meta.get("tokenizer"), str) or not meta["tokenizer"]:
+        raise DataError(f"{path} must name the tokenizer and vocab_size, e.g. {{\"tokenizer\": \"gpt2\", "
+                        f"\"vocab_size\": 50257}}; it has {sorted(meta) or 'no fields'}; re-run the dataset's "
+                        "prepare.py or add them")
+    for k, t in META_FIELDS.items():  # optional fields, but of their type when present
+        if k in meta and (not isinstance(meta[k], t) or (t is int and isinstance(meta[k], bool))):
+            raise DataError(f"{path}: {k} must be {t.__name__}, got {meta[k]!r:.60}; re-run the dataset's prepare.py")
+    for name, entry in meta.get("files", {}).items():
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), int) for k in ("bytes", "crc32"))):
+            raise DataError(f"{path}: files[{name!r}] must be {{\"bytes\": int, \"crc32\": int}}, got "
+                            f"{entry!r:.60}; re-run the dataset's prepare.py")
     if meta.get("tokenizer") == "char" and not (isinstance(meta.get("itos"), list) and vocab == len(meta["itos"])):
         raise DataError(f"{path} says tokenizer 'char' but lacks its itos list or a vocab_size equal to "
                         "its length; re-run the dataset's prepare.py")
@@ -140,7 +183,12 @@ class RandomWindowLoader:
         if state.get("mode") != self.mode:
             raise DataError(f"checkpoint data position is for {state.get('mode')!r} but the "
                             f"dataset loads as {self.mode!r}; resume with the same dataset")
-        self.gen.set_state(state["generator"])
+        g = state.get("generator")
+        try:
+            self.gen.set_state(g)
+        except (RuntimeError, TypeError) as e:  # not a generator state, or of another size
+            raise DataError(f"checkpoint data position holds no usable generator state ({type(e).__name__}); "
+                            "delete the checkpoint to fall back to the previous one") from None
 
 
 class ShardLoader:
@@ -155,8 +203,9 @@ class ShardLoader:
     mode = "sequential shards"
 
     def __init__(self, paths, block_size, micro_batch, global_batch, rank=0, world_size=1, seed=0,
-                 fix="re-run the dataset's prepare.py"):
+                 fix="re-run the dataset's prepare.py", vocab_size=None, fingerprints=None):
         self.paths, self.fix = list(paths), fix
+        self.vocab_size, self.fingerprints = vocab_size, fingerprints or {}
         self.T, self.B, self.global_batch = block_size, micro_batch, global_batch
         self.per_rank, self.rank, self.seed = global_batch // world_size, rank, seed
         self.sizes = [len(read_tokens(p, fix)) for p in self.paths]
@@ -170,9 +219,16 @@ class ShardLoader:
     def _order(self):
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.paths))
 
-    def _tokens(self, path):
+    def tokens_of(self, path):
+        """A shard's tokens, checked whenever it is opened: against its meta.json entry, and every
+        id below vocab_size (one pass over the memory map)."""
         if self._open is None or self._open[0] != path:
-            self._open = (path, read_tokens(path, self.fix))
+            if path in self.fingerprints:
+                check_fingerprint(path, self.fingerprints[path], self.fix)
+            toks = read_tokens(path, self.fix)
+            if self.vocab_size is not None and len(toks) and int(toks.max()) >= self.vocab_size:
+                raise DataError(f"{path} has token id {int(toks.max())} >= vocab_size {self.vocab_size}; {self.fix}")
+            self._open = (path, toks)
         return self._open[1]
 
     def next_step(self):
@@ -184,7 +240,7 @@ class ShardLoader:
             order = self._order()
         pieces, shard, offset = [], self.shard, self.offset
         while n > 0:  # the step's tokens may span the end of one shard and the start of others
-            piece = self._tokens(self.paths[order[shard]])[offset:offset + n]
+            piece = self.tokens_of(self.paths[order[shard]])[offset:offset + n]
             pieces.append(piece)
             n -= len(piece)
             shard, offset = shard + 1, 0
@@ -205,10 +261,16 @@ class ShardLoader:
         if state.get("mode") != self.mode:
             raise DataError(f"checkpoint data position is for {state.get('mode')!r} but the "
                             f"dataset loads as {self.mode!r}; resume with the same dataset")
+        fields = dict(epoch=int, shard=int, offset=int, seed=int, files=list)
+        bad = [k for k, t in fields.items() if not isinstance(state.get(k), t) or isinstance(state.get(k), bool)]
+        if bad:
+            raise DataError(f"checkpoint data position: field {bad[0]!r} is "
+                            f"{type(state.get(bad[0])).__name__}, not {fields[bad[0]].__name__}; "
+                            "delete the checkpoint to fall back to the previous one")
         files = [os.path.basename(p) for p in self.paths]
         if state["files"] != files:
             raise DataError(f"checkpoint data position is for {len(state['files'])} shards "
-                            f"({state['files'][0]} ...) but the dataset has {len(files)} ({files[0]} ...); "
+                            f"({(state['files'] or ['none'])[0]} ...) but the dataset has {len(files)} ({files[0]} ...); "
                             "resume with the same shards or start a new out_dir")
         # the checkpoint's seed: a resumed run continues the shard orders it started with
         self.epoch, self.shard, self.offset, self.seed = (int(state[k])
@@ -243,16 +305,31 @@ def open_dataset(data_dir, block_size, micro_batch, global_batch, rank=0, world_
         what = "is not a directory" if os.path.exists(data_dir) else "does not exist"
         raise DataError(f"dataset directory {data_dir} {what}; set --dataset or --data_dir, "
                         f"or run {prep}")
-    meta = read_meta(data_dir) or {}
     has_bin = os.path.exists(os.path.join(data_dir, "train.bin"))
-    if not has_bin and glob.glob(os.path.join(data_dir, "*_train_*.bin")):
-        return _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, world_size, seed)
-    vocab = meta.get("vocab_size", 50304)
-    if not has_bin:
+    shards = not has_bin and glob.glob(os.path.join(data_dir, "*_train_*.bin"))
+    if not has_bin and not shards:
         raise DataError(f"{data_dir} holds no train.bin and no *_train_*.bin shards; run {prep} "
                         "(or set --data_dir)")
+    meta = read_meta(data_dir)
+    if meta is None:  # an interrupted preparation, or files from elsewhere: the tokenizer is unknown
+        gpt2 = " (llm.c GPT-2 shards: add a meta.json of {\"tokenizer\": \"gpt2\", \"vocab_size\": 50257})"
+        raise DataError(f"{data_dir} has token files but no meta.json, so its tokenizer is unknown (a "
+                        f"preparation that did not finish writes none); run {prep}{gpt2 if shards else ''}")
+    if isinstance(meta.get("command"), str) and meta["command"]:
+        prep = meta["command"]  # the command that prepared this very directory
+    if shards:
+        return _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, world_size, seed, prep)
+    vocab = meta["vocab_size"]
+    counts = dict(train=meta.get("train_tokens"), val=meta.get("val_tokens"))
+    for split in ("train", "val"):  # meta.json is written last and describes these very files
+        path = os.path.join(data_dir, f"{split}.bin")
+        if os.path.exists(path) and isinstance(meta.get("files", {}).get(f"{split}.bin"), dict):
+            check_fingerprint(path, meta["files"][f"{split}.bin"], f"run {prep}")
     splits = {s: read_tokens(os.path.join(data_dir, f"{s}.bin"), fix=f"run {prep}") for s in ("train", "val")}
     for split, toks in splits.items():
+        if counts[split] is not None and counts[split] != len(toks):
+            raise DataError(f"{data_dir}/{split}.bin holds {len(toks):,} tokens but meta.json says "
+                            f"{counts[split]:,}: the files come from different preparations; run {prep}")
         if len(toks) < block_size + 1:
             raise DataError(f"{data_dir}/{split}.bin holds {len(toks)} tokens, too few for block_size="
                             f"{block_size}; lower block_size or prepare more text")
@@ -264,11 +341,33 @@ def open_dataset(data_dir, block_size, micro_batch, global_batch, rank=0, world_
                                          f"vocab {vocab}")
 
 
-def _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, world_size, seed):
-    """Shards of a prepare script (meta.json lists them) or of llm.c (no meta.json: GPT-2)."""
-    fix = f"re-run {meta.get('command') or 'python ' + os.path.relpath(os.path.join(data_dir, 'prepare.py'))}"
+SHARD_FIELDS = dict(file=str, split=str, tokens=int)
+
+
+def _check_shard_list(path, shards, fix):
+    """meta.json's shard entries: a list of {file, split, tokens[, bytes, crc32]}."""
+    if not isinstance(shards, list):
+        raise DataError(f"{path}: 'shards' must be a list, got {type(shards).__name__}; {fix}")
+    for i, e in enumerate(shards):
+        if not isinstance(e, dict):
+            raise DataError(f"{path}: shards[{i}] must be an object, got {type(e).__name__}; {fix}")
+        for k, t in SHARD_FIELDS.items():
+            if k not in e:
+                raise DataError(f"{path}: shards[{i}] has no {k!r}; {fix}")
+            if not isinstance(e[k], t) or isinstance(e[k], bool):
+                raise DataError(f"{path}: shards[{i}].{k} must be {t.__name__}, got {e[k]!r}; {fix}")
+        if e["split"] not in ("train", "val") or os.path.basename(e["file"]) != e["file"]:
+            raise DataError(f"{path}: shards[{i}] must be a file name of split 'train' or 'val', got "
+                            f"{e['file']!r} ({e['split']!r}); {fix}")
+
+
+def _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, world_size, seed, command):
+    """Shards of a prepare script or of llm.c, as meta.json lists them (or, if it lists none,
+    all *_train_* and *_val_* files)."""
+    fix = f"re-run {command}"
     found = {s: sorted(glob.glob(os.path.join(data_dir, f"*_{s}_*.bin"))) for s in ("train", "val")}
     if "shards" in meta:
+        _check_shard_list(os.path.join(data_dir, "meta.json"), meta["shards"], fix)
         if not meta.get("complete"):
             raise DataError(f"{data_dir}/meta.json says the preparation is unfinished "
                             f"({len(meta['shards'])} shards so far); {fix} to finish it")
@@ -280,19 +379,22 @@ def _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, wo
                 raise DataError(f"{data_dir}: the {s} shards on disk differ from meta.json ({extra[0]} "
                                 f"{'is not listed' if extra[0] in found[s] else 'is missing'}); {fix}")
         counts = {os.path.join(data_dir, x["file"]): x["tokens"] for x in meta["shards"]}
+        prints = {os.path.join(data_dir, x["file"]): x for x in meta["shards"]}
     else:
-        meta = dict(meta, tokenizer="gpt2", vocab_size=meta.get("vocab_size", 50257))
-        counts = {}
-    note = "" if counts else "; no shard list in meta.json, so GPT-2 tokens assumed"
+        counts, prints = {}, {}
+    note = "" if counts else "; no shard list in meta.json"
     if not found["val"]:
         raise DataError(f"{data_dir} has train shards but no *_val_*.bin shard; {fix}")
-    loader = ShardLoader(found["train"], block_size, micro_batch, global_batch, rank, world_size, seed, fix)
+    vocab = meta["vocab_size"]
+    loader = ShardLoader(found["train"], block_size, micro_batch, global_batch, rank, world_size, seed, fix,
+                         vocab, prints)
+    if found["val"][0] in prints:
+        check_fingerprint(found["val"][0], prints[found["val"][0]], fix)
     val = read_tokens(found["val"][0], fix)
     for path, size in list(zip(found["train"], loader.sizes)) + [(found["val"][0], len(val))]:
         if path in counts and counts[path] != size:
             raise DataError(f"{path} holds {size:,} tokens but meta.json says {counts[path]:,}; {fix}")
-    vocab = meta["vocab_size"]
-    splits = {"train": read_tokens(found["train"][0], fix), "val": val}
+    splits = {"train": loader.tokens_of(found["train"][0]), "val": val}
     for path, toks in ((found["train"][0], splits["train"]), (found["val"][0], val)):
         if len(toks) < block_size + 1:  # evaluated as windows of block_size + 1
             raise DataError(f"{path} holds {len(toks)} tokens, too few for block_size={block_size}; "

@@ -10,6 +10,7 @@ import sys
 import torch
 
 from configurator import ConfigError, configure
+from util import resolve_device
 
 # defaults; override with --key=value
 out_dir = "out"
@@ -20,7 +21,7 @@ max_new_tokens = 300
 temperature = 0.8        # 0: greedy
 top_k = 200
 seed = 1337
-device = "cpu"
+device = "auto"         # 'auto' (CUDA, else MPS, else CPU) | 'cpu' | 'cuda' | 'cuda:N' | 'mps'
 
 
 def load_codec(meta):
@@ -50,8 +51,7 @@ def load_codec(meta):
 def main():
     configure(globals(), sys.argv[1:])
     from dataloader import read_meta
-    from model import GPT, GPTConfig
-    from checkpoint import list_checkpoints, load_checkpoint
+    from checkpoint import list_checkpoints, load_checkpoint, model_from
 
     path = checkpoint
     if not path:
@@ -66,24 +66,21 @@ def main():
     for k, v in dict(num_samples=num_samples, max_new_tokens=max_new_tokens, top_k=top_k).items():
         if v <= 0:
             raise ConfigError(f"{k}={v} must be positive")
-    if temperature < 0:
-        raise ConfigError(f"temperature={temperature} must be >= 0 (0: greedy)")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} but CUDA is not available; use --device=cpu")
+    if not (temperature == 0 or 1e-3 <= temperature <= 1e3):  # logits / T overflow or underflow outside
+        raise ConfigError(f"temperature={temperature} must be 0 (greedy) or in [0.001, 1000]")
+    dev = resolve_device(device)[0]  # 'auto': CUDA, else MPS, else CPU, as in train.py
     ckpt = load_checkpoint(path)
-    try:
-        model = GPT(GPTConfig(**ckpt["model_config"]))
-        model.load_state_dict(ckpt["model"])
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise ConfigError(f"checkpoint {path} does not fit this model code ({type(e).__name__}: "
-                          f"{' '.join(str(e).split())[:160]}); use a checkpoint of this trainer") from None
-    model.eval().to(device)
-    meta = ckpt.get("meta")  # the tokenizer saved with the model; else the dataset's meta.json
+    model = model_from(ckpt, path)
+    model.eval().to(dev)
+    meta = ckpt["meta"]  # the tokenizer saved with the model; else the dataset's meta.json
     if not meta:
-        cfg = ckpt.get("config", {})
+        cfg = ckpt["config"]
         ddir = cfg.get("data_dir") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
-                                                   cfg.get("dataset", ""))
-        meta = read_meta(ddir) or {"tokenizer": "gpt2"}
+                                                   str(cfg.get("dataset", "")))
+        meta = read_meta(ddir) if os.path.isdir(ddir) else None
+        if not meta:  # never a guessed tokenizer
+            raise ConfigError(f"{path} holds no tokenizer and its dataset {ddir} has no meta.json; "
+                              "sample from a checkpoint of a run on a prepared dataset")
     encode, decode = load_codec(meta)
     prompt = start
     if prompt.startswith("FILE:"):
@@ -94,7 +91,7 @@ def main():
             raise ConfigError(f"cannot read the prompt file {prompt[5:]} ({e}); give a UTF-8 text file") from None
     if not prompt:
         raise ConfigError("the prompt is empty; give at least one token, e.g. --start='ROMEO:'")
-    idx = torch.tensor([encode(prompt)], dtype=torch.long, device=device)
+    idx = torch.tensor([encode(prompt)], dtype=torch.long, device=dev)
     torch.manual_seed(seed)
     print(f"# {path}: {model.p.name}, {model.config.n_layer} layers x {model.config.n_embd}, step {ckpt['iter_num']}")
     for _ in range(num_samples):

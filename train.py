@@ -9,6 +9,7 @@ Hyperparameters are the base values tuned at (base_n_embd, base_n_layer); the mo
 them per parameter group (model.py, docs/parameterization.md). Re-running the same command in the
 same out_dir resumes from its latest checkpoint (init_from='auto').
 """
+import atexit
 import importlib.util
 import json
 import math
@@ -27,10 +28,10 @@ import torch
 import torch.distributed as dist
 
 from configurator import ConfigError, configure
-from checkpoint import (checkpoint_path, list_checkpoints, load_checkpoint, rng_state, save_atomic,
-                        set_rng_state)
-from dataloader import DataError, eval_batches, open_dataset
+import checkpoint as ckpt_io
+from dataloader import eval_batches, open_dataset
 from model import GPT, GPTConfig
+from runs import EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all
 from util import UserError, peak_flops, resolve_device
 
 _REPO = os.path.dirname(os.path.abspath(__file__))
@@ -139,6 +140,11 @@ NANOGPT_ALIASES = {
 
 def check_config(c, world_size):
     """Contradictory or impossible settings, each as one line."""
+    for k, v in c.items():  # NaN passes every comparison below, inf runs and "diverges"
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{k}={v} must be a finite number")
+    if not c["out_dir"].strip():
+        raise ConfigError("out_dir is empty; give the run's directory, e.g. --out_dir=out")
     choices = dict(init_from=("auto", "scratch", "resume"), lr_schedule=("cosine", "wsd", "constant"),
                    dtype=("auto", "float32", "bfloat16"), wandb_mode=("online", "offline", "disabled"))
     for k, allowed in choices.items():
@@ -188,6 +194,11 @@ def provenance(device_type, device_name):
                 started=time.strftime("%Y-%m-%d %H:%M:%S"))
 
 
+def finite(row):
+    """A JSON-safe copy: non-finite floats (inf, NaN) become null, which every parser reads."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
 def print_table(p, groups):
     print(f"parameterization {p.name}: m_N={p.m_N:g} m_L={p.m_L:g} alpha={p.alpha:g} | residual x{p.residual_mult:.4g}"
           f" | input x{p.input_mult:.4g} | logits x{p.logit_mult:.4g} | attention 1/d_head^{p.attn_exponent:g}")
@@ -207,6 +218,12 @@ def main():
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     check_config(config, world_size)
     master = rank == 0
+    stop = {"signal": None}  # SIGTERM/SIGINT, once or more: stop at a step boundary, exit 4
+
+    def on_signal(signum, frame):
+        stop["signal"] = signal.Signals(signum).name
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
     # device and precision
     dev, device_type, ptdtype, autocast = resolve_device(device, dtype, local_rank, ddp)
@@ -230,9 +247,13 @@ def main():
             dist.barrier()
     data = open_dataset(ddir, block_size, batch_size, global_batch_size, rank, world_size, seed)
     loader, meta = data.loader, data.meta
-    if master and sample_tokens > 0:  # a tokenizer that cannot load fails now, not after training
+    if master and sample_tokens > 0:  # a tokenizer or prompt that cannot work fails now, not after training
         from sample import load_codec
-        load_codec(meta)
+        encode = load_codec(meta)[0]
+        try:  # the final sample starts from a newline
+            encode("\n")
+        except ConfigError as e:
+            raise ConfigError(f"{e}; train.py's final sample starts from one, so set --sample_tokens=0") from None
     vocab = meta.get("vocab_size", 50257)
     if meta.get("tokenizer") != "char":  # BPE vocabularies padded to a multiple of 64 (50257 -> 50304)
         vocab = 64 * math.ceil(vocab / 64)
@@ -255,7 +276,12 @@ def main():
         raise ConfigError(str(e)) from None
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ConfigError(f"out_dir {out_dir} is a file, not a directory; choose another --out_dir")
-    ckpts = list_checkpoints(out_dir)
+    lock = None
+    if master and not eval_only:  # one trainer per out_dir; eval_only only reads (and writes eval.jsonl)
+        lock = RunLock(out_dir)
+        atexit.register(release_all)
+        ckpt_io.remove_stale_temporaries(out_dir)
+    ckpts = ckpt_io.list_checkpoints(out_dir)
     if eval_only and not ckpts:
         raise ConfigError(f"eval_only=True but {out_dir} holds no checkpoint to evaluate; point --out_dir "
                           "at a trained run")
@@ -264,6 +290,11 @@ def main():
     if init_from == "scratch" and ckpts:
         raise ConfigError(f"{out_dir} already holds checkpoints ({os.path.basename(ckpts[-1])}); use a new "
                           "out_dir, delete them, or resume with init_from='auto'")
+    need, what = memory_estimate(n_layer, n_embd, n_head, vocab, block_size, batch_size)
+    have = available_memory(device_type, dev)
+    if have and need > have:
+        raise ConfigError(f"this run needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; "
+                          "lower n_layer, n_embd, batch_size or block_size (or the dataset's vocab_size)")
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -271,27 +302,9 @@ def main():
     optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type)
     iter_num, best_val, last_eval = 0, float("inf"), -1
     if ckpts:  # resume: model, optimizer, data position, RNG, step
-        ckpt = load_checkpoint(ckpts[-1])
-        diff = [f"{k}={ckpt['model_config'].get(k)!r} there, {v!r} here"
-                for k, v in asdict(gptconf).items() if k != "dropout" and ckpt["model_config"].get(k) != v]
-        if diff:
-            raise ConfigError(f"cannot resume from {ckpts[-1]}: {'; '.join(diff)}; use the same model "
-                              "settings or a new out_dir")
-        try:  # a file of the right config but the wrong contents: one line, not a traceback
-            model.load_state_dict(ckpt["model"])
-            # group hyperparameters come from this config and table, moments from the file
-            fresh = [{k: g[k] for k in ("lr_mult", "weight_decay", "eps", "betas")} for g in optimizer.param_groups]
-            optimizer.load_state_dict(ckpt["optimizer"])
-            for g, f in zip(optimizer.param_groups, fresh):
-                g.update(f)
-            loader.load_state_dict(ckpt["data"])
-            set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
-            iter_num, best_val = ckpt["iter_num"], ckpt["best_val_loss"]
-            last_eval = ckpt.get("last_eval_iter", -1)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as e:
-            raise DataError(f"checkpoint {ckpts[-1]} does not fit this model and trainer ({type(e).__name__}: "
-                            f"{' '.join(str(e).split())[:160]}); delete it to fall back to the "
-                            "previous one, or start over with a new out_dir") from None
+        ckpt = ckpt_io.load_checkpoint(ckpts[-1])
+        iter_num, best_val, last_eval = ckpt_io.restore(ckpt, ckpts[-1], model, optimizer, loader, rank,
+                                                        model_config=asdict(gptconf))
         if master:
             print(f"resuming from {ckpts[-1]} at step {iter_num}")
         if (iter_num >= total_iters and last_eval == iter_num and not eval_only
@@ -302,6 +315,8 @@ def main():
             if ddp:
                 dist.barrier()
                 dist.destroy_process_group()
+            if lock:
+                lock.release()
             return
     raw_model = model
     if use_compile:
@@ -313,13 +328,13 @@ def main():
     dev_name = torch.cuda.get_device_name(dev) if device_type == "cuda" else platform.processor() or device_type
     flops_peak = peak_flops(dev_name) if device_type == "cuda" else None
     if master:
-        os.makedirs(out_dir, exist_ok=True)
         print(f"data: {ddir}: {data.describe}")
         print(f"model: {n_layer} layers x {n_embd} wide, {raw_model.get_num_params() / 1e6:.2f}M "
               f"non-embedding params; {total_iters} steps x {tokens_per_step:,} tokens "
               f"({grad_accum} micro-steps x {batch_size} x {world_size} procs); device {dev} {ptdtype}"
               f"{' compiled' if use_compile else ''}")
         print_table(raw_model.p, optimizer.param_groups)
+    if master and not eval_only:  # an evaluation leaves the run's records alone
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump(dict(config=config, total_iters=total_iters, grad_accum=grad_accum,
                            parameterization=raw_model.p.table()), f, indent=1)
@@ -334,7 +349,11 @@ def main():
                 prov["note"] = "provenance.json of the first start was unreadable and is replaced"
         with open(prov_path, "w") as f:
             json.dump(prov, f, indent=1)
-    log_file = open(os.path.join(out_dir, "metrics.jsonl"), "a") if master else None
+    try:
+        log_file = open(os.path.join(out_dir, "eval.jsonl" if eval_only else "metrics.jsonl"), "a") if master else None
+    except OSError as e:
+        raise ConfigError(f"cannot write to out_dir {out_dir} ({e.strerror}); make it writable or choose another "
+                          "--out_dir") from None
     run = None
     if master and wandb_log:
         import wandb
@@ -353,7 +372,7 @@ def main():
 
     def log(row):
         if master:
-            log_file.write(json.dumps(row) + "\n")
+            log_file.write(json.dumps(finite(row)) + "\n")
             log_file.flush()
             if run is not None:
                 run.log(row, step=row["iter"])
@@ -375,11 +394,9 @@ def main():
         return out
 
     def save(path, extra_rng):
-        state = dict(format=1, model=raw_model.state_dict(), optimizer=optimizer.state_dict(),
-                     model_config=asdict(gptconf), config=config, parameterization=raw_model.p.table(),
-                     iter_num=iter_num, best_val_loss=best_val, last_eval_iter=last_eval,
-                     data=loader.state_dict(), rng=extra_rng, meta=ckpt_meta)
-        save_atomic(state, path)
+        ckpt_io.save(ckpt_io.build(raw_model.state_dict(), optimizer.state_dict(), asdict(gptconf), config,
+                                   raw_model.p.table(), iter_num, best_val, last_eval, loader.state_dict(),
+                                   extra_rng, ckpt_meta), path)
 
     # the tokenizer travels with the model, so sample.py decodes without the dataset directory
     ckpt_meta = {k: meta[k] for k in ("tokenizer", "vocab_size", "itos", "eot") if k in meta}
@@ -389,32 +406,24 @@ def main():
         """Every rank's RNG state, gathered; rank 0 writes; old regular checkpoints pruned."""
         states = [None] * world_size
         if ddp:
-            dist.all_gather_object(states, rng_state())
+            dist.all_gather_object(states, ckpt_io.rng_state())
         else:
-            states = [rng_state()]
+            states = [ckpt_io.rng_state()]
         if master and save_checkpoints:
             if best:
                 save(os.path.join(out_dir, "best.pt"), states)
             elif saved_at["iter"] != iter_num:  # not twice for one step (eval, then a stop)
-                save(checkpoint_path(out_dir, iter_num), states)
+                save(ckpt_io.checkpoint_path(out_dir, iter_num), states)
                 saved_at["iter"] = iter_num
-                for old in list_checkpoints(out_dir)[:-keep_last]:
-                    os.remove(old)
+                ckpt_io.prune(out_dir, keep_last, iter_num)
 
     def finish(status, **info):
         if master:
             with open(os.path.join(out_dir, "final.json"), "w") as f:
-                json.dump(dict(status=status, iter=iter_num, best_val_loss=best_val, **info), f)
-
-    stop = {"signal": None}
-
-    def on_signal(signum, frame):
-        stop["signal"] = signal.Signals(signum).name
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+                json.dump(finite(dict(status=status, iter=iter_num, best_val_loss=best_val, **info)), f)
 
     model.train()
-    start_iter, losses = iter_num, {}
+    start_iter, losses, break_code = iter_num, {}, 0
     t_start = time.time()
     t0, tokens_since, steps_since = time.time(), 0, 0
     train_time = 0.0  # seconds spent in training steps (evaluations excluded), for the ETA
@@ -448,6 +457,7 @@ def main():
                 print(f"stopped at step {iter_num} ({stop['signal'] or 'halt_at_iter'}); checkpoint "
                       f"saved; run the same command again to resume")
             finish("stopped")
+            break_code = EXIT_STOPPED
             break
 
         lr_t = learning_rate * lr_multiplier(iter_num, total_iters, lr_schedule, warmup_frac,
@@ -474,7 +484,7 @@ def main():
             if ddp:
                 dist.barrier()
                 dist.destroy_process_group()
-            sys.exit(3)
+            sys.exit(EXIT_DIVERGED)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         iter_num += 1
@@ -517,6 +527,12 @@ def main():
     if ddp:
         dist.barrier()
         dist.destroy_process_group()
+    if lock:
+        lock.release()
+    if break_code:  # stopped: 4 whether one signal came or several, also one during the exit
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.exit(break_code)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ boundary before a new document. The token stream is cut into shards of exactly s
 tokens (the last one shorter); shard 0 is validation, the rest training, named as in llm.c:
 NAME_val_000000.bin, NAME_train_000001.bin, ... (format: dataloader.write_tokens).
 
-meta.json is rewritten after every shard. Besides the tokenizer and the shard list it holds
-each shard's end position in the document stream (document index, token offset), so an
-interrupted run resumes after its last finished shard without tokenizing those again, and
-"complete": true only once the last shard is written (open_dataset refuses an incomplete one).
+meta.json is rewritten after every shard (and, with "complete": false, before the first one
+changes). Besides the tokenizer and the shard list (token count, size and CRC-32 of each
+shard, checked by the loader) it holds each shard's end position in the document stream
+(document index, token offset), so an interrupted run resumes after its last finished shard
+without tokenizing those again, and "complete": true only once the last shard is written
+(open_dataset refuses an incomplete one).
 """
 import glob
 import json
@@ -25,7 +27,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from dataloader import HEADER_BYTES, read_tokens, write_tokens  # noqa: E402
+from dataloader import fingerprint, read_tokens, write_tokens  # noqa: E402
 
 EOT = "<|endoftext|>"
 READ_BATCH = 1024  # rows per read from a datasets object (column batches decode faster than rows)
@@ -180,9 +182,11 @@ def shard_name(name, index):
 
 
 def _write_meta(out_dir, meta):
-    tmp = os.path.join(out_dir, "meta.json.tmp")
+    tmp = os.path.join(out_dir, f"meta.json.tmp.{os.getpid()}")
     with open(tmp, "w") as f:
         json.dump(meta, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, os.path.join(out_dir, "meta.json"))
 
 
@@ -203,7 +207,8 @@ def _finished_shards(out_dir, settings, command):
     done = []
     for s in old.get("shards", []):
         try:
-            ok = len(read_tokens(os.path.join(out_dir, s["file"]))) == s["tokens"]
+            path = os.path.join(out_dir, s["file"])
+            ok = len(read_tokens(path)) == s["tokens"] and all(s.get(k, v) == v for k, v in fingerprint(path).items())
         except Exception:  # missing or damaged: redo from here
             ok = False
         if not ok:
@@ -231,7 +236,8 @@ def prepare_shards(ds, out_dir, name, enc, shard_size=10 ** 8, text_field="text"
     if complete:
         print(f"{out_dir}: all {len(shards)} shards already prepared; nothing to do")
         return dict(meta, complete=True)
-    for stale in glob.glob(os.path.join(out_dir, f"{name}_*.bin.tmp")):
+    _write_meta(out_dir, meta)  # "complete": false before any shard changes
+    for stale in glob.glob(os.path.join(out_dir, f"{name}_*.bin.tmp*")):
         os.remove(stale)  # the half-written shard of an interrupted run
     start_doc, skip = (shards[-1]["end_doc"], shards[-1]["end_offset"]) if shards else (0, 0)
     if shards:
@@ -243,9 +249,10 @@ def prepare_shards(ds, out_dir, name, enc, shard_size=10 ** 8, text_field="text"
 
     def flush(end_doc, end_offset):
         index = len(meta["shards"])
-        write_tokens(os.path.join(out_dir, shard_name(name, index)), buf[:fill], vocab_size=enc.n_vocab)
+        path = os.path.join(out_dir, shard_name(name, index))
+        write_tokens(path, buf[:fill], vocab_size=enc.n_vocab)
         meta["shards"].append(dict(file=shard_name(name, index), split="val" if index == 0 else "train",
-                                   tokens=int(fill), bytes=int(HEADER_BYTES + fill * buf.itemsize),
+                                   tokens=int(fill), **fingerprint(path),
                                    end_doc=int(end_doc), end_offset=int(end_offset)))
         _write_meta(out_dir, meta)  # after the shard exists: a listed shard is a finished shard
 

@@ -12,6 +12,12 @@ restarted with the same command, or continued elsewhere from a copy of its resul
     python scripts/sweep.py config/sweeps/depth_lr.py --index 17         # one point (a SLURM task)
     python scripts/sweep.py config/sweeps/width_lr.py --nproc_per_node 8 --set device=cuda
 
+Exit codes: 0 all points finished or skipped; 1 some failed; 2 a bad sweep file or argument
+(one line); 4 stopped by SIGTERM/SIGINT (resumable: run the same command again). A point whose
+train.py exits 4 (stopped) is not finished and runs again on the next start; a point whose
+out_dir another live process owns (runs.RunLock) is skipped as busy. Every exit path of the
+sweep stops and reaps its children (and they get SIGTERM if the sweep itself is killed).
+
 A sweep file is a short Python file of assignments:
     base_config = "config/transfer_base.py"        # train.py config file(s), passed first
     parameterization = ["sp", "mup", "completep"]  # a list: an axis of the grid
@@ -33,6 +39,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -42,14 +49,16 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from configurator import ConfigError, parse, read_config_file  # noqa: E402
+from runs import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED, lock_owner  # noqa: E402
 
 SPECIAL = ("base_config", "name", "out_root", "results", "order")
 COORDS = ["parameterization", "n_layer", "n_embd", "n_head", "learning_rate", "init_std",
           "output_mult", "seed"]
 OUTCOME = ["status", "train_loss", "val_loss", "best_val_loss", "steps", "tokens", "wall_s", "out_dir"]
-FINISHED = ("done", "diverged")
+FINISHED = ("done", "diverged")  # the one rule for "finished": a row or final.json with one of these
 MAX_FAILURES_IN_A_ROW = 3  # a broken train.py or environment: stop instead of burning the grid
 LABELS = {"learning_rate": "lr", "init_std": "std", "output_mult": "om", "input_mult": "im"}
+STOP_GRACE_S = 60  # how long stopped children may take to save a checkpoint before SIGKILL
 
 
 class SweepError(Exception):
@@ -117,6 +126,9 @@ def load_sweep(path, defaults):
         raise SweepError(f"{path}: order={order!r} must list axes of this file ({', '.join(axes)}) once each")
     order = order + [k for k in axes if k not in order]
     settings.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    if not isinstance(settings["name"], str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", settings["name"]):
+        raise SweepError(f"{path}: name={settings['name']!r} must be letters, digits and _.+- only "
+                         "(it names directories and the SLURM job)")
     return settings, {k: axes[k] for k in order}, fixed
 
 
@@ -162,12 +174,37 @@ def columns(axes):
 
 
 def recorded(results):
-    """{out_dir (absolute; relative ones are under the repo): status} of the results file's rows."""
+    """{out_dir (absolute; relative ones are under the repo): status} of the results file's rows;
+    a finished status wins over any other row of the same out_dir."""
+    out = {}
+    for r in _read_results(results)[1]:
+        if r.get("out_dir"):
+            key = os.path.abspath(os.path.join(REPO, r["out_dir"]))
+            if out.get(key) not in FINISHED:
+                out[key] = r.get("status") or ""
+    return out
+
+
+def _read_results(results):
+    """(header line, rows) of a results file; ("", []) if there is none. One line if unreadable."""
     if not os.path.exists(results):
-        return {}
-    with open(results, newline="") as f:
-        return {os.path.abspath(os.path.join(REPO, r["out_dir"])): r.get("status", "")
-                for r in csv.DictReader(f) if r.get("out_dir")}
+        return "", []
+    if not os.path.isfile(results):
+        raise SweepError(f"results file {results} is a directory, not a file; give another --results")
+    try:
+        with open(results, newline="", encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SweepError(f"results file {results} cannot be read as UTF-8 CSV ({e}); give another --results") from None
+    return text.split("\n", 1)[0].rstrip("\r"), list(csv.DictReader(text.splitlines()))
+
+
+def check_results(results, header):
+    """Before any point starts: the results file, if any, is readable and has this sweep's columns."""
+    first, _ = _read_results(results)
+    if first and first != ",".join(header):
+        raise SweepError(f"{results} has columns {first!r}, this sweep writes {','.join(header)!r}; "
+                         "give another --results file")
 
 
 def append_row(results, header, row):
@@ -233,25 +270,35 @@ def command(point, settings, nproc):
 
 
 def state(point, done_dirs):
-    """'skip' (a row in the results file, even without its out_dir: a copied results file
-    continues a sweep), 'record' (finished, no row yet) or 'run'."""
-    if os.path.abspath(point["out_dir"]) in done_dirs:
-        return "skip"
-    final = read_final(point["out_dir"])
-    return "record" if final and final.get("status") in FINISHED else "run"
+    """(what to do, status to show): 'skip' (a finished row in the results file, even without
+    its out_dir: a copied results file continues a sweep), 'record' (finished, no row yet),
+    'busy' (another live process owns its out_dir) or 'run'. --dry_run shows the same."""
+    status = done_dirs.get(os.path.abspath(point["out_dir"]))
+    if status in FINISHED:
+        return "skip", status
+    final = read_final(point["out_dir"]) or {}
+    if final.get("status") in FINISHED:
+        return "record", final["status"]
+    if lock_owner(point["out_dir"]):
+        return "busy", "busy"
+    return "run", final.get("status") if final.get("status") == "stopped" else "todo"
 
 
 def start(point, settings, args, threads):
+    """A running job for the point, or None if another process has taken its out_dir meanwhile."""
     out = point["out_dir"]
     os.makedirs(out, exist_ok=True)
-    if not any(n.startswith("ckpt_") for n in os.listdir(out)):  # restarts from scratch: clean logs
+    if lock_owner(out):
+        print(f"busy              {out} (another process owns it)", flush=True)
+        return None
+    if not any(re.fullmatch(r"ckpt_\d{7}\.pt", n) for n in os.listdir(out)):  # from scratch: clean logs
         for n in ("metrics.jsonl", "final.json"):
             if os.path.exists(os.path.join(out, n)):
                 os.remove(os.path.join(out, n))
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = open(os.path.join(out, "train.log"), "a")
     proc = subprocess.Popen(command(point, settings, args.nproc_per_node), stdout=log,
-                            stderr=subprocess.STDOUT, env=env, cwd=REPO)
+                            stderr=subprocess.STDOUT, env=env, cwd=REPO, preexec_fn=_die_with_parent)
     return dict(point=point, proc=proc, log=log, t0=time.time())
 
 
@@ -261,13 +308,16 @@ def finish(job, sweep, axes, results, header):
     rc, point = job["proc"].returncode, job["point"]
     final = read_final(point["out_dir"])
     status = final.get("status") if final else None
-    if status in FINISHED and rc in (0, 3):
+    if status in FINISHED and rc in (0, EXIT_DIVERGED):
         row = outcome_row(sweep, point, axes, final, time.time() - job["t0"])
         append_row(results, header, row)
         print(f"{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {point['out_dir']}", flush=True)
         return True
-    if status == "stopped" or rc == -signal.SIGTERM:  # stopped, or killed before it could stop itself
+    if rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT):  # stopped, or signalled before it could stop
         print(f"stopped           {point['out_dir']} (re-run the sweep to continue it)", flush=True)
+        return True
+    if rc == EXIT_BAD_INPUT and lock_owner(point["out_dir"]):  # taken by another process just now
+        print(f"busy              {point['out_dir']} (another process owns it)", flush=True)
         return True
     tail = ""
     try:
@@ -279,18 +329,54 @@ def finish(job, sweep, axes, results, header):
     return False
 
 
+def _die_with_parent():
+    """In a child: SIGTERM when the sweep dies, even by SIGKILL (Linux), so no train.py outlives it."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def stop_children(running, grace=STOP_GRACE_S):
+    """SIGTERM every running child (train.py saves at its next step), SIGKILL what is left after
+    `grace` seconds, and reap them all."""
+    for j in running:
+        if j["proc"].poll() is None:
+            j["proc"].send_signal(signal.SIGTERM)
+    deadline = time.time() + grace
+    for j in running:
+        try:
+            j["proc"].wait(timeout=max(0.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            j["proc"].kill()
+            j["proc"].wait()
+        j["log"].close()
+
+
 def run_local(points, settings, axes, results, args):
     header = columns(axes)
+    check_results(results, header)  # a mismatched results file stops the sweep before any point runs
     done_dirs = recorded(results)
-    todo = []
+    todo, busy = [], 0
     for p in points:
-        s = state(p, done_dirs)
+        s, _ = state(p, done_dirs)
         if s == "record":  # finished before its row was written (killed in between)
             append_row(results, header, outcome_row(settings["name"], p, axes, read_final(p["out_dir"]), math.nan))
         elif s == "run":
             todo.append(p)
-    print(f"{settings['name']}: {len(points)} points, {len(points) - len(todo)} finished, {len(todo)} to run, "
-          f"{args.jobs} at a time x {args.threads_per_job} threads -> {results}", flush=True)
+        busy += s == "busy"
+    print(f"{settings['name']}: {len(points)} points, {len(points) - len(todo) - busy} finished, {len(todo)} to run, "
+          f"{f'{busy} busy elsewhere, ' if busy else ''}{args.jobs} at a time x {args.threads_per_job} threads "
+          f"-> {results}", flush=True)
+    running = []
+    try:
+        return _run_queue(todo, settings, axes, results, header, args, running)
+    finally:  # an error, a signal, or the end: no child outlives the sweep
+        stop_children(running)
+
+
+def _run_queue(todo, settings, axes, results, header, args, running):
     stop = {"signal": None}
 
     def on_signal(signum, frame):
@@ -298,13 +384,14 @@ def run_local(points, settings, axes, results, args):
         for j in running:  # train.py saves (if it checkpoints) and exits at a step boundary
             if j["proc"].poll() is None:
                 j["proc"].send_signal(signal.SIGTERM)
-    running, failed, in_a_row = [], 0, 0
+    failed, in_a_row = 0, 0
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     queue = list(todo)
     while queue or running:
         while queue and len(running) < args.jobs and stop["signal"] is None:
-            running.append(start(queue.pop(0), settings, args, args.threads_per_job))
+            job = start(queue.pop(0), settings, args, args.threads_per_job)
+            running.extend([job] if job else [])
         time.sleep(0.2)
         for j in [j for j in running if j["proc"].poll() is not None]:
             running.remove(j)
@@ -317,11 +404,17 @@ def run_local(points, settings, axes, results, args):
         if stop["signal"] is not None and not running:
             print("sweep stopped; run the same command again to continue", flush=True)
             break
-    return 1 if failed else 0
+    if failed:
+        return 1
+    return EXIT_STOPPED if stop["signal"] not in (None, "failures") else 0
 
 
 def write_slurm(points, settings, args, sweep_file):
     out_root = args.out_root
+    for what, value in [("--sbatch", o) for o in args.sbatch] + [("--out_root", out_root), ("--results", args.results),
+                                                                   ("--set", " ".join(args.set))]:
+        if re.search(r"[\x00-\x1f\x7f]", value):  # a newline would start a shell line of the script
+            raise SweepError(f"{what} {value!r} holds a control character (a newline?); give one line")
     path = os.path.join(out_root, "sweep.sbatch")
     os.makedirs(os.path.join(out_root, "slurm"), exist_ok=True)
     task = [sys.executable, os.path.join(REPO, "scripts", "sweep.py"), os.path.abspath(sweep_file),
@@ -330,7 +423,7 @@ def write_slurm(points, settings, args, sweep_file):
             "--threads", "${SLURM_CPUS_PER_TASK:-1}"] + [f"--set={s}" for s in args.set]
     throttle = f"%{args.jobs}" if args.jobs > 1 else ""
     lines = ["#!/bin/bash",
-             f"#SBATCH --job-name={settings['name']}",
+             f"#SBATCH --job-name={shlex.quote(settings['name'])}",
              f"#SBATCH --array=0-{len(points) - 1}{throttle}",
              f"#SBATCH --output={os.path.abspath(out_root)}/slurm/%A_%a.log",
              "#SBATCH --signal=TERM@60",  # train.py stops at a step boundary; a rerun resumes
@@ -372,7 +465,8 @@ def main(argv=None):
     if args.submit and not args.slurm:
         raise SweepError("--submit needs --slurm")
     if not os.path.isfile(args.sweep_file):
-        raise SweepError(f"sweep file {args.sweep_file} does not exist; see config/sweeps/")
+        what = "is a directory, not a file" if os.path.isdir(args.sweep_file) else "does not exist"
+        raise SweepError(f"sweep file {args.sweep_file} {what}; see config/sweeps/")
 
     defaults, annotations = train_defaults()
     settings, axes, fixed = load_sweep(args.sweep_file, defaults)
@@ -396,11 +490,10 @@ def main(argv=None):
     points = expand(settings, axes, fixed, extra, defaults, annotations, args.out_root)
 
     if args.dry_run:
+        check_results(args.results, columns(axes))  # what would stop the real run stops this one
         done_dirs = recorded(args.results)
         for i, p in enumerate(points):
-            final = read_final(p["out_dir"]) or {}  # a run may have stopped or crashed half-way
-            s = done_dirs.get(os.path.abspath(p["out_dir"])) or final.get("status", "todo")
-            print(f"{i:4d}  {s:8s}  {p['out_dir']}")
+            print(f"{i:4d}  {state(p, done_dirs)[1]:8s}  {p['out_dir']}")  # the rule run_local follows
         print(f"{len(points)} points; results -> {args.results}")
         return 0
     if args.slurm:
@@ -418,4 +511,4 @@ if __name__ == "__main__":
         sys.exit(main())
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)

@@ -3,6 +3,7 @@ the repo's scripts as subprocesses."""
 import importlib.util
 import os
 import random
+import signal
 import subprocess
 import sys
 
@@ -60,3 +61,22 @@ def run_script(args, timeout=300, env=None, cmd=None):
     full_env.update(env or {})
     return subprocess.run((cmd or [sys.executable]) + list(args), cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, env=full_env)
+
+
+def run_main(module, argv):
+    """module.main() in-process with argv; its globals, the torch RNG and TF32 flags restored after."""
+    saved, old_argv, rng = dict(vars(module)), sys.argv, torch.get_rng_state()
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    sys.argv = [f"{module.__name__}.py", *argv]
+    try:
+        module.main()
+    finally:
+        import runs
+        runs.release_all()  # the out_dir lock of a run that raised
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        vars(module).update(saved)
+        sys.argv = old_argv
+        torch.set_rng_state(rng)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32

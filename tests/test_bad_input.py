@@ -24,6 +24,7 @@ import checkpoint  # noqa: E402
 import sample  # noqa: E402
 import train  # noqa: E402
 from configurator import ConfigError, configure  # noqa: E402
+from conftest import run_main  # noqa: E402
 from dataloader import HEADER_INTS, RandomWindowLoader, read_tokens, write_tokens, open_dataset  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
@@ -80,6 +81,8 @@ FILES = {  # config files the cases below refer to as {NAME}
     "unknown": "n_layers = 4\n",
     "wrongtype": "n_layer = '4'\n",
     "ok": "n_layer = 3\n",
+    "nan": "learning_rate = float('nan')\n",
+    "naneps": "eps = float('nan')\n",
 }
 
 SETTINGS = [  # (id, argv, words the message must hold)
@@ -124,6 +127,11 @@ SETTINGS = [  # (id, argv, words the message must hold)
      ["leave them at 1.0 for parameterization='sp'"]),
     ("unknown parameterization", ["--parameterization=ntk"], ["unknown parameterization 'ntk'", "completep"]),
     ("non-positive base shape", ["--base_n_embd=0"], ["base_n_embd=0", "must be positive"]),
+    ("empty out_dir", ["--out_dir="], ["out_dir is empty", "--out_dir=out"]),
+    ("NaN learning rate in a config file", ["{nan}"], ["learning_rate=nan must be a finite number"]),
+    ("NaN eps in a config file", ["{naneps}"], ["eps=nan must be a finite number"]),
+    ("infinite learning rate", ["--learning_rate=1e999"], ["learning_rate=inf must be a finite number"]),
+    ("infinite init std", ["--init_std=1e999"], ["init_std=inf must be a finite number"]),
 ]
 
 
@@ -200,6 +208,10 @@ DATA = [  # (id, how the directory is broken, block_size, words the message must
     ("block_size longer than the data", lambda d: None, 5000, ["too few for block_size=5000", "lower block_size"]),
     ("val.bin with no tokens", lambda d: write_tokens(f"{d}/val.bin", np.zeros(0, np.uint16), 10), 32,
      ["val.bin holds 0 tokens"]),
+    ("meta.json token count of the wrong type", lambda d: _meta(d, train_tokens="5"), 32,
+     ["meta.json: train_tokens must be int, got '5'"]),
+    ("meta.json file entry of the wrong type", lambda d: _meta(d, files={"train.bin": [1, 2]}), 32,
+     ["meta.json: files['train.bin'] must be {\"bytes\": int, \"crc32\": int}, got [1, 2]"]),
 ]
 
 
@@ -227,10 +239,10 @@ def tiny_checkpoint(data_dir, **change):
     model = GPT(cfg)
     opt = model.configure_optimizers(0.1, 1e-2, (0.9, 0.95))
     tokens = read_tokens(os.path.join(data_dir, "train.bin"))
-    ckpt = dict(format=1, model=model.state_dict(), optimizer=opt.state_dict(), model_config=asdict(cfg),
-                config=config, parameterization=model.p.table(), iter_num=2, best_val_loss=3.0,
-                last_eval_iter=2, data=RandomWindowLoader(tokens, 32, 4, 8).state_dict(),
-                rng=[checkpoint.rng_state()])
+    ckpt = checkpoint.build(model.state_dict(), opt.state_dict(), asdict(cfg), config, model.p.table(),
+                            iter_num=2, best_val_loss=3.0, last_eval_iter=2,
+                            data=RandomWindowLoader(tokens, 32, 4, 8).state_dict(),
+                            rng=[checkpoint.rng_state()], meta={})
     ckpt.update(change)
     return ckpt
 
@@ -266,20 +278,6 @@ def test_bad_checkpoint_file(write, expect, tmp_path):
     raises_config_error(lambda: checkpoint.load_checkpoint(path), path, *expect)
 
 
-def run_main(module, argv):
-    """module.main() in-process with argv; its globals, the torch RNG and TF32 flags restored after."""
-    saved, old_argv, rng = dict(vars(module)), sys.argv, torch.get_rng_state()
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    sys.argv = [f"{module.__name__}.py", *argv]
-    try:
-        module.main()
-    finally:
-        vars(module).update(saved)
-        sys.argv = old_argv
-        torch.set_rng_state(rng)
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
-
-
 def _ckpt(**change):
     def write(out, data):
         os.makedirs(out, exist_ok=True)
@@ -306,9 +304,28 @@ TRAIN_MAIN = [  # (id, what out_dir holds, extra argv, words the message must ho
     ("resume into another parameterization", _ckpt(), ["--parameterization=mup"],
      ["parameterization='completep' there, 'mup' here"]),
     ("checkpoint tensors of the wrong shape", _shapes, [], ["does not fit this model", "size mismatch"]),
-    ("checkpoint without optimizer state", _ckpt(optimizer=None), [], ["does not fit this model", "delete it"]),
+    ("checkpoint without optimizer state", _ckpt(optimizer=None), [],
+     ["field 'optimizer' is NoneType, not dict", "delete it"]),
+    ("checkpoint field of the wrong type", _ckpt(iter_num="2"), [],
+     ["ckpt_0000002.pt: field 'iter_num' is str, not int", "delete it to fall back"]),
+    ("checkpoint without RNG states", _ckpt(rng=[{"torch": 1}]), [],
+     ["field 'rng' is not a list of RNG states"]),
+    ("checkpoint optimizer without param_groups", _ckpt(optimizer={"state": {}}), [],
+     ["field 'optimizer' is not an optimizer state"]),
+    ("checkpoint renamed to another step", _ckpt(iter_num=5), [],
+     ["ckpt_0000002.pt holds step 5, not the step 2 of its name", "rename it to ckpt_0000005.pt"]),
     ("checkpoint data position of another loader", _ckpt(data={"mode": "sequential shards"}), [],
      ["checkpoint data position is for 'sequential shards'", "same dataset"]),
+    ("model too deep for this machine", None, ["--n_layer=10000000"],
+     ["this run needs", "parameters, about", "GiB with optimizer state and activations, more than the",
+      "GiB cpu has", "lower n_layer, n_embd"]),
+    ("model too wide for this machine", None, ["--n_embd=200000", "--n_head=2"], ["this run needs", "lower n_layer"]),
+    ("a vocabulary of 10^9", lambda out, data: _meta(data, tokenizer="big", vocab_size=10 ** 9, itos=None), [],
+     ["this run needs", "or the dataset's vocab_size"]),
+    ("sample prompt not in a char vocabulary", lambda out, data: _no_newline(data), ["--sample_tokens=10"],
+     ["outside the vocabulary: ['\\n']", "so set --sample_tokens=0"]),
+    ("out_dir under a file", lambda out, data: _write(os.path.dirname(out) + "/f", "x"), ["--out_dir={tmp}/f/run"],
+     ["cannot write to out_dir", "/f/run (Not a directory)", "choose another --out_dir"]),
     ("device=cuda without CUDA", None, ["--device=cuda"], ["CUDA is not available", "--device=cpu"]),
     ("device=mps without MPS", None, ["--device=mps"], ["MPS is not available", "--device=cpu"]),
 ]
@@ -323,7 +340,18 @@ def test_bad_run_directory(setup, argv, expect, tmp_path):
     data, out = make_dataset(str(tmp_path / "data")), str(tmp_path / "out")
     if setup:
         setup(out, data)
+    argv = [a.format(tmp=str(tmp_path)) for a in argv]
     raises_config_error(lambda: run_main(train, TINY + [f"--data_dir={data}", f"--out_dir={out}", *argv]), *expect)
+
+
+def _no_newline(d):
+    """A char dataset whose text has no newline (train.py's sample starts from one)."""
+    text = TEXT.replace("\n", " ")
+    chars = sorted(set(text))
+    ids = np.array([chars.index(c) for c in text], dtype=np.uint16)
+    write_tokens(os.path.join(d, "train.bin"), ids[:-1000], vocab_size=len(chars))
+    write_tokens(os.path.join(d, "val.bin"), ids[-1000:], vocab_size=len(chars))
+    _meta(d, vocab_size=len(chars), itos=chars)
 
 
 # --- sample.py -----------------------------------------------------------------------------
@@ -342,7 +370,10 @@ SAMPLE = [  # (id, argv after --out_dir, words the message must hold)
     ("sample: prompt file missing", ["--start=FILE:nope.txt"], ["cannot read the prompt file nope.txt"]),
     ("sample: empty prompt", ["--start="], ["the prompt is empty"]),
     ("sample: top_k of 0", ["--top_k=0"], ["top_k=0 must be positive"]),
-    ("sample: negative temperature", ["--temperature=-1.0"], ["temperature=-1.0 must be >= 0"]),
+    ("sample: negative temperature", ["--temperature=-1.0"], ["temperature=-1.0 must be 0 (greedy) or in [0.001, 1000]"]),
+    ("sample: temperature that overflows the logits", ["--temperature=1e-30"], ["temperature=1e-30 must be 0"]),
+    ("sample: infinite temperature", ["--temperature=1e999"], ["temperature=inf must be 0"]),
+    ("sample: unknown device", ["--device=tpu"], ["device='tpu' is not 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"]),
 ]
 
 
@@ -352,6 +383,14 @@ def test_bad_sample(argv, expect, tmp_path, monkeypatch):
     out = _sample_ready(tmp_path) if argv is not None else str(tmp_path / "empty")
     raises_config_error(lambda: run_main(sample, [f"--out_dir={out}", "--max_new_tokens=2", *(argv or [])]),
                         *expect)
+
+
+def test_sample_never_guesses_a_tokenizer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = _sample_ready(tmp_path)  # its checkpoint holds no tokenizer (meta={}): the dataset's is used
+    os.remove(tmp_path / "data" / "meta.json")  # and there is none: not GPT-2 by default
+    raises_config_error(lambda: run_main(sample, [f"--out_dir={out}", "--max_new_tokens=2"]),
+                        "ckpt_0000002.pt holds no tokenizer", "has no meta.json")
 
 
 def test_good_sample(tmp_path, capsys):

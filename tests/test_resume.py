@@ -22,8 +22,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from dataloader import write_tokens  # noqa: E402
-from checkpoint import list_checkpoints, load_checkpoint, save_atomic  # noqa: E402
+from checkpoint import list_checkpoints, load_checkpoint, prune  # noqa: E402
 from configurator import ConfigError  # noqa: E402
+from runs import EXIT_STOPPED  # noqa: E402
 
 N = 32  # steps of the reference run; evals (and checkpoints) every 8
 # a non-trivial run: dropout (the torch RNG matters), cosine with warmup, 2 micro-steps a step
@@ -65,8 +66,8 @@ def train(data_dir, out_dir, *extra, timeout=300):
                           text=True, timeout=timeout)
 
 
-def ok(res):
-    assert res.returncode == 0, f"train.py exited {res.returncode}:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+def ok(res, code=0):
+    assert res.returncode == code, f"train.py exited {res.returncode}:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
     return res
 
 
@@ -159,7 +160,7 @@ def straight(data_dir, tmp_path_factory):
 
 def test_halt_then_resume_equals_straight_run(data_dir, straight, tmp_path):
     out = str(tmp_path / "run")
-    res = ok(train(data_dir, out, f"--halt_at_iter={N // 2}"))
+    res = ok(train(data_dir, out, f"--halt_at_iter={N // 2}"), EXIT_STOPPED)  # stopped is not success
     assert f"stopped at step {N // 2}" in res.stdout
     assert os.path.exists(os.path.join(out, f"ckpt_{N // 2:07d}.pt"))
     with open(os.path.join(out, "final.json")) as f:
@@ -199,7 +200,7 @@ def test_sigterm_then_resume_equals_straight_run(data_dir, straight, tmp_path):
                     proc.send_signal(signal.SIGTERM)
                     sent = True
                 time.sleep(0.002)
-            assert proc.wait(timeout=240) == 0, (tmp_path / "stderr").read_text()[-3000:]
+            assert proc.wait(timeout=240) == EXIT_STOPPED, (tmp_path / "stderr").read_text()[-3000:]
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -243,8 +244,8 @@ def test_nan_exits_3_and_leaves_checkpoints_untouched(data_dir, straight, tmp_pa
     after = {p: open(p, "rb").read() for p in glob.glob(os.path.join(out, "*.pt"))}
     assert after.keys() == before.keys() and all(after[p] == before[p] for p in before)
     assert not glob.glob(os.path.join(out, "*.tmp*"))
-    with open(os.path.join(out, "final.json")) as f:
-        assert json.load(f)["status"] == "diverged"
+    with open(os.path.join(out, "final.json")) as f:  # strict JSON: no NaN or Infinity
+        assert json.loads(f.read(), parse_constant=lambda c: pytest.fail(f"{c} in final.json"))["status"] == "diverged"
 
 
 def test_resume_into_a_different_model_is_refused(data_dir, straight, tmp_path):
@@ -273,17 +274,18 @@ def test_truncated_checkpoint_is_one_line_then_previous_one_resumes(data_dir, st
 HELPER = """
 import sys, torch
 sys.path.insert(0, sys.argv[1])
-from checkpoint import save_atomic
-big = dict(format=1, model={"w": torch.ones(8_000_000)}, model_config={}, iter_num=2)
+import checkpoint
+big = checkpoint.load_checkpoint(sys.argv[2])
+big["model"]["w"] = torch.ones(8_000_000)
 while True:  # rewrite the same checkpoint until killed
-    save_atomic(big, sys.argv[2])
+    checkpoint.save(big, sys.argv[2])
 """
 
 
-def test_sigkill_during_checkpoint_write_leaves_previous_loadable(tmp_path):
+def test_sigkill_during_checkpoint_write_leaves_previous_loadable(straight, tmp_path):
     out = str(tmp_path)
-    path = os.path.join(out, "ckpt_0000001.pt")
-    save_atomic(dict(format=1, model={"w": torch.zeros(3)}, model_config={}, iter_num=1), path)
+    path = os.path.join(out, f"ckpt_{N:07d}.pt")
+    shutil.copy(os.path.join(straight, f"ckpt_{N:07d}.pt"), path)
     for attempt in range(5):  # until the kill lands mid-write (a *.tmp.* file left behind)
         proc = subprocess.Popen([sys.executable, "-c", HELPER, REPO, path], env=ENV)
         deadline = time.time() + 120
@@ -297,8 +299,50 @@ def test_sigkill_during_checkpoint_write_leaves_previous_loadable(tmp_path):
             break
     assert tmps, "never killed it mid-write"
     ckpt = load_checkpoint(path)  # the old file, or a complete new one; never a torn one
-    assert ckpt["iter_num"] == 1 or ckpt["model"]["w"].numel() == 8_000_000
+    assert ckpt["iter_num"] == N and ("w" not in ckpt["model"] or ckpt["model"]["w"].numel() == 8_000_000)
     assert list_checkpoints(out) == [path], "a *.tmp file was taken for a checkpoint"
     if os.path.getsize(tmps[0]) < 32_000_000:  # torn (not killed between fsync and rename)
         with pytest.raises(ConfigError):
             load_checkpoint(tmps[0])
+
+
+# --- which files are checkpoints: only the names the trainer writes, their step verified ---
+
+def steps_in(out):
+    return [load(p)["iter_num"] for p in list_checkpoints(out)]
+
+
+def test_a_users_copy_is_not_a_checkpoint_and_pruning_keeps_newer(data_dir, tmp_path):
+    """Issue example: ckpt_copy.pt (a backup of step 2) was taken as the latest, resumed from,
+    and the real step 3 and 6 checkpoints pruned."""
+    out = str(tmp_path / "o")
+    short = ["--eval_interval=3", "--keep_last=2", "--dropout=0.0"]
+    ok(train(data_dir, out, "--max_iters=2", *short))
+    shutil.copy(os.path.join(out, "ckpt_0000002.pt"), os.path.join(out, "ckpt_copy.pt"))
+    res = ok(train(data_dir, out, "--max_iters=6", *short))
+    assert "resuming from" in res.stdout and "at step 2" in res.stdout
+    assert steps_in(out) == [3, 6]
+    res = ok(train(data_dir, out, "--max_iters=8", *short))
+    assert f"resuming from {os.path.join(out, 'ckpt_0000006.pt')} at step 6" in res.stdout, res.stdout
+    assert steps_in(out) == [6, 8]
+    assert os.path.exists(os.path.join(out, "ckpt_copy.pt")), "a user's file was deleted"
+
+
+def test_a_checkpoint_renamed_to_another_step_is_refused(data_dir, straight, tmp_path):
+    out = str(tmp_path / "run")
+    shutil.copytree(straight, out)
+    os.rename(os.path.join(out, f"ckpt_{N:07d}.pt"), os.path.join(out, "ckpt_9999999.pt"))
+    before = sorted(os.listdir(out))
+    line = one_line_error(train(data_dir, out, f"--max_iters={N + 8}"))
+    assert f"holds step {N}, not the step 9999999 of its name" in line, line
+    assert sorted(os.listdir(out)) == before, "a refused resume changed out_dir"
+
+
+def test_prune_never_deletes_past_the_step_just_written(tmp_path):
+    out = str(tmp_path)
+    for step in (2, 4, 6, 9):
+        open(os.path.join(out, f"ckpt_{step:07d}.pt"), "wb").close()
+    open(os.path.join(out, "ckpt_0000001.pt.tmp.123"), "wb").close()  # not a checkpoint either
+    prune(out, keep_last=1, newest=4)  # resumed from an older one: 6 and 9 are not ours to delete
+    assert sorted(os.listdir(out)) == ["ckpt_0000001.pt.tmp.123", "ckpt_0000004.pt", "ckpt_0000006.pt",
+                                       "ckpt_0000009.pt"]

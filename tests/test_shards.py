@@ -177,11 +177,18 @@ def test_open_dataset_picks_the_shard_loader(tmp_path):
     assert len(mbs) == 2 and mbs[0][0].shape == (2, 16) and mbs[0][0].dtype == torch.int64
 
 
-def test_open_dataset_without_meta_assumes_gpt2(tmp_path):
+def test_open_dataset_without_meta_is_refused_until_the_tokenizer_is_named(tmp_path):
     make_shards(str(tmp_path), meta=False)  # like llm.c's fineweb.py output
+    with pytest.raises(DataError) as e:  # not silently GPT-2 (a char dataset would train at vocab 50304)
+        open_dataset(str(tmp_path), 16, 2, 8)
+    assert "no meta.json, so its tokenizer is unknown" in str(e.value) and '"tokenizer": "gpt2"' in str(e.value)
+    for empty in ("{}", '{"vocab_size": 65536}'):  # an empty meta.json names no tokenizer either
+        (tmp_path / "meta.json").write_text(empty)
+        with pytest.raises(DataError, match="must name the tokenizer and vocab_size"):
+            open_dataset(str(tmp_path), 16, 2, 8)
+    (tmp_path / "meta.json").write_text('{"tokenizer": "gpt2", "vocab_size": 65536}')  # named: accepted
     data = open_dataset(str(tmp_path), 16, 2, 8)
-    assert data.meta["tokenizer"] == "gpt2" and data.meta["vocab_size"] == 50257
-    assert "GPT-2 tokens assumed" in data.describe
+    assert data.meta["tokenizer"] == "gpt2" and "5 train shards" in data.describe
 
 
 def _edit_meta(d, **changes):
@@ -216,7 +223,8 @@ def test_open_dataset_errors(tmp_path, breakage, words):
         _edit_meta(d, shards=meta["shards"])
     elif breakage == "no_val":
         os.remove(os.path.join(d, "t_val_000000.bin"))
-        os.remove(os.path.join(d, "meta.json"))
+        meta = json.load(open(os.path.join(d, "meta.json")))
+        _edit_meta(d, shards=meta["shards"][1:])
     elif breakage == "bad_shard":
         _damage(paths[0], "magic")
     elif breakage == "big_token":

@@ -1,6 +1,7 @@
 """scripts/sweep.py and scripts/plot_transfer.py: a tiny sweep end to end on a small char
 dataset made here, restart skipping, atomic rows, errors, and the optimum/drift fit on
 synthetic results with a known answer. CPU, offline, a few seconds of training in all."""
+import argparse
 import csv
 import importlib.util
 import json
@@ -8,8 +9,10 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -264,3 +267,154 @@ def test_fitted_optima_stay_inside_the_data():
             assert r["loss_opt"] >= min(loss) - (max(window) - min(loss)) - 1e-12
         clamped += r["note"] == "clamped"
     assert clamped > 0  # the case occurs in this sample, so the check above is exercised
+
+
+# --- faults: children, results files, stop codes, the sbatch script (issue 14, classes 7-10) ---
+
+def _tiny_args(tiny, tmp_path, *extra):
+    return [str(tiny / "tiny.py"), "--out_root", str(tmp_path / "runs"), "--results", str(tmp_path / "r.csv"),
+            *extra]
+
+
+def test_a_mismatched_results_file_stops_before_any_point(tiny, tmp_path):
+    (tmp_path / "r.csv").write_text("sweep,lr,loss\nold,0.1,2.0\n")
+    res = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sweep.py"), *_tiny_args(tiny, tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stderr.startswith(f"error: {tmp_path / 'r.csv'} has columns 'sweep,lr,loss'")
+    assert not (tmp_path / "runs").exists(), "a point started before the results file was checked"
+
+
+@pytest.mark.parametrize("kind", ["directory", "not UTF-8"])
+def test_an_unreadable_results_file_is_one_line(tiny, tmp_path, kind):
+    if kind == "directory":
+        (tmp_path / "r.csv").mkdir()
+    else:
+        (tmp_path / "r.csv").write_bytes(b"\xff\xfe sweep,status\n")
+    for extra in (["--dry_run"], []):
+        with pytest.raises(sweep.SweepError, match="is a directory, not a file" if kind == "directory"
+                           else "cannot be read as UTF-8 CSV"):
+            sweep.main(_tiny_args(tiny, tmp_path, *extra))
+
+
+def test_a_sweep_file_that_is_a_directory(tmp_path):
+    with pytest.raises(sweep.SweepError, match="is a directory, not a file"):
+        sweep.main([str(tmp_path), "--dry_run"])
+
+
+def test_an_error_while_points_run_stops_and_reaps_children(tiny, tmp_path, monkeypatch):
+    """Issue example's shape: an error escapes run_local while another point still trains."""
+    jobs, real_start = [], sweep.start
+    monkeypatch.setattr(sweep, "command", lambda point, settings, nproc: [
+        sys.executable, "-c", "import time, sys; time.sleep(0 if sys.argv[1].endswith('lr2^-8/s0') else 120)",
+        point["out_dir"]])
+    monkeypatch.setattr(sweep, "start", lambda *a: jobs.append(real_start(*a)) or jobs[-1])
+
+    def failing_finish(*a):
+        raise sweep.SweepError("results file changed under the sweep")
+    monkeypatch.setattr(sweep, "finish", failing_finish)
+    args = argparse.Namespace(jobs=2, threads_per_job=1, nproc_per_node=1)
+    settings, axes, fixed = sweep.load_sweep(str(tiny / "tiny.py"), *sweep.train_defaults()[:1])
+    points = sweep.expand(settings, axes, fixed, {}, *sweep.train_defaults(), str(tmp_path / "runs"))
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with pytest.raises(sweep.SweepError, match="changed under the sweep"):
+            sweep.run_local(points, settings, axes, str(tmp_path / "r.csv"), args)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert len(jobs) == 2 and all(j["proc"].returncode is not None for j in jobs), "a child outlives the sweep"
+    assert jobs[1]["proc"].returncode == -signal.SIGTERM
+
+
+WRAPPER = """
+import importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("sweep_script", sys.argv[1])
+sweep = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sweep)
+SLEEPER = "import os, sys, time; open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close(); time.sleep(120)"
+sweep.command = lambda point, settings, nproc: [sys.executable, "-c", SLEEPER, sys.argv[2]]
+sys.exit(sweep.main(sys.argv[3:]))
+"""
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def _start_wrapped_sweep(tiny, tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", WRAPPER, os.path.join(REPO, "scripts", "sweep.py"), str(pids),
+                             *_tiny_args(tiny, tmp_path, "--jobs", "2")], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while len(os.listdir(pids)) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert len(os.listdir(pids)) == 2, proc.communicate()
+    return proc, [int(p) for p in os.listdir(pids)]
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_sweep_stopped_by_sigterm_exits_4_and_reaps(tiny, tmp_path, signals):
+    proc, children = _start_wrapped_sweep(tiny, tmp_path)
+    for _ in range(signals):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, (out, err)  # stopped, resumable: not success
+    assert out.count("stopped  ") == 2 and "sweep stopped" in out
+    assert not any(_alive(p) for p in children)
+    res = sweep.main(_tiny_args(tiny, tmp_path, "--dry_run"))  # stopped points are still to do
+    assert res == 0
+
+
+def test_a_killed_sweep_takes_its_children_along(tiny, tmp_path):
+    proc, children = _start_wrapped_sweep(tiny, tmp_path)
+    proc.kill()
+    proc.communicate()
+    deadline = time.time() + 10
+    while any(_alive(p) for p in children) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in children), "a child outlived a SIGKILLed sweep"
+
+
+def test_one_rule_for_finished_rows(tiny, tmp_path, capsys):
+    """Issue example: a row with an empty status was skipped forever while --dry_run said todo."""
+    argv = _tiny_args(tiny, tmp_path)
+    settings, axes, fixed = sweep.load_sweep(str(tiny / "tiny.py"), sweep.train_defaults()[0])
+    points = sweep.expand(settings, axes, fixed, {}, *sweep.train_defaults(), str(tmp_path / "runs"))
+    header = sweep.columns(axes)
+    for p, status in zip(points, ["", "stopped", "done", "FAILED"]):
+        sweep.append_row(str(tmp_path / "r.csv"), header, dict(status=status, out_dir=p["out_dir"]))
+    done = sweep.recorded(str(tmp_path / "r.csv"))
+    assert [sweep.state(p, done)[0] for p in points] == ["run", "run", "skip", "run"]
+    sweep.main(argv + ["--dry_run"])
+    shown = [line.split()[1] for line in capsys.readouterr().out.splitlines()[:4]]
+    assert shown == ["todo", "todo", "done", "todo"]
+    runs_ = _module("runs_module", "runs.py")
+    lock = runs_.RunLock(points[0]["out_dir"])  # another process's live run (class 2)
+    try:
+        assert sweep.state(points[0], done)[0] == "busy"
+    finally:
+        lock.release()
+
+
+@pytest.mark.parametrize("where", ["sbatch", "name", "out_root"])
+def test_no_shell_line_can_be_injected_into_the_sbatch_script(tiny, tmp_path, where):
+    argv = _tiny_args(tiny, tmp_path, "--slurm")
+    if where == "sbatch":
+        argv.append("--sbatch=--time=1:00\nrm -rf ~")
+    elif where == "out_root":
+        argv[2] = str(tmp_path / "runs\nrm -rf ~")
+    else:
+        (tmp_path / "named.py").write_text((tiny / "tiny.py").read_text() + "name = 'x\\nrm -rf ~'\n")
+        argv[0] = str(tmp_path / "named.py")
+    with pytest.raises(sweep.SweepError, match="control character|must be letters, digits") as e:
+        sweep.main(argv)
+    assert "\n" not in str(e.value).replace("\\n", "")
+    assert not list(tmp_path.rglob("sweep.sbatch"))

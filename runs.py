@@ -1,0 +1,148 @@
+"""
+What the processes around one run share (standard library only, so scripts/sweep.py can
+import it without torch): the exit codes, the lock that makes one process the owner of an
+out_dir, and the checks made before a model is allocated.
+
+Exit codes of train.py (and scripts/sweep.py):
+    0  done
+    2  bad input: one `error: ...` line on stderr, nothing lost
+    3  diverged: a non-finite loss or gradient norm; checkpoints untouched
+    4  stopped, resumable: SIGTERM/SIGINT (one or several) or halt_at_iter; a checkpoint was
+       saved and the same command continues the run
+"""
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+
+from configurator import ConfigError
+
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED = 2, 3, 4
+LOCK_NAME = "train.lock"
+_HELD = []  # the RunLocks of this process
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def lock_owner(out_dir):
+    """{host, pid, started} of the live process that owns out_dir, else None."""
+    path = os.path.join(out_dir, LOCK_NAME)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_owner(fd) or {"host": "?", "pid": "?"}
+        except OSError:  # no flock on this filesystem: the pid is all there is
+            owner = _read_owner(fd)
+            return owner if owner and (owner.get("host") != socket.gethostname()
+                                       or pid_alive(owner.get("pid", -1))) else None
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_owner(fd):
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0).decode() or "null")
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+class RunLock:
+    """An advisory lock on out_dir: the file out_dir/train.lock, flock-ed for the owner's
+    lifetime and holding {"host", "pid", "started"} for the message. Another trainer on the same
+    out_dir is refused in one line while the owner lives; when the owner is gone (killed: the
+    kernel drops its flock) the next one takes it over. Released (the file removed) on exit."""
+
+    def __init__(self, out_dir):
+        self.path, self.fd = os.path.join(out_dir, LOCK_NAME), None
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            while self.fd is None:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    owner = _read_owner(fd) or {}
+                    os.close(fd)
+                    raise ConfigError(
+                        f"{out_dir} is in use by another run (pid {owner.get('pid', '?')} on "
+                        f"{owner.get('host', '?')}, since {owner.get('started', '?')}); wait for it to end, "
+                        "stop it, or choose another --out_dir") from None
+                except OSError as e:  # a filesystem without flock: fall back to the pid in the file
+                    if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                        raise
+                    owner = _read_owner(fd)
+                    if owner and owner.get("pid") != os.getpid() and (
+                            owner.get("host") != socket.gethostname() or pid_alive(owner.get("pid", -1))):
+                        os.close(fd)
+                        raise ConfigError(f"{out_dir} is in use by another run (pid {owner.get('pid')} on "
+                                          f"{owner.get('host')}); if that run is gone, delete {self.path}") from None
+                try:  # the file may have been released (removed) between open and flock: retry
+                    same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    os.close(fd)
+                    continue
+                self.fd = fd
+            me = json.dumps(dict(host=socket.gethostname(), pid=os.getpid(),
+                                 started=time.strftime("%Y-%m-%d %H:%M:%S")))
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, me.encode(), 0)
+            os.fsync(self.fd)
+            _HELD.append(self)
+        except OSError as e:  # read-only, full, or not a directory
+            raise ConfigError(f"cannot write to out_dir {out_dir} ({e.strerror or e}); make it writable or "
+                              "choose another --out_dir") from None
+
+    def release(self):
+        if self.fd is not None:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+
+def release_all():
+    """Release every lock this process holds (at exit; tests that run train.main in-process)."""
+    while _HELD:
+        _HELD.pop().release()
+
+
+def memory_estimate(n_layer, n_embd, n_head, vocab_size, block_size, batch_size, bytes_per_act=4):
+    """(bytes, text): a lower bound on training memory: fp32 weights, gradients and AdamW's two
+    moments (16 bytes a parameter), and one micro-batch's activations kept for backward."""
+    params = 12 * n_layer * n_embd ** 2 + (vocab_size + block_size) * n_embd
+    tokens = batch_size * block_size
+    acts = tokens * n_layer * (16 * n_embd + 2 * n_head * block_size) + 3 * tokens * vocab_size
+    total = 16 * params + bytes_per_act * acts
+    return total, f"{params / 1e6:,.0f}M parameters, about {total / 2 ** 30:,.1f} GiB with optimizer state and activations"
+
+
+def available_memory(device_type, device=None):
+    """Bytes this process could use on the device (GPU memory, else the machine's RAM)."""
+    if device_type == "cuda":
+        import torch
+        return torch.cuda.mem_get_info(device)[1]
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
