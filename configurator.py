@@ -6,7 +6,8 @@ nanoGPT-style configuration, checked:
 Config files are short Python files of plain assignments; `--key=value` overrides follow.
 The defaults (the module-level assignments of the calling script) fix the set of keys and
 their types; a default of None takes its type from the script's annotation
-(`depth_alpha: float | None = None`). Unknown keys, wrong types and malformed arguments
+(`depth_alpha: float | None = None`). A dict setting takes a dict literal, in a file or as
+--key='{"a": {"b": 1}}'. Unknown keys, wrong types and malformed arguments
 raise ConfigError with one line that says what to change.
 """
 import ast
@@ -51,7 +52,8 @@ def _parse_override(name, text, allowed):
     except (ValueError, SyntaxError):
         if str in allowed:
             return text  # a bare string: --dataset=shakespeare_char
-        example = next((e for t, e in ((bool, "True"), (int, "4"), (float, "0.1")) if t in allowed), "None")
+        example = next((e for t, e in ((bool, "True"), (int, "4"), (float, "0.1"), (dict, "'{\"attn_qkv\": {\"lr\": 2}}'"))
+                        if t in allowed), "None")
         raise ConfigError(f"--{name}={text} is not a valid {_type_names(allowed)}; "
                           f"write it as a Python literal, e.g. --{name}={example}") from None
 
@@ -118,8 +120,9 @@ def parse(defaults, argv, annotations=None):
 def configure(namespace, argv):
     """nanoGPT's entry point: resolve argv against the module-level defaults in `namespace`
     (a script's globals()), write the result back into it and return it as a dict."""
-    defaults = {k: v for k, v in namespace.items()
-                if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))}
+    defaults = {k: v for k, v in namespace.items()  # UPPER_CASE names are constants, not settings
+                if not k.startswith("_") and not k.isupper()
+                and isinstance(v, (int, float, bool, str, dict, type(None)))}
     config, _ = parse(defaults, argv, namespace.get("__annotations__", {}))
     namespace.update(config)
     return config

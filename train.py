@@ -1,5 +1,5 @@
 """
-Train a GPT under SP, muP, depth-muP or CompleteP.
+Train a GPT under SP, muP, depth-muP, CompleteP or Complete(d)P.
 
     python train.py                                   # default: small CompleteP on Shakespeare chars
     python train.py config/train_default.py --n_layer=8 --learning_rate=3e-3
@@ -31,7 +31,7 @@ from configurator import ConfigError, configure
 from checkpoint import (checkpoint_path, list_checkpoints, load_checkpoint, rng_state, save_atomic,
                         set_rng_state)
 from dataloader import DataError, eval_batches, open_dataset
-from model import GPT, GPTConfig
+from model import GPT, PARAMETERIZATIONS, GPTConfig
 
 _REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,7 +64,7 @@ n_head = 4
 n_embd = 128
 dropout = 0.0
 bias = True
-parameterization = "completep"   # 'sp' | 'mup' | 'depth_mup' | 'completep'
+parameterization = "completep"   # 'sp' | 'mup' | 'depth_mup' | 'completep' | 'completedp'
 base_n_embd = 64             # the proxy shape the base hyperparameters were tuned at
 base_n_layer = 2
 depth_alpha: float | None = None  # None: 0.5 for depth_mup, 1.0 for completep
@@ -72,6 +72,9 @@ init_std = 0.02              # sigma, the base init std
 input_mult = 1.0
 output_mult = 1.0
 tie_embeddings = True
+module_hparams = {}          # per-module base multipliers, e.g. {"attn_qkv": {"lr": 1.6}} (README)
+base_batch_size: int | None = None  # completedp: sequences per step of the proxy (None: m_B = 1)
+base_tokens: int | None = None      # completedp: training tokens of the proxy (None: m_D = 1)
 # AdamW (base values: eta, lambda, eps at the base shape)
 learning_rate = 1e-2
 max_iters = 1200             # optimizer steps; overridden by max_tokens when that is > 0
@@ -149,6 +152,12 @@ def check_config(c, world_size):
             raise ConfigError(f"{k}={c[k]} must be {'positive' if k == 'learning_rate' else '>= 0'}")
     if c["beta1"] >= 1 or c["beta2"] >= 1:
         raise ConfigError(f"beta1={c['beta1']} and beta2={c['beta2']} must be below 1")
+    for k in ("base_batch_size", "base_tokens"):
+        if c[k] is not None and c[k] <= 0:
+            raise ConfigError(f"{k}={c[k]} must be positive (or None)")
+        if c[k] is not None and not PARAMETERIZATIONS.get(c["parameterization"], {}).get("batch_duration"):
+            raise ConfigError(f"{k}={c[k]} has no meaning for parameterization={c['parameterization']!r}; "
+                              "remove it or use parameterization='completedp'")
 
 
 def provenance(device_type, device_name):
@@ -164,16 +173,19 @@ def provenance(device_type, device_name):
                 started=time.strftime("%Y-%m-%d %H:%M:%S"))
 
 
-def print_table(p, groups):
-    print(f"parameterization {p.name}: m_N={p.m_N:g} m_L={p.m_L:g} alpha={p.alpha:g} | residual x{p.residual_mult:.4g}"
-          f" | input x{p.input_mult:.4g} | logits x{p.logit_mult:.4g} | attention 1/d_head^{p.attn_exponent:g}")
-    print(f"  {'group':<12} {'params':>9} {'init_std':>9} {'lr_mult':>9} {'lr':>10} {'wd':>9} {'eps':>9}")
+def print_table(p, groups, m_B=1.0, m_D=1.0):
+    print(f"parameterization {p.name}: m_N={p.m_N:g} m_L={p.m_L:g} alpha={p.alpha:g} m_B={m_B:g} m_D={m_D:g} | "
+          f"residual x{p.residual_mult:.4g} | input x{p.input_mult:.4g} | logits x{p.logit_mult:.4g} | "
+          f"attention 1/d_head^{p.attn_exponent:g}")
+    if p.module_hparams:
+        print(f"  module_hparams {json.dumps(p.module_hparams)}")
+    print(f"  {'group':<12} {'params':>9} {'init_std':>9} {'lr_mult':>9} {'lr':>10} {'wd':>9} {'eps':>9} "
+          f"{'beta1':>7} {'beta2':>7}  modules")
     for g in groups:
-        std = p.roles[g["role"]].init_std
-        std = "ln 1/0" if std is None else f"{std:.4g}"
+        std = "ln 1/0" if g["init_std"] is None else f"{g['init_std']:.4g}"
         n = sum(t.numel() for t in g["params"])
-        print(f"  {g['role']:<12} {n:>9,} {std:>9} {g['lr_mult']:>9.4g} {g['lr']:>10.4g} "
-              f"{g['weight_decay']:>9.4g} {g['eps']:>9.3g}")
+        print(f"  {g['role']:<12} {n:>9,} {std:>9} {g['lr_mult']:>9.4g} {g['lr']:>10.4g} {g['weight_decay']:>9.4g} "
+              f"{g['eps']:>9.3g} {g['betas'][0]:>7.4g} {g['betas'][1]:>7.4g}  {','.join(g['modules'])}")
 
 
 def main():
@@ -230,6 +242,11 @@ def main():
     tokens_per_step = global_batch_size * block_size
     # max_iters = max_tokens / (global_batch_size * block_size) when a token budget is given
     total_iters = math.ceil(max_tokens / tokens_per_step) if max_tokens > 0 else max_iters
+    # Complete(d)P's batch and duration multipliers (1 when unset): m_B = global_batch_size /
+    # base_batch_size, m_D = D / base_tokens with D = total_iters * tokens_per_step training tokens
+    m_B = global_batch_size / base_batch_size if base_batch_size else 1.0
+    m_D = total_iters * tokens_per_step / base_tokens if base_tokens else 1.0
+    batch_duration = dict(base_batch_size=base_batch_size, base_tokens=base_tokens, m_B=m_B, m_D=m_D)
     evals = {s: eval_batches(t, eval_tokens, block_size, batch_size, rank, world_size)
              for s, t in data.eval_tokens.items()}
 
@@ -238,7 +255,7 @@ def main():
                       n_embd=n_embd, dropout=dropout, bias=bias, parameterization=parameterization,
                       base_n_embd=base_n_embd, base_n_layer=base_n_layer, depth_alpha=depth_alpha,
                       init_std=init_std, input_mult=input_mult, output_mult=output_mult,
-                      tie_embeddings=tie_embeddings)
+                      tie_embeddings=tie_embeddings, module_hparams=module_hparams)
     try:
         gptconf = GPTConfig(**model_args)
     except ValueError as e:
@@ -258,12 +275,18 @@ def main():
     random.seed(seed)
     np.random.seed(seed)
     model = GPT(gptconf).to(dev)
-    optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type)
+    try:  # betas pushed outside [0, 1) by beta multipliers or m_B/m_D: one line
+        optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type,
+                                               m_B=m_B, m_D=m_D)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     iter_num, best_val, last_eval = 0, float("inf"), -1
     if ckpts:  # resume: model, optimizer, data position, RNG, step
         ckpt = load_checkpoint(ckpts[-1])
         diff = [f"{k}={ckpt['model_config'].get(k)!r} there, {v!r} here"
                 for k, v in asdict(gptconf).items() if k != "dropout" and ckpt["model_config"].get(k) != v]
+        theirs = ckpt.get("batch_duration", dict(base_batch_size=None, base_tokens=None, m_B=1.0, m_D=1.0))
+        diff += [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in batch_duration.items() if theirs.get(k) != v]
         if diff:
             raise ConfigError(f"cannot resume from {ckpts[-1]}: {'; '.join(diff)}; use the same model "
                               "settings or a new out_dir")
@@ -300,10 +323,10 @@ def main():
               f"non-embedding params; {total_iters} steps x {tokens_per_step:,} tokens "
               f"({grad_accum} micro-steps x {batch_size} x {world_size} procs); device {dev} {ptdtype}"
               f"{' compiled' if use_compile else ''}")
-        print_table(raw_model.p, optimizer.param_groups)
+        print_table(raw_model.p, optimizer.param_groups, m_B, m_D)
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump(dict(config=config, total_iters=total_iters, grad_accum=grad_accum,
-                           parameterization=raw_model.p.table()), f, indent=1)
+                           parameterization=raw_model.p.table(), batch_duration=batch_duration), f, indent=1)
         with open(os.path.join(out_dir, "provenance.json"), "w") as f:
             json.dump(provenance(device_type, dev_name), f, indent=1)
     log_file = open(os.path.join(out_dir, "metrics.jsonl"), "a") if master else None
@@ -340,7 +363,7 @@ def main():
         state = dict(format=1, model=raw_model.state_dict(), optimizer=optimizer.state_dict(),
                      model_config=asdict(gptconf), config=config, parameterization=raw_model.p.table(),
                      iter_num=iter_num, best_val_loss=best_val, last_eval_iter=last_eval,
-                     data=loader.state_dict(), rng=extra_rng, meta=ckpt_meta)
+                     data=loader.state_dict(), rng=extra_rng, meta=ckpt_meta, batch_duration=batch_duration)
         save_atomic(state, path)
 
     # the tokenizer travels with the model, so sample.py decodes without the dataset directory

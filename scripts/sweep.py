@@ -76,7 +76,7 @@ def train_defaults():
             v = ast.literal_eval(value)
         except ValueError:
             continue
-        if not name.startswith("_") and isinstance(v, (int, float, bool, str, type(None))):
+        if not name.startswith("_") and not name.isupper() and isinstance(v, (int, float, bool, str, dict, type(None))):
             defaults[name] = v
     return defaults, annotations
 
