@@ -103,9 +103,9 @@ class Parameterization:
 
 def _check_module_hparams(mh, cfg):
     """One-line ValueErrors for module_hparams; returns a plain copy (floats, lists of floats)."""
-    def name_error(kind, name, choices):
+    def name_error(kind, name, choices, where=""):
         hint = difflib.get_close_matches(str(name), choices, n=1)
-        return ValueError(f"module_hparams: unknown {kind} {name!r}"
+        return ValueError(f"module_hparams: unknown {kind} {name!r}{where}"
                           + (f"; did you mean {hint[0]!r}?" if hint else f"; use one of {', '.join(choices)}"))
     if not isinstance(mh, dict):
         raise ValueError(f"module_hparams must be a dict like {{'attn_qkv': {{'lr': 1.6}}}}, got {mh!r}")
@@ -123,7 +123,7 @@ def _check_module_hparams(mh, cfg):
         out[mtype] = {}
         for hp, v in hps.items():
             if hp not in names:
-                raise name_error(f"{'branch' if mtype == 'residual' else 'hyperparameter'} of {mtype}", hp, names)
+                raise name_error("branch" if mtype == "residual" else "hyperparameter", hp, names, f" of {mtype}")
             if mtype in ("block_norm", "final_norm") and hp in ("init_std", "wd"):
                 raise ValueError(f"module_hparams[{mtype!r}][{hp!r}]: LayerNorms start at 1/0 and have "
                                  "no weight decay; remove it")
@@ -439,8 +439,9 @@ class GPT(nn.Module):
                 bs = tuple(b if f == 1.0 else 1.0 - f * (1.0 - b) for b, f in zip(betas, (b1m * k, b2m * k)))
                 if not all(0.0 <= b < 1.0 for b in bs):
                     raise ValueError(f"{name} ({self.param_types[name]}): betas {bs[0]:.6g}, {bs[1]:.6g} "
-                                     f"fall outside [0, 1) (1 - beta x beta multiplier x m_B/m_D = {k:g}); "
-                                     "lower the beta multipliers or change base_batch_size/base_tokens")
+                                     f"fall outside [0, 1) (1 - beta times the beta multipliers {b1m:g}, {b2m:g} "
+                                     f"and m_B/m_D = {k:g}); lower the multipliers or change "
+                                     "base_batch_size/base_tokens")
                 g = dict(role=role, init_std=rule.init_std, lr_mult=rule.lr_mult * s,
                          weight_decay=weight_decay * rule.wd_mult * s, eps=eps * rule.eps_mult / s, betas=bs)
                 key = tuple(g.values())

@@ -387,7 +387,7 @@ BAD = [  # (arguments, a piece of the one-line error)
     (CDP + ["--base_tokens=0"], "base_tokens=0 must be positive"),
     (CDP + ["--base_tokens=100000000"], "outside [0, 1)"),  # m_D tiny: 1 - beta x m_B/m_D < 0
     (['--module_hparams={"atn_qkv": {"lr": 2}}'], "did you mean 'attn_qkv'"),
-    (['--module_hparams={"mlp_in": {"learnin_rate": 2}}'], "unknown hyperparameter of mlp_in"),
+    (['--module_hparams={"mlp_in": {"learnin_rate": 2}}'], "unknown hyperparameter 'learnin_rate' of mlp_in"),
     (['--module_hparams={"mlp_in": {"lr": 0}}'], "positive"),
     (['--module_hparams={"mlp_in": {"beta2": 30}}'], "outside [0, 1)"),
     (['--module_hparams={"mlp_out": {"lr": [1.0, 0.5, 0.2]}}'], "one value per proxy layer"),
