@@ -159,7 +159,7 @@ def resolve_parameterization(cfg):
         if cfg.depth_alpha is not None:
             raise ValueError(f"depth_alpha={cfg.depth_alpha} has no meaning for "
                              f"parameterization={cfg.parameterization!r}; remove it or use "
-                             "depth_mup/completep")
+                             "depth_mup/completep/completedp")
         alpha = 0.0
     else:
         alpha = row["alpha"] if cfg.depth_alpha is None else float(cfg.depth_alpha)
