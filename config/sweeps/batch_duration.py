@@ -5,9 +5,9 @@
 # completedp: the rules on (base_batch_size/base_tokens name the proxy: m_B = B / 4,
 # m_D = D / 2^17 scale every group's LR, WD, eps and betas); completep, the same untied model
 # with the rules off, is the control. LR 2^-10..2^-4, two seeds.
-# 6 points x 7 LRs x 2 seeds = 84 runs, 22M training tokens in all: at ~50k tok/s for 2 x 64 on
-# one core plus ~3 s start-up a run, about 15-20 core-minutes (~10 min with --jobs 2 on an idle
-# 2-core machine). Read one arm at a time:
+# 6 points x 7 LRs x 2 seeds = 84 runs, 22M training tokens in all: ~50k tok/s for 2 x 64 on
+# one core plus start-up; one point took 6.5 s at 2^17 tokens and 16 s at 2^19 (one niced core,
+# busy machine), so about 14 core-minutes, ~7-10 min with --jobs 2. Read one arm at a time:
 #   python scripts/sweep.py config/sweeps/batch_duration.py --jobs 2 --threads 2
 #   python scripts/plot_transfer.py runs/batch_duration/results.csv --by global_batch_size \
 #       --where max_tokens=131072 --out experiments/batch_duration/batch
