@@ -50,14 +50,20 @@ def list_checkpoints(out):
     return [os.path.join(out, n) for _, n in found]
 
 
+# the batch/duration settings a checkpoint made before they existed stands for
+NO_BATCH_DURATION = dict(base_batch_size=None, base_tokens=None, m_B=1.0, m_D=1.0)
+
+
 def build(model, optimizer, model_config, config, parameterization, iter_num, best_val_loss,
-          last_eval_iter, data, rng, meta):
+          last_eval_iter, data, rng, meta, batch_duration=None):
     """A checkpoint: the raw model's and optimizer's state, the GPTConfig (as a dict), the
     resolved run config, the parameterization table, the step, the data position, every
-    rank's RNG states (rng_state()) and the tokenizer (meta)."""
+    rank's RNG states (rng_state()), the tokenizer (meta) and the Complete(d)P batch/duration
+    settings (base_batch_size, base_tokens, m_B, m_D)."""
     return dict(format=FORMAT, model=model, optimizer=optimizer, model_config=model_config, config=config,
                 parameterization=parameterization, iter_num=int(iter_num), best_val_loss=float(best_val_loss),
-                last_eval_iter=int(last_eval_iter), data=data, rng=rng, meta=meta)
+                last_eval_iter=int(last_eval_iter), data=data, rng=rng, meta=meta,
+                batch_duration=dict(batch_duration or NO_BATCH_DURATION))
 
 
 def validate(ckpt, path):
@@ -90,6 +96,8 @@ def validate(ckpt, path):
         raise bad("field 'rng'", "is not a list of RNG states (python, numpy, torch, cuda)")
     if not isinstance(ckpt["data"].get("mode"), str):
         raise bad("field 'data'", "has no loader mode")
+    if not isinstance(ckpt.get("batch_duration", {}), dict):  # absent in checkpoints made before it
+        raise bad("field 'batch_duration'", f"is {type(ckpt['batch_duration']).__name__}, not dict")
     named = step_of(path)
     if named is not None and named != ckpt["iter_num"]:
         raise CheckpointError(f"checkpoint {path} holds step {ckpt['iter_num']}, not the step {named} of its "
@@ -152,19 +160,26 @@ def remove_stale_temporaries(out):
             os.remove(os.path.join(out, n))
 
 
-def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, model_config=None):
+def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, model_config=None,
+            batch_duration=None):
     """Put a validated checkpoint back: model weights; optimizer moments (the group
     hyperparameters stay those of this run's config); the data position; this rank's RNG
-    states. With model_config (this run's GPTConfig as a dict), a checkpoint of other model
-    settings is refused first. Returns (iter_num, best_val_loss, last_eval_iter). Only what a
-    bad file makes these calls raise is reported as a bad checkpoint."""
+    states. With model_config (this run's GPTConfig as a dict) and batch_duration, a
+    checkpoint of other model or batch/duration settings is refused first. Returns
+    (iter_num, best_val_loss, last_eval_iter). Only what a bad file makes these calls raise is
+    reported as a bad checkpoint."""
+    diff = []
     if model_config is not None:
         theirs = ckpt["model_config"]
         diff = [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in model_config.items()
                 if k != "dropout" and theirs.get(k) != v]
-        if diff:
-            raise ConfigError(f"cannot resume from {path}: {'; '.join(diff)}; use the same model "
-                              "settings or a new out_dir")
+    if batch_duration is not None:
+        theirs = ckpt.get("batch_duration", NO_BATCH_DURATION)
+        diff += [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in batch_duration.items() if theirs.get(k) != v]
+    if diff:
+        raise ConfigError(f"cannot resume from {path}: {'; '.join(diff)}; use the same model "
+                          "settings or a new out_dir")
+
     def bad(what, e):
         return CheckpointError(f"checkpoint {path} does not fit this model and trainer: {what} "
                                f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); {FALL_BACK}")

@@ -8,7 +8,8 @@ Config files are short Python files of plain assignments; `--key=value` override
 A value is a Python literal or simple arithmetic on numbers (`--learning_rate=2**-7`).
 The defaults (the module-level assignments of the calling script) fix the set of keys and
 their types; a default of None takes its type from the script's annotation
-(`depth_alpha: float | None = None`). Unknown keys, wrong types and malformed arguments
+(`depth_alpha: float | None = None`). A dict setting takes a dict literal, in a file or as
+--key='{"a": {"b": 1}}'. Unknown keys, wrong types and malformed arguments
 raise ConfigError with one line that says what to change.
 """
 import ast
@@ -16,7 +17,6 @@ import difflib
 import io
 import operator
 import os
-import sys
 import tokenize
 import types
 import typing
@@ -82,7 +82,8 @@ def _parse_override(name, text, allowed):
     except (ValueError, SyntaxError, ArithmeticError, RecursionError):
         if str in allowed:
             return text  # a bare string: --dataset=shakespeare_char
-        example = next((e for t, e in ((bool, "True"), (int, "4"), (float, "0.1")) if t in allowed), "None")
+        example = next((e for t, e in ((bool, "True"), (int, "4"), (float, "0.1"), (dict, "'{\"attn_qkv\": {\"lr\": 2}}'"))
+                        if t in allowed), "None")
         raise ConfigError(f"--{name}={text} is not a valid {_type_names(allowed)}; "
                           f"write it as a Python literal, e.g. --{name}={example}") from None
 
@@ -219,8 +220,9 @@ def configure(namespace, argv, aliases=None):
     """nanoGPT's entry point: resolve argv against the module-level defaults in `namespace`
     (a script's globals()), write the result back into it and return it as a dict.
     `--help` (or -h) prints the settings with their defaults and comments, and exits 0."""
-    defaults = {k: v for k, v in namespace.items()
-                if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))}
+    defaults = {k: v for k, v in namespace.items()  # UPPER_CASE names are constants, not settings
+                if not k.startswith("_") and not k.isupper()
+                and isinstance(v, (int, float, bool, str, dict, type(None)))}
     if any(a in ("--help", "-h") for a in argv):
         print(help_text(namespace["__file__"], defaults))
         raise SystemExit(0)

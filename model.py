@@ -1,14 +1,18 @@
 """
 A GPT-2-style pre-LN decoder with a `parameterization` switch: 'sp', 'mup', 'depth_mup'
-(alpha = 0.5) and 'completep' (alpha = 1).
+(alpha = 0.5), 'completep' (alpha = 1) and 'completedp' (Complete(d)P, Mlodozeniec et al.,
+arXiv 2512.22382: CompleteP's depth rules, the unembedding's 1/m_N moved into its weights,
+and batch-size/duration rules for the optimizer), plus per-module multipliers
+(`module_hparams`) under every parameterization.
 
 Every multiplier comes from one place, `resolve_parameterization`, which implements the
 table of docs/parameterization.md section 2 (Dey et al., arXiv 2505.01618, Table 1). Init, forward,
 attention and the optimizer read the resolved `Parameterization`; nothing below it branches
 on the name.
 """
+import difflib
 import math
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, field
 from typing import Optional
 
 import torch
@@ -21,16 +25,29 @@ from torch.nn import functional as F
 #              output_mult/m_N on the logits; input_mult on the embeddings)
 #   alpha:     depth exponent of the depth family, None when depth is not scaled
 #   gpt2_proj: GPT-2's sigma/sqrt(2L) init of the c_proj weights (SP only)
+#   unembed_in_weights: Complete(d)P: no 1/m_N on the logits; instead the (untied) unembedding
+#              has init std sigma/m_N, LR eta/m_N, WD lambda*m_N; the input embedding's eps is
+#              eps/m_N (arXiv 2512.22382)
+#   batch_duration: Complete(d)P's m_B/m_D rules on every group's LR, WD, eps and betas
 PARAMETERIZATIONS = {
-    "sp":        dict(width=False, alpha=None, gpt2_proj=True),
-    "mup":       dict(width=True,  alpha=None, gpt2_proj=False),
-    "depth_mup": dict(width=True,  alpha=0.5,  gpt2_proj=False),
-    "completep": dict(width=True,  alpha=1.0,  gpt2_proj=False),
+    "sp":         dict(width=False, alpha=None, gpt2_proj=True,  unembed_in_weights=False, batch_duration=False),
+    "mup":        dict(width=True,  alpha=None, gpt2_proj=False, unembed_in_weights=False, batch_duration=False),
+    "depth_mup":  dict(width=True,  alpha=0.5,  gpt2_proj=False, unembed_in_weights=False, batch_duration=False),
+    "completep":  dict(width=True,  alpha=1.0,  gpt2_proj=False, unembed_in_weights=False, batch_duration=False),
+    "completedp": dict(width=True,  alpha=1.0,  gpt2_proj=False, unembed_in_weights=True,  batch_duration=True),
 }
 
 # Parameter roles. Every parameter gets exactly one, assigned where the model is built.
 ROLES = ("embedding", "hidden", "hidden_out", "hidden_bias", "block_norm", "final_norm",
          "unembedding")
+
+# Module types for per-module multipliers (`module_hparams`); a bias follows its module. Each
+# parameter gets one type, assigned where the model is built (GPT.__init__, Block.roles).
+MODULE_TYPES = ("embedding", "attn_qkv", "attn_out", "mlp_in", "mlp_out", "block_norm",
+                "final_norm", "unembedding")
+BLOCK_TYPES = ("attn_qkv", "attn_out", "mlp_in", "mlp_out", "block_norm")  # may have a depth profile
+MODULE_HPARAMS = ("lr", "wd", "init_std", "eps", "beta1", "beta2")  # beta*: multiply 1 - beta
+RESIDUAL_BRANCHES = ("attn", "mlp")  # module_hparams["residual"]: per-branch multipliers
 
 
 @dataclass(frozen=True)
@@ -52,15 +69,81 @@ class Parameterization:
     logit_mult: float       # applied to x W^T of the unembedding
     attn_exponent: float    # attention scale is d_head ** -attn_exponent
     roles: dict             # role -> RoleRule
+    batch_duration: bool    # Complete(d)P's m_B/m_D optimizer rules apply
+    module_hparams: dict    # validated per-module multipliers (base-scale values)
+    base_n_layer: int
+    n_layer: int
 
     def attn_scale(self, head_dim):
         return head_dim ** -self.attn_exponent
+
+    def module_mult(self, mtype, hp, layer=None):
+        """The multiplier module_hparams[mtype][hp] (1.0 when unset) at block `layer`. A list is
+        a depth profile over the proxy's layers: proxy layer i sits at i/(base_n_layer-1) and
+        layer j of this model at j/(n_layer-1) in [0, 1] (0.5 for a single layer), and the value
+        is linearly interpolated there, so the first and last layers keep the profile's ends."""
+        v = self.module_hparams.get(mtype, {}).get(hp, 1.0)
+        if not isinstance(v, list):
+            return v
+        nb, n = len(v), self.n_layer
+        if nb == 1:
+            return v[0]
+        x = (nb - 1) * (layer / (n - 1) if n > 1 else 0.5)  # position on the proxy's layers
+        if n > 1 and (nb - 1) * layer % (n - 1) == 0:       # on a proxy layer: its value exactly
+            return v[(nb - 1) * layer // (n - 1)]
+        i = min(int(x), nb - 2)
+        return v[i] + (x - i) * (v[i + 1] - v[i])
 
     def table(self):
         """Plain-dict form, for logs, checkpoints and the README."""
         d = {k: v for k, v in asdict(self).items() if k != "roles"}
         d["roles"] = {r: asdict(rule) for r, rule in self.roles.items()}
         return d
+
+
+def _check_module_hparams(mh, cfg):
+    """One-line ValueErrors for module_hparams; returns a plain copy (floats, lists of floats)."""
+    def name_error(kind, name, choices, where=""):
+        hint = difflib.get_close_matches(str(name), choices, n=1)
+        return ValueError(f"module_hparams: unknown {kind} {name!r}{where}"
+                          + (f"; did you mean {hint[0]!r}?" if hint else f"; use one of {', '.join(choices)}"))
+    if not isinstance(mh, dict):
+        raise ValueError(f"module_hparams must be a dict like {{'attn_qkv': {{'lr': 1.6}}}}, got {mh!r}")
+    out = {}
+    for mtype, hps in mh.items():
+        if mtype not in MODULE_TYPES + ("residual",):
+            raise name_error("module type", mtype, MODULE_TYPES + ("residual",))
+        names = RESIDUAL_BRANCHES if mtype == "residual" else MODULE_HPARAMS
+        if not isinstance(hps, dict):
+            raise ValueError(f"module_hparams[{mtype!r}] must be a dict of multipliers like "
+                             f"{{{names[0]!r}: 1.5}}, got {hps!r}")
+        if mtype == "unembedding" and cfg.tie_embeddings:
+            raise ValueError("module_hparams['unembedding'] needs tie_embeddings=False (tied, the "
+                             "shared tensor is the 'embedding')")
+        out[mtype] = {}
+        for hp, v in hps.items():
+            if hp not in names:
+                raise name_error("branch" if mtype == "residual" else "hyperparameter", hp, names, f" of {mtype}")
+            if mtype in ("block_norm", "final_norm") and hp in ("init_std", "wd"):
+                raise ValueError(f"module_hparams[{mtype!r}][{hp!r}]: LayerNorms start at 1/0 and have "
+                                 "no weight decay; remove it")
+            where = f"module_hparams[{mtype!r}][{hp!r}]"
+            if isinstance(v, (list, tuple)):
+                if mtype not in BLOCK_TYPES + ("residual",):
+                    raise ValueError(f"{where}: a per-layer profile needs a block module "
+                                     f"({', '.join(BLOCK_TYPES + ('residual',))}); give {mtype} one number")
+                if len(v) != cfg.base_n_layer:
+                    raise ValueError(f"{where}: a per-layer profile has one value per proxy layer: "
+                                     f"{cfg.base_n_layer} (base_n_layer), got {len(v)}")
+                vals = list(v)
+            else:
+                vals = [v]
+            for x in vals:
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < math.inf:
+                    raise ValueError(f"{where}={v!r}: multipliers must be positive finite numbers")
+            vals = [float(x) for x in vals]
+            out[mtype][hp] = vals if isinstance(v, (list, tuple)) else vals[0]
+    return out
 
 
 def resolve_parameterization(cfg):
@@ -76,13 +159,16 @@ def resolve_parameterization(cfg):
         if cfg.depth_alpha is not None:
             raise ValueError(f"depth_alpha={cfg.depth_alpha} has no meaning for "
                              f"parameterization={cfg.parameterization!r}; remove it or use "
-                             "depth_mup/completep")
+                             "depth_mup/completep/completedp")
         alpha = 0.0
     else:
         alpha = row["alpha"] if cfg.depth_alpha is None else float(cfg.depth_alpha)
         if not 0.5 <= alpha <= 1.0:
             raise ValueError(f"depth_alpha={alpha} is outside [0.5, 1]; pick a value in "
                              "[0.5, 1] (0.5 = depth-muP, 1 = CompleteP)")
+    if row["unembed_in_weights"] and cfg.tie_embeddings:
+        raise ValueError(f"parameterization={cfg.parameterization!r} needs an untied unembedding "
+                         "(its 1/m_N lives in the lm_head weights); set tie_embeddings=False")
     if not row["width"] and (cfg.input_mult != 1.0 or cfg.output_mult != 1.0):
         raise ValueError(f"input_mult={cfg.input_mult}/output_mult={cfg.output_mult} are "
                          "muP multipliers; leave them at 1.0 for parameterization='sp'")
@@ -105,22 +191,28 @@ def resolve_parameterization(cfg):
     # hidden bias and block LayerNorm LR: eta * m_L^(alpha-1), WD 0
     inblock_lr = d ** (alpha - 1.0)
     hidden = RoleRule(hidden_std, hidden_lr, w, inblock_eps)
+    # Complete(d)P: the logits' 1/m_N moves into the unembedding: init std sigma/m_N, LR eta/m_N,
+    # WD lambda*m_N (the per-step shrink lr*wd stays eta*lambda); input embedding eps / m_N
+    u = m_N if row["unembed_in_weights"] else 1.0
     roles = {
-        "embedding":   RoleRule(sigma, 1.0, 1.0, 1.0),
+        "embedding":   RoleRule(sigma, 1.0, 1.0, 1.0 / u),
         "hidden":      hidden,
         "hidden_out":  RoleRule(proj_std, hidden.lr_mult, hidden.wd_mult, hidden.eps_mult),
         "hidden_bias": RoleRule(0.0, inblock_lr, 0.0, inblock_eps),
         "block_norm":  RoleRule(None, inblock_lr, 0.0, inblock_eps),
         "final_norm":  RoleRule(None, 1.0, 0.0, 1.0),
-        "unembedding": RoleRule(sigma, 1.0, 1.0, 1.0),  # used only when untied
+        "unembedding": RoleRule(sigma / u, 1.0 / u, u, 1.0),  # used only when untied
     }
     return Parameterization(
         name=cfg.parameterization, m_N=m_N, m_L=m_L, alpha=alpha,
         residual_mult=d ** (-alpha),                  # x + m_L^(-alpha) f(LN(x))
         input_mult=cfg.input_mult,                    # input_mult * (wte + wpe)
-        logit_mult=cfg.output_mult / w,               # output_mult / m_N * x W^T
+        logit_mult=cfg.output_mult / (w / u),         # output_mult / m_N * x W^T (completedp: no 1/m_N)
         attn_exponent=1.0 if row["width"] else 0.5,   # q.k / d_head vs q.k / sqrt(d_head)
         roles=roles,
+        batch_duration=row["batch_duration"],
+        module_hparams=_check_module_hparams(cfg.module_hparams, cfg),
+        base_n_layer=cfg.base_n_layer, n_layer=cfg.n_layer,
     )
 
 # ----------------------------------------------------------------------------------------
@@ -145,6 +237,7 @@ class GPTConfig:
     input_mult: float = 1.0
     output_mult: float = 1.0
     tie_embeddings: bool = True
+    module_hparams: dict = field(default_factory=dict)  # per-module multipliers (MODULE_TYPES)
 
     def __post_init__(self):
         for k in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -211,27 +304,32 @@ class MLP(nn.Module):
 
 class Block(nn.Module):
 
-    def __init__(self, cfg, p):
+    def __init__(self, cfg, p, layer):
         super().__init__()
         self.ln_1 = LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg, p)
         self.ln_2 = LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
+        self.layer = layer
         self.residual_mult = p.residual_mult  # m_L^(-alpha), depth family only
+        # per-branch multipliers of module_hparams["residual"] (1.0 when unset)
+        self.attn_mult = p.module_mult("residual", "attn", layer)
+        self.mlp_mult = p.module_mult("residual", "mlp", layer)
 
     def forward(self, x):
-        x = x + self.residual_mult * self.attn(self.ln_1(x))
-        x = x + self.residual_mult * self.mlp(self.ln_2(x))
+        x = x + self.residual_mult * self.attn_mult * self.attn(self.ln_1(x))
+        x = x + self.residual_mult * self.mlp_mult * self.mlp(self.ln_2(x))
         return x
 
     def roles(self):
-        """Role of each Linear/LayerNorm of the block: (module, weight role, bias role)."""
-        return [(self.ln_1, "block_norm", "block_norm"),
-                (self.attn.c_attn, "hidden", "hidden_bias"),
-                (self.attn.c_proj, "hidden_out", "hidden_bias"),
-                (self.ln_2, "block_norm", "block_norm"),
-                (self.mlp.c_fc, "hidden", "hidden_bias"),
-                (self.mlp.c_proj, "hidden_out", "hidden_bias")]
+        """Module type and roles of each Linear/LayerNorm of the block:
+        (module, module type, weight role, bias role)."""
+        return [(self.ln_1, "block_norm", "block_norm", "block_norm"),
+                (self.attn.c_attn, "attn_qkv", "hidden", "hidden_bias"),
+                (self.attn.c_proj, "attn_out", "hidden_out", "hidden_bias"),
+                (self.ln_2, "block_norm", "block_norm", "block_norm"),
+                (self.mlp.c_fc, "mlp_in", "hidden", "hidden_bias"),
+                (self.mlp.c_proj, "mlp_out", "hidden_out", "hidden_bias")]
 
 
 class GPT(nn.Module):
@@ -244,35 +342,51 @@ class GPT(nn.Module):
             wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
             wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
             drop=nn.Dropout(cfg.dropout),
-            h=nn.ModuleList([Block(cfg, p) for _ in range(cfg.n_layer)]),
+            h=nn.ModuleList([Block(cfg, p, i) for i in range(cfg.n_layer)]),
             ln_f=LayerNorm(cfg.n_embd, bias=cfg.bias),
         ))
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight
 
-        # roles, by parameter name; checked to cover every parameter exactly once
-        sites = [(self.transformer.wte, "embedding", None), (self.transformer.wpe, "embedding", None)]
+        # roles, module types and layers, by parameter name; checked to cover every parameter once
+        sites = [(self.transformer.wte, "embedding", "embedding", None, None),
+                 (self.transformer.wpe, "embedding", "embedding", None, None)]
         for block in self.transformer.h:
-            sites += block.roles()
-        sites.append((self.transformer.ln_f, "final_norm", "final_norm"))
+            sites += [(m, t, w, b, block.layer) for m, t, w, b in block.roles()]
+        sites.append((self.transformer.ln_f, "final_norm", "final_norm", "final_norm", None))
         if not cfg.tie_embeddings:
-            sites.append((self.lm_head, "unembedding", None))
+            sites.append((self.lm_head, "unembedding", "unembedding", None, None))
         by_id = {}
-        for module, w_role, b_role in sites:
+        for module, mtype, w_role, b_role, layer in sites:
             for tensor, role in ((module.weight, w_role), (getattr(module, "bias", None), b_role)):
                 if tensor is not None:
                     assert id(tensor) not in by_id, "parameter given two roles"
-                    by_id[id(tensor)] = role
-        self.param_roles = {n: by_id[id(t)] for n, t in self.named_parameters()}
+                    by_id[id(tensor)] = (role, mtype, layer)
+        named = list(self.named_parameters())
+        self.param_roles = {n: by_id[id(t)][0] for n, t in named}
+        self.param_types = {n: by_id[id(t)][1] for n, t in named}
+        self.param_layers = {n: by_id[id(t)][2] for n, t in named}
         assert len(self.param_roles) == len(by_id), "a role was given to a non-parameter"
         self.reset_parameters()
 
+    def param_rule(self, name):
+        """The table's RoleRule of a parameter times its module multipliers (base-scale values,
+        so the parameterization scales them exactly as it scales the global ones), plus the
+        multipliers of 1 - beta1 and 1 - beta2: (RoleRule, beta1 mult, beta2 mult)."""
+        rule = self.p.roles[self.param_roles[name]]
+        mtype, layer = self.param_types[name], self.param_layers[name]
+        m = {hp: self.p.module_mult(mtype, hp, layer) for hp in MODULE_HPARAMS}
+        std = rule.init_std if rule.init_std is None else rule.init_std * m["init_std"]
+        return (RoleRule(std, rule.lr_mult * m["lr"], rule.wd_mult * m["wd"], rule.eps_mult * m["eps"]),
+                m["beta1"], m["beta2"])
+
     @torch.no_grad()
     def reset_parameters(self):
-        """Init from the table: normal(0, std of the role); LayerNorm 1/0; Linear biases 0."""
+        """Init from the table: normal(0, std of the role x init_std multiplier); LayerNorm 1/0;
+        Linear biases 0."""
         for name, t in self.named_parameters():
-            rule = self.p.roles[self.param_roles[name]]
+            rule = self.param_rule(name)[0]
             if rule.init_std is None:  # LayerNorm
                 t.fill_(1.0 if name.endswith("weight") else 0.0)
             elif rule.init_std == 0.0:
@@ -308,27 +422,48 @@ class GPT(nn.Module):
             return logits, loss, hidden
         return logits, loss
 
-    def param_groups(self, learning_rate, weight_decay, eps):
-        """One AdamW group per role, with its lr_mult and its effective lr, wd and eps."""
+    def param_groups(self, learning_rate, weight_decay, eps, betas=(0.9, 0.95), m_B=1.0, m_D=1.0):
+        """AdamW groups with their lr_mult and effective lr, wd, eps and betas: one per role, split
+        further only where module multipliers make settings differ. m_B = B / B_base and
+        m_D = D / D_base are Complete(d)P's batch and duration multipliers."""
+        if not self.p.batch_duration and (m_B, m_D) != (1.0, 1.0):
+            raise ValueError(f"m_B={m_B:g}, m_D={m_D:g}: batch/duration rules need "
+                             f"parameterization='completedp', not {self.p.name!r}")
+        # Complete(d)P (arXiv 2512.22382): LR and WD x sqrt(m_B/m_D), eps x sqrt(m_D/m_B),
+        # 1 - beta x m_B/m_D: the AdamW timescale B/(lr*wd*D) and the moment half-lives as
+        # fractions of the D/B steps stay fixed
+        s, k = math.sqrt(m_B / m_D), m_B / m_D
         params = dict(self.named_parameters())
-        groups = []
+        groups, index = [], {}
         for role in ROLES:
-            names = [n for n, r in self.param_roles.items() if r == role]
-            if not names:
-                continue
-            rule = self.p.roles[role]
-            groups.append(dict(params=[params[n] for n in names], names=names, role=role,
-                               lr_mult=rule.lr_mult, lr=learning_rate * rule.lr_mult,
-                               weight_decay=weight_decay * rule.wd_mult,
-                               eps=eps * rule.eps_mult))
+            for name in (n for n, r in self.param_roles.items() if r == role):
+                rule, b1m, b2m = self.param_rule(name)
+                bs = tuple(b if f == 1.0 else 1.0 - f * (1.0 - b) for b, f in zip(betas, (b1m * k, b2m * k)))
+                if not all(0.0 <= b < 1.0 for b in bs):
+                    raise ValueError(f"{name} ({self.param_types[name]}): betas {bs[0]:.6g}, {bs[1]:.6g} "
+                                     f"fall outside [0, 1) (1 - beta times the beta multipliers {b1m:g}, {b2m:g} "
+                                     f"and m_B/m_D = {k:g}); lower the multipliers or change "
+                                     "base_batch_size/base_tokens")
+                g = dict(role=role, init_std=rule.init_std, lr_mult=rule.lr_mult * s,
+                         weight_decay=weight_decay * rule.wd_mult * s, eps=eps * rule.eps_mult / s, betas=bs)
+                key = tuple(g.values())
+                if key not in index:
+                    index[key] = dict(params=[], names=[], modules=[], **g)
+                    index[key]["lr"] = learning_rate * index[key]["lr_mult"]
+                    groups.append(index[key])
+                grp = index[key]
+                grp["params"].append(params[name])
+                grp["names"].append(name)
+                if self.param_types[name] not in grp["modules"]:
+                    grp["modules"].append(self.param_types[name])
         covered = [id(t) for g in groups for t in g["params"]]
         assert len(covered) == len(set(covered)) == len(params), \
             "optimizer groups must cover every parameter exactly once"
         return groups
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, eps=1e-8,
-                             device_type="cpu"):
-        groups = self.param_groups(learning_rate, weight_decay, eps)
+                             device_type="cpu", m_B=1.0, m_D=1.0):
+        groups = self.param_groups(learning_rate, weight_decay, eps, betas, m_B, m_D)
         extra = dict(fused=True) if device_type == "cuda" else {}
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps, **extra)
 

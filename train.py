@@ -1,5 +1,5 @@
 """
-Train a GPT under SP, muP, depth-muP or CompleteP.
+Train a GPT under SP, muP, depth-muP, CompleteP or Complete(d)P.
 
     python train.py                                   # default: small CompleteP on Shakespeare chars
     python train.py config/train_default.py --n_layer=8 --learning_rate=3e-3
@@ -30,7 +30,7 @@ import torch.distributed as dist
 from configurator import ConfigError, configure
 import checkpoint as ckpt_io
 from dataloader import eval_batches, open_dataset
-from model import GPT, GPTConfig
+from model import GPT, PARAMETERIZATIONS, GPTConfig
 from runs import EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all
 from util import UserError, peak_flops, resolve_device
 
@@ -65,7 +65,7 @@ n_head = 4                   # attention heads (head size n_embd / n_head)
 n_embd = 128                 # N, width of the residual stream
 dropout = 0.0                # dropout on the embeddings and both residual branches
 bias = True                  # biases in the Linears and LayerNorms
-parameterization = "completep"   # 'sp' | 'mup' | 'depth_mup' | 'completep'
+parameterization = "completep"   # 'sp' | 'mup' | 'depth_mup' | 'completep' | 'completedp'
 base_n_embd = 64             # the proxy shape the base hyperparameters were tuned at
 base_n_layer = 2             # m_L = n_layer / base_n_layer, m_N = n_embd / base_n_embd
 depth_alpha: float | None = None  # None: 0.5 for depth_mup, 1.0 for completep
@@ -73,6 +73,9 @@ init_std = 0.02              # sigma, the base init std
 input_mult = 1.0             # muP forward multiplier on wte + wpe (base value)
 output_mult = 1.0            # muP forward multiplier on the logits (times 1/m_N)
 tie_embeddings = True        # lm_head shares wte's weight (nanoGPT's default)
+module_hparams = {}          # per-module base multipliers, e.g. {"attn_qkv": {"lr": 1.6}} (README)
+base_batch_size: int | None = None  # completedp: sequences per step of the proxy (None: m_B = 1)
+base_tokens: int | None = None      # completedp: training tokens of the proxy (None: m_D = 1)
 # AdamW (base values: eta, lambda, eps at the base shape)
 learning_rate = 1e-2         # eta, the peak LR of the schedule at the base shape
 max_iters = 1200             # optimizer steps; overridden by max_tokens when that is > 0
@@ -172,6 +175,12 @@ def check_config(c, world_size):
             raise ConfigError(f"{k}={c[k]} must be {'positive' if k == 'learning_rate' else '>= 0'}")
     if c["beta1"] >= 1 or c["beta2"] >= 1:
         raise ConfigError(f"beta1={c['beta1']} and beta2={c['beta2']} must be below 1")
+    for k in ("base_batch_size", "base_tokens"):
+        if c[k] is not None and c[k] <= 0:
+            raise ConfigError(f"{k}={c[k]} must be positive (or None)")
+        if c[k] is not None and not PARAMETERIZATIONS.get(c["parameterization"], {}).get("batch_duration"):
+            raise ConfigError(f"{k}={c[k]} has no meaning for parameterization={c['parameterization']!r}; "
+                              "remove it or use parameterization='completedp'")
 
 
 def hms(seconds):
@@ -199,16 +208,19 @@ def finite(row):
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
-def print_table(p, groups):
-    print(f"parameterization {p.name}: m_N={p.m_N:g} m_L={p.m_L:g} alpha={p.alpha:g} | residual x{p.residual_mult:.4g}"
-          f" | input x{p.input_mult:.4g} | logits x{p.logit_mult:.4g} | attention 1/d_head^{p.attn_exponent:g}")
-    print(f"  {'group':<12} {'params':>9} {'init_std':>9} {'lr_mult':>9} {'lr':>10} {'wd':>9} {'eps':>9}")
+def print_table(p, groups, m_B=1.0, m_D=1.0):
+    print(f"parameterization {p.name}: m_N={p.m_N:g} m_L={p.m_L:g} alpha={p.alpha:g} m_B={m_B:g} m_D={m_D:g} | "
+          f"residual x{p.residual_mult:.4g} | input x{p.input_mult:.4g} | logits x{p.logit_mult:.4g} | "
+          f"attention 1/d_head^{p.attn_exponent:g}")
+    if p.module_hparams:
+        print(f"  module_hparams {json.dumps(p.module_hparams)}")
+    print(f"  {'group':<12} {'params':>9} {'init_std':>9} {'lr_mult':>9} {'lr':>10} {'wd':>9} {'eps':>9} "
+          f"{'beta1':>7} {'beta2':>7}  modules")
     for g in groups:
-        std = p.roles[g["role"]].init_std
-        std = "ln 1/0" if std is None else f"{std:.4g}"
+        std = "ln 1/0" if g["init_std"] is None else f"{g['init_std']:.4g}"
         n = sum(t.numel() for t in g["params"])
-        print(f"  {g['role']:<12} {n:>9,} {std:>9} {g['lr_mult']:>9.4g} {g['lr']:>10.4g} "
-              f"{g['weight_decay']:>9.4g} {g['eps']:>9.3g}")
+        print(f"  {g['role']:<12} {n:>9,} {std:>9} {g['lr_mult']:>9.4g} {g['lr']:>10.4g} {g['weight_decay']:>9.4g} "
+              f"{g['eps']:>9.3g} {g['betas'][0]:>7.4g} {g['betas'][1]:>7.4g}  {','.join(g['modules'])}")
 
 
 def main():
@@ -261,6 +273,11 @@ def main():
     tokens_per_step = global_batch_size * block_size
     # max_iters = max_tokens / (global_batch_size * block_size) when a token budget is given
     total_iters = math.ceil(max_tokens / tokens_per_step) if max_tokens > 0 else max_iters
+    # Complete(d)P's batch and duration multipliers (1 when unset): m_B = global_batch_size /
+    # base_batch_size, m_D = D / base_tokens with D = total_iters * tokens_per_step training tokens
+    m_B = global_batch_size / base_batch_size if base_batch_size else 1.0
+    m_D = total_iters * tokens_per_step / base_tokens if base_tokens else 1.0
+    batch_duration = dict(base_batch_size=base_batch_size, base_tokens=base_tokens, m_B=m_B, m_D=m_D)
     evals = {s: eval_batches(t, eval_tokens, block_size, batch_size, rank, world_size)
              for s, t in data.eval_tokens.items()}
 
@@ -269,7 +286,7 @@ def main():
                       n_embd=n_embd, dropout=dropout, bias=bias, parameterization=parameterization,
                       base_n_embd=base_n_embd, base_n_layer=base_n_layer, depth_alpha=depth_alpha,
                       init_std=init_std, input_mult=input_mult, output_mult=output_mult,
-                      tie_embeddings=tie_embeddings)
+                      tie_embeddings=tie_embeddings, module_hparams=module_hparams)
     try:
         gptconf = GPTConfig(**model_args)
     except ValueError as e:
@@ -299,12 +316,17 @@ def main():
     random.seed(seed)
     np.random.seed(seed)
     model = GPT(gptconf).to(dev)
-    optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type)
+    try:  # betas pushed outside [0, 1) by beta multipliers or m_B/m_D: one line
+        optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type,
+                                               m_B=m_B, m_D=m_D)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     iter_num, best_val, last_eval = 0, float("inf"), -1
     if ckpts:  # resume: model, optimizer, data position, RNG, step
         ckpt = ckpt_io.load_checkpoint(ckpts[-1])
         iter_num, best_val, last_eval = ckpt_io.restore(ckpt, ckpts[-1], model, optimizer, loader, rank,
-                                                        model_config=asdict(gptconf))
+                                                        model_config=asdict(gptconf),
+                                                        batch_duration=batch_duration)
         if master:
             print(f"resuming from {ckpts[-1]} at step {iter_num}")
         if (iter_num >= total_iters and last_eval == iter_num and not eval_only
@@ -333,11 +355,11 @@ def main():
               f"non-embedding params; {total_iters} steps x {tokens_per_step:,} tokens "
               f"({grad_accum} micro-steps x {batch_size} x {world_size} procs); device {dev} {ptdtype}"
               f"{' compiled' if use_compile else ''}")
-        print_table(raw_model.p, optimizer.param_groups)
+        print_table(raw_model.p, optimizer.param_groups, m_B, m_D)
     if master and not eval_only:  # an evaluation leaves the run's records alone
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump(dict(config=config, total_iters=total_iters, grad_accum=grad_accum,
-                           parameterization=raw_model.p.table()), f, indent=1)
+                           parameterization=raw_model.p.table(), batch_duration=batch_duration), f, indent=1)
         prov_path, prov = os.path.join(out_dir, "provenance.json"), provenance(device_type, dev_name)
         if ckpts and os.path.isfile(prov_path):  # a resume: the first start stays, resumes are appended
             try:
@@ -396,7 +418,7 @@ def main():
     def save(path, extra_rng):
         ckpt_io.save(ckpt_io.build(raw_model.state_dict(), optimizer.state_dict(), asdict(gptconf), config,
                                    raw_model.p.table(), iter_num, best_val, last_eval, loader.state_dict(),
-                                   extra_rng, ckpt_meta), path)
+                                   extra_rng, ckpt_meta, batch_duration), path)
 
     # the tokenizer travels with the model, so sample.py decodes without the dataset directory
     ckpt_meta = {k: meta[k] for k in ("tokenizer", "vocab_size", "itos", "eot") if k in meta}

@@ -6,6 +6,13 @@ markdown table of the optima and the drift = slope of log2(optimum) against log2
 
     python scripts/plot_transfer.py runs/depth_lr/results.csv --out experiments/depth_transfer/depth_lr
     python scripts/plot_transfer.py runs/depth_init_std/results.csv    # x = init_std, found itself
+    python scripts/plot_transfer.py runs/batch_duration/results.csv --by global_batch_size \
+        --where max_tokens=131072                                       # one arm of a batch/duration sweep
+
+Curves may be by depth, width, global_batch_size or max_tokens; the drift is against log2 of
+the multiplier relative to the smallest value (the base). --where KEY=VALUE keeps the rows with
+that value, so a sweep whose points move batch and horizon along separate arms is read one arm
+at a time.
 
 The optimum of a curve is the vertex of the parabola through its best point and the two
 neighbours in log2(x). Where that is not possible it is the best grid point, flagged:
@@ -30,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from util import signed  # noqa: E402
 
 X_CHOICES = ("learning_rate", "init_std", "output_mult")
-BY_CHOICES = ("n_layer", "n_embd")
+BY_CHOICES = ("n_layer", "n_embd", "global_batch_size", "max_tokens")
 
 
 class PlotError(Exception):
@@ -158,10 +165,11 @@ def write_table(path, res, x, by, metric, source, window=1):
              "|---|---|---|---|---|---|---|---|"]
     for p in _sorted_params(res):
         for b, seeds, f in res[p]["rows"]:
+            b = f"{b:g} (x{b / base:g})"
             if f is None:
-                lines.append(f"| {p} | {b:g} | {seeds} | - | - | - | - | all diverged |")
+                lines.append(f"| {p} | {b} | {seeds} | - | - | - | - | all diverged |")
             else:
-                lines.append(f"| {p} | {b:g} | {seeds} | {f['log2_opt']:.2f} | {2 ** f['log2_opt']:.3g} | "
+                lines.append(f"| {p} | {b} | {seeds} | {f['log2_opt']:.2f} | {2 ** f['log2_opt']:.3g} | "
                              f"2^{f['best']:g} | {f['loss_opt']:.4f} | {f['note']} |")
     lines += ["", f"## Drift: slope of log2(optimal {x}) against log2({by} / {base:g})", "",
               "| parameterization | slope | curves | of which edge/flagged |", "|---|---|---|---|"]
@@ -192,7 +200,7 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
         for b, pts in sorted(agg[p].items()):
             ok = [t for t in pts if math.isfinite(t[1])]
             xs = [t[0] for t in ok]
-            ax.plot(xs, [t[1] for t in ok], "o-", ms=3, color=colors[b], label=f"{by}={b:g}")
+            ax.plot(xs, [t[1] for t in ok], "o-", ms=3, color=colors[b], label=f"{by}={b:g} (x{b / bys[0]:g})")
             ax.fill_between(xs, [t[2] for t in ok], [t[3] for t in ok], color=colors[b], alpha=0.2, lw=0)
             bad = [t[0] for t in pts if not math.isfinite(t[1])]
             ax.plot(bad, [top] * len(bad), "x", color=colors[b], ms=6)
@@ -224,12 +232,24 @@ def main(argv=None):
     ap.add_argument("--ymax", type=float, help="clip the loss axis here (the region near the optima)")
     ap.add_argument("--title", help="figure title (default: the sweep's name, the metric and the axes)")
     ap.add_argument("--out", help="output prefix: writes PREFIX.png and PREFIX.md (default: next to the CSV)")
+    ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                    help="keep only rows with this value, e.g. --where max_tokens=131072 (repeatable)")
     args = ap.parse_args(argv)
     if args.window < 1:
         raise PlotError(f"--window {args.window} must be at least 1")
     rows = load(args.results)
+    for w in args.where:
+        key, eq, value = w.partition("=")
+        if not eq or key not in rows[0]:
+            raise PlotError(f"--where {w!r} must be KEY=VALUE with KEY a column of {args.results}")
+        rows = [r for r in rows if r[key] == value or _num(r[key]) == _num(value)]
+        if not rows:
+            raise PlotError(f"no finished run has {key}={value}")
     x = args.x or varying(rows, X_CHOICES, "hyperparameter")
     by = args.by or varying(rows, BY_CHOICES, "curve variable")
+    also = [k for k in BY_CHOICES if k != by and k in rows[0] and len({r[k] for r in rows}) > 1]
+    if also:  # rows that differ in it would be averaged as if they were seeds
+        raise PlotError(f"{', '.join(also)} also varies in these rows; keep one value with --where KEY=VALUE")
     for k in (x, by, args.metric, "parameterization"):
         if k not in rows[0]:
             raise PlotError(f"{args.results} has no column {k!r}")

@@ -27,7 +27,11 @@ A sweep file is a short Python file of assignments:
     n_head = 4                                     # a single value: a fixed train.py setting
     order = ["seed", "n_layer", "parameterization", "learning_rate"]  # outermost first
 Optional: name (default: the file's stem), out_root (default runs/<name>), results (default
-<out_root>/results.csv). Every other name must be a train.py setting.
+<out_root>/results.csv), and points: a list of dicts of train.py settings that vary together,
+one axis of the grid ("points" in order), e.g. batch and horizon along two arms only:
+    points = [dict(global_batch_size=4, max_tokens=2**17), dict(global_batch_size=4, max_tokens=2**19),
+              dict(global_batch_size=8, max_tokens=2**17)]
+Every other name must be a train.py setting.
 
 out_dir: <out_root>/<parameterization>/L<n_layer>_N<n_embd>/<other axes, e.g. lr2^-7>/s<seed>
 """
@@ -51,13 +55,15 @@ sys.path.insert(0, REPO)
 from configurator import ConfigError, parse, read_config_file  # noqa: E402
 from runs import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED, lock_owner  # noqa: E402
 
-SPECIAL = ("base_config", "name", "out_root", "results", "order")
+SPECIAL = ("base_config", "name", "out_root", "results", "order", "points")
 COORDS = ["parameterization", "n_layer", "n_embd", "n_head", "learning_rate", "init_std",
           "output_mult", "seed"]
 OUTCOME = ["status", "train_loss", "val_loss", "best_val_loss", "steps", "tokens", "wall_s", "out_dir"]
 FINISHED = ("done", "diverged")  # the one rule for "finished": a row or final.json with one of these
 MAX_FAILURES_IN_A_ROW = 3  # a broken train.py or environment: stop instead of burning the grid
-LABELS = {"learning_rate": "lr", "init_std": "std", "output_mult": "om", "input_mult": "im"}
+LABELS = {"learning_rate": "lr", "init_std": "std", "output_mult": "om", "input_mult": "im",
+          "global_batch_size": "B", "max_tokens": "D"}
+UNLABELLED = ("base_batch_size", "base_tokens")  # name the proxy; not in out_dir names
 STOP_GRACE_S = 60  # how long stopped children may take to save a checkpoint before SIGKILL
 
 
@@ -85,7 +91,7 @@ def train_defaults():
             v = ast.literal_eval(value)
         except ValueError:
             continue
-        if not name.startswith("_") and isinstance(v, (int, float, bool, str, type(None))):
+        if not name.startswith("_") and not name.isupper() and isinstance(v, (int, float, bool, str, dict, type(None))):
             defaults[name] = v
     return defaults, annotations
 
@@ -119,6 +125,8 @@ def load_sweep(path, defaults):
             axes[k] = list(v)
         else:
             fixed[k] = v
+    if "points" in settings:
+        axes["points"] = _points(path, settings.pop("points"), defaults, ns)
     if not axes:
         raise SweepError(f"{path}: no axis; a sweep needs at least one list, e.g. seed = [0, 1]")
     order = settings.get("order", ["seed"] if "seed" in axes else [])
@@ -130,6 +138,29 @@ def load_sweep(path, defaults):
         raise SweepError(f"{path}: name={settings['name']!r} must be letters, digits and _.+- only "
                          "(it names directories and the SLURM job)")
     return settings, {k: axes[k] for k in order}, fixed
+
+
+def _points(path, points, defaults, ns):
+    """Validate a `points` list: dicts with the same train.py settings, none also set elsewhere."""
+    if not isinstance(points, list) or not points or not all(isinstance(p, dict) and p for p in points):
+        raise SweepError(f"{path}: points must be a non-empty list of dicts of settings, got {points!r}")
+    keys = list(points[0])
+    for p in points:
+        if list(p) != keys:
+            raise SweepError(f"{path}: every point must set the same settings ({', '.join(keys)}), got {list(p)}")
+    for k in keys:
+        if k not in defaults:
+            raise SweepError(f"{path}: points set {k!r}, which is not a train.py setting")
+        if k in ns:
+            raise SweepError(f"{path}: {k} is set both in points and on its own; keep one")
+    if len(set(map(repr, points))) != len(points):
+        raise SweepError(f"{path}: points repeats a point")
+    return points
+
+
+def axis_keys(axes):
+    """The settings the axes vary, with `points` flattened into its settings."""
+    return [k for a, v in axes.items() for k in (v[0] if a == "points" else [a])]
 
 
 def override(k, v):
@@ -150,14 +181,16 @@ def expand(settings, axes, fixed, extra, defaults, annotations, out_root):
     fixed_args = [override(k, v) for k, v in fixed.items()] + [override(k, v) for k, v in extra.items()]
     points = []
     for values in itertools.product(*axes.values()):
-        coords = dict(zip(axes, values))
+        coords = {}
+        for a, v in zip(axes, values):
+            coords.update(v if a == "points" else {a: v})
         args = fixed_args + [override(k, v) for k, v in coords.items()]
         try:
             config, _ = parse(defaults, settings["base_config"] + args, annotations)
         except ConfigError as e:
             raise SweepError(f"point {coords}: {e}") from None
         rest = [label(k, v) for k, v in coords.items()
-                if k not in ("parameterization", "n_layer", "n_embd", "seed")]
+                if k not in ("parameterization", "n_layer", "n_embd", "seed") + UNLABELLED]
         out_dir = os.path.join(out_root, config["parameterization"],
                                f"L{config['n_layer']}_N{config['n_embd']}", "_".join(rest) or "base",
                                f"s{config['seed']}")
@@ -170,7 +203,7 @@ def expand(settings, axes, fixed, extra, defaults, annotations, out_root):
 # --- the results file: one row per finished point, appended under a lock ---
 
 def columns(axes):
-    return ["sweep"] + COORDS + [k for k in axes if k not in COORDS] + OUTCOME
+    return ["sweep"] + COORDS + [k for k in axis_keys(axes) if k not in COORDS] + OUTCOME
 
 
 def recorded(results):
@@ -246,7 +279,7 @@ def read_final(out_dir):
 
 def outcome_row(sweep, point, axes, final, wall):
     c = point["config"]
-    row = {"sweep": sweep, **{k: c[k] for k in COORDS}, **{k: c[k] for k in axes}}
+    row = {"sweep": sweep, **{k: c[k] for k in COORDS}, **{k: c[k] for k in axis_keys(axes)}}
     diverged = final["status"] == "diverged"
     steps = final.get("iter", 0)
     row.update(status=final["status"],
@@ -475,7 +508,7 @@ def main(argv=None):
         key, eq, text = s.partition("=")
         if not eq:
             raise SweepError(f"--set {s!r} has no value; write --set KEY=VALUE")
-        if key in axes:
+        if key in axis_keys(axes):
             raise SweepError(f"--set {key}=... would override the sweep axis {key}; edit the sweep file")
         try:
             extra[key] = parse(defaults, [f"--{key}={text}"], annotations)[0][key]

@@ -230,7 +230,8 @@ def test_gptconfig_defaults_are_train_py_defaults():
                 train[target.id] = ast.literal_eval(node.value)
             except ValueError:
                 pass
-    fields = {f.name: f.default for f in dataclasses.fields(GPTConfig) if f.name != "vocab_size"}
+    fields = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+              for f in dataclasses.fields(GPTConfig) if f.name != "vocab_size"}
     missing = [k for k in fields if k not in train]
     assert not missing, f"GPTConfig fields without a train.py default: {missing}"
     assert {k: train[k] for k in fields} == fields

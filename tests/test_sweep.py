@@ -418,3 +418,119 @@ def test_no_shell_line_can_be_injected_into_the_sbatch_script(tiny, tmp_path, wh
         sweep.main(argv)
     assert "\n" not in str(e.value).replace("\\n", "")
     assert not list(tmp_path.rglob("sweep.sbatch"))
+
+
+# --- batch size and horizon as axes: `points` (settings that vary together) -------------
+
+def test_points_move_batch_and_horizon_along_arms(tiny, tmp_path):
+    """Three points (B, D), (B, 2D), (2B, D): three runs, out_dirs labelled B<batch>_D<tokens>,
+    results columns for both, tokens = steps x B x block_size; crossed with two LRs, six."""
+    arms = "points = [dict(global_batch_size=4, max_tokens=128), dict(global_batch_size=4, max_tokens=256),\n" \
+           "          dict(global_batch_size=8, max_tokens=128)]\norder = ['points']\n"
+    (tmp_path / "arms.py").write_text(f"base_config = {str(tiny / 'base.py')!r}\nn_layer = 1\n{arms}")
+    res = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sweep.py"), str(tmp_path / "arms.py"),
+                          "--out_root", str(tmp_path / "runs"), "--jobs", "2", "--threads", "2"],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = _rows(tmp_path / "runs" / "results.csv")
+    got = {(r["global_batch_size"], r["max_tokens"], r["steps"], r["tokens"], r["status"]) for r in rows}
+    assert got == {(str(b), str(d), str(d // (b * 16)), str(d), "done") for b, d in ((4, 128), (4, 256), (8, 128))}
+    assert {os.path.relpath(r["out_dir"], tmp_path / "runs") for r in rows} == \
+        {f"completep/L1_N16/B{b}_D{d}/s1337" for b, d in ((4, 128), (4, 256), (8, 128))}
+    (tmp_path / "grid.py").write_text(f"base_config = {str(tiny / 'base.py')!r}\nn_layer = 1\n{arms}"
+                                      "learning_rate = [2.0 ** -8, 2.0 ** -6]\n")
+    defaults, annotations = sweep.train_defaults()
+    settings, axes, fixed = sweep.load_sweep(str(tmp_path / "grid.py"), defaults)
+    pts = sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path / "g"))
+    assert [os.path.relpath(p["out_dir"], tmp_path / "g") for p in pts] == \
+        [f"completep/L1_N16/B{b}_D{d}_lr2^{k}/s1337" for b, d in ((4, 128), (4, 256), (8, 128)) for k in (-8, -6)]
+
+
+def test_points_with_other_settings_and_unlabelled_base(tiny, tmp_path):
+    """Points may switch the parameterization with its proxy settings; base_batch_size and
+    base_tokens name the proxy and stay out of the directory names."""
+    (tmp_path / "mixed.py").write_text(
+        f"base_config = {str(tiny / 'base.py')!r}\nn_layer = 1\ntie_embeddings = False\nseed = [0]\n"
+        "points = [dict(parameterization='completedp', global_batch_size=8, base_batch_size=4, base_tokens=1024),\n"
+        "          dict(parameterization='completep', global_batch_size=8, base_batch_size=None, base_tokens=None)]\n")
+    settings, axes, fixed = sweep.load_sweep(str(tmp_path / "mixed.py"), *sweep.train_defaults()[:1])
+    pts = sweep.expand(settings, axes, fixed, {}, *sweep.train_defaults(), str(tmp_path / "r"))
+    assert [os.path.relpath(p["out_dir"], tmp_path / "r") for p in pts] == \
+        ["completedp/L1_N16/B8/s0", "completep/L1_N16/B8/s0"]
+    assert pts[0]["config"]["base_tokens"] == 1024 and pts[1]["config"]["base_tokens"] is None
+    assert sweep.columns(axes)[-len(sweep.OUTCOME) - 3:-len(sweep.OUTCOME)] == \
+        ["global_batch_size", "base_batch_size", "base_tokens"]
+
+
+@pytest.mark.parametrize("points, message", [
+    ("3", "non-empty list of dicts"),
+    ("[dict(global_batch_size=4), dict(max_tokens=8)]", "same settings"),
+    ("[dict(global_batch_sise=4)]", "not a train.py setting"),
+    ("[dict(learning_rate=0.1)]", "both in points and on its own"),
+    ("[dict(global_batch_size=4), dict(global_batch_size=4)]", "repeats a point"),
+])
+def test_bad_points_fail_in_one_line(tmp_path, points, message):
+    path = tmp_path / "bad.py"
+    path.write_text(f"learning_rate = [0.1, 0.2]\npoints = {points}\n")
+    with pytest.raises(sweep.SweepError, match=message):
+        sweep.main([str(path), "--dry_run", "--out_root", str(tmp_path / "r")])
+
+
+def test_plot_batch_and_horizon_arms(tmp_path):
+    """Synthetic arms: the optimum moves by -0.5 per doubling of B (sp) or stays (completedp),
+    and by +0.25 per doubling of D; --where picks an arm, without it the plot refuses to mix."""
+    header = sweep.columns({"learning_rate": None, "points": [{"global_batch_size": 0, "max_tokens": 0}]})
+    path = tmp_path / "bd.csv"
+    arms = [(4, 1024), (8, 1024), (16, 1024), (4, 4096)]
+    centre = {("sp", b, d): -7.0 - 0.5 * math.log2(b / 4) + 0.25 * math.log2(d / 1024) for b, d in arms}
+    centre.update({("completedp", b, d): -6.5 for b, d in arms})
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, header)
+        w.writeheader()
+        for (p, b, d), c in centre.items():
+            for k in range(-11, -2):
+                for seed, off in ((0, 0.01), (1, -0.01)):
+                    w.writerow(dict(sweep="bd", parameterization=p, n_layer=2, n_embd=64, n_head=2,
+                                    learning_rate=2.0 ** k, init_std=0.02, output_mult=1.0, seed=seed,
+                                    global_batch_size=b, max_tokens=d, status="done",
+                                    train_loss=(k - c) ** 2 + 2 + off, val_loss=(k - c) ** 2 + 2 + off,
+                                    best_val_loss=2, steps=d // (b * 128), tokens=d, wall_s=1.0, out_dir=f"x/{k}"))
+    with pytest.raises(plot_transfer.PlotError, match="also varies"):
+        plot_transfer.main([str(path), "--by", "global_batch_size", "--out", str(tmp_path / "mixed")])
+    assert plot_transfer.main([str(path), "--by", "global_batch_size", "--where", "max_tokens=1024",
+                               "--out", str(tmp_path / "B")]) == 0
+    assert "| sp | 16 (x4) | 2 |" in (tmp_path / "B.md").read_text()
+    assert plot_transfer.main([str(path), "--by", "max_tokens", "--where", "global_batch_size=4",
+                               "--out", str(tmp_path / "D")]) == 0
+    rows = plot_transfer.load(str(path))
+    for by, keep, slope in (("global_batch_size", ("max_tokens", "1024"), -0.5), ("max_tokens", ("global_batch_size", "4"), 0.25)):
+        arm = [r for r in rows if r[keep[0]] == keep[1]]
+        res = plot_transfer.analyse(plot_transfer.aggregate(arm, "learning_rate", by, "val_loss"))
+        assert res["sp"]["slope"] == pytest.approx(slope, abs=1e-6)
+        assert res["completedp"]["slope"] == pytest.approx(0.0, abs=1e-6)
+        assert len(res["sp"]["rows"]) == (3 if by == "global_batch_size" else 2)
+    with pytest.raises(plot_transfer.PlotError, match="no finished run"):
+        plot_transfer.main([str(path), "--by", "max_tokens", "--where", "global_batch_size=5"])
+
+
+def test_batch_duration_sweep_file_expands_to_its_arms(tmp_path):
+    """config/sweeps/batch_duration.py: (B, D), (B, 4D), (2B, D) for completedp (rules on, the
+    proxy named by base_batch_size/base_tokens) and completep (rules off), 7 LRs, 2 seeds; every
+    point passes train.py's checks."""
+    sys.path.insert(0, REPO)
+    import train
+    defaults, annotations = sweep.train_defaults()
+    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", "batch_duration.py"), defaults)
+    pts = sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
+    assert len(pts) == 84
+    seen = set()
+    for p in pts:
+        c = p["config"]
+        train.check_config(c, 1)
+        assert c["tie_embeddings"] is False and (c["n_layer"], c["n_embd"]) == (2, 64)
+        rules = (c["base_batch_size"], c["base_tokens"]) == (4, 2 ** 17)
+        assert rules == (c["parameterization"] == "completedp")
+        assert rules or (c["base_batch_size"], c["base_tokens"]) == (None, None)
+        seen.add((c["parameterization"], c["global_batch_size"], c["max_tokens"]))
+        assert 2 ** -10 <= c["learning_rate"] <= 2 ** -4
+    assert seen == {(p, b, d) for p in ("completedp", "completep") for b, d in ((4, 2 ** 17), (4, 2 ** 19), (8, 2 ** 17))}
