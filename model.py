@@ -20,7 +20,8 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 # ----------------------------------------------------------------------------------------
-# The parameterization table (docs/parameterization.md section 2). Each name is a row of three switches:
+# The parameterization table (docs/parameterization.md sections 2 and 2b). Each name is a row of
+# five switches:
 #   width:     muP width rules (1/m_N hidden init variance, LR and eps; 1/d_head attention;
 #              output_mult/m_N on the logits; input_mult on the embeddings)
 #   alpha:     depth exponent of the depth family, None when depth is not scaled
