@@ -514,23 +514,23 @@ def test_plot_batch_and_horizon_arms(tmp_path):
 
 
 def test_batch_duration_sweep_file_expands_to_its_arms(tmp_path):
-    """config/sweeps/batch_duration.py: (B, D), (B, 4D), (2B, D) for completedp (rules on, the
-    proxy named by base_batch_size/base_tokens) and completep (rules off), 7 LRs, 2 seeds; every
-    point passes train.py's checks."""
+    """config/sweeps/batch_duration_paper.py: (B, D), (B, 4D), (2B, D) for completedp (rules on,
+    the proxy named by base_batch_size/base_tokens) and completep (rules off), 6 LRs, 2 seeds;
+    every point passes train.py's checks."""
     sys.path.insert(0, REPO)
     import train
     defaults, annotations = sweep.train_defaults()
-    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", "batch_duration.py"), defaults)
+    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", "batch_duration_paper.py"), defaults)
     pts = sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
-    assert len(pts) == 84
+    assert len(pts) == 72
     seen = set()
     for p in pts:
         c = p["config"]
         train.check_config(c, 1)
         assert c["tie_embeddings"] is False and (c["n_layer"], c["n_embd"]) == (2, 64)
-        rules = (c["base_batch_size"], c["base_tokens"]) == (4, 2 ** 17)
+        rules = (c["base_batch_size"], c["base_tokens"]) == (8, 2 ** 20)
         assert rules == (c["parameterization"] == "completedp")
         assert rules or (c["base_batch_size"], c["base_tokens"]) == (None, None)
         seen.add((c["parameterization"], c["global_batch_size"], c["max_tokens"]))
-        assert 2 ** -10 <= c["learning_rate"] <= 2 ** -4
-    assert seen == {(p, b, d) for p in ("completedp", "completep") for b, d in ((4, 2 ** 17), (4, 2 ** 19), (8, 2 ** 17))}
+        assert 2 ** -8 <= c["learning_rate"] <= 2 ** -3
+    assert seen == {(p, b, d) for p in ("completedp", "completep") for b, d in ((8, 2 ** 20), (8, 2 ** 22), (16, 2 ** 20))}
