@@ -254,18 +254,6 @@ class GPTConfig:
         resolve_parameterization(self)  # validate now, with one-line errors
 
 
-class LayerNorm(nn.Module):
-    """LayerNorm with an optional bias (PyTorch's cannot drop just the bias)."""
-
-    def __init__(self, ndim, bias):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(ndim))
-        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
-
-    def forward(self, x):
-        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
-
-
 class CausalSelfAttention(nn.Module):
 
     def __init__(self, cfg, p):
@@ -277,14 +265,21 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
         self.scale = p.attn_scale(cfg.n_embd // cfg.n_head)
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
+        """cache (generation only): a dict that keeps this layer's keys and values; the first
+        call fills it from the prompt, each later call adds one position."""
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if cache is not None:
+            if "k" in cache:  # one new position: it sees every cached one
+                assert T == 1, "a filled KV cache takes one position at a time"
+                k, v = torch.cat((cache["k"], k), dim=2), torch.cat((cache["v"], v), dim=2)
+            cache["k"], cache["v"] = k, v
         # flash attention where the backend has it; the scale is explicit (1/hs for muP)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale,
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=self.scale,
                                            dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
@@ -307,9 +302,9 @@ class Block(nn.Module):
 
     def __init__(self, cfg, p, layer):
         super().__init__()
-        self.ln_1 = LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg, p)
-        self.ln_2 = LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
         self.layer = layer
         self.residual_mult = p.residual_mult  # m_L^(-alpha), depth family only
@@ -317,10 +312,14 @@ class Block(nn.Module):
         self.attn_mult = p.module_mult("residual", "attn", layer)
         self.mlp_mult = p.module_mult("residual", "mlp", layer)
 
-    def forward(self, x):
-        x = x + self.residual_mult * self.attn_mult * self.attn(self.ln_1(x))
-        x = x + self.residual_mult * self.mlp_mult * self.mlp(self.ln_2(x))
-        return x
+    def forward(self, x, cache=None):
+        # x + m_L^(-alpha) * branch multiplier * f(LN(x)); a factor of exactly 1 is skipped (the
+        # result is the same bits, one multiplication fewer)
+        a, m = self.residual_mult * self.attn_mult, self.residual_mult * self.mlp_mult
+        h = self.attn(self.ln_1(x), cache)
+        x = x + (h if a == 1.0 else a * h)
+        h = self.mlp(self.ln_2(x))
+        return x + (h if m == 1.0 else m * h)
 
     def roles(self):
         """Module type and roles of each Linear/LayerNorm of the block:
@@ -338,13 +337,13 @@ class GPT(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.config = cfg
-        self.p = p = resolve_parameterization(cfg)
+        self.parameterization = p = resolve_parameterization(cfg)  # the resolved multipliers
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
             wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
             drop=nn.Dropout(cfg.dropout),
             h=nn.ModuleList([Block(cfg, p, i) for i in range(cfg.n_layer)]),
-            ln_f=LayerNorm(cfg.n_embd, bias=cfg.bias),
+            ln_f=nn.LayerNorm(cfg.n_embd, bias=cfg.bias),
         ))
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
@@ -375,9 +374,9 @@ class GPT(nn.Module):
         """The table's RoleRule of a parameter times its module multipliers (base-scale values,
         so the parameterization scales them exactly as it scales the global ones), plus the
         multipliers of 1 - beta1 and 1 - beta2: (RoleRule, beta1 mult, beta2 mult)."""
-        rule = self.p.roles[self.param_roles[name]]
+        rule = self.parameterization.roles[self.param_roles[name]]
         mtype, layer = self.param_types[name], self.param_layers[name]
-        m = {hp: self.p.module_mult(mtype, hp, layer) for hp in MODULE_HPARAMS}
+        m = {hp: self.parameterization.module_mult(mtype, hp, layer) for hp in MODULE_HPARAMS}
         std = rule.init_std if rule.init_std is None else rule.init_std * m["init_std"]
         return (RoleRule(std, rule.lr_mult * m["lr"], rule.wd_mult * m["wd"], rule.eps_mult * m["eps"]),
                 m["beta1"], m["beta2"])
@@ -401,20 +400,23 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def forward(self, idx, targets=None, return_hidden=False):
+    def forward(self, idx, targets=None, return_hidden=False, caches=None):
+        """caches (generation): one dict per block, see CausalSelfAttention.forward; idx then
+        continues the cached positions."""
         B, T = idx.size()
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of length {T} is longer than block_size="
+        start = caches[0]["k"].size(2) if caches and "k" in caches[0] else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of length {start + T} is longer than block_size="
                              f"{self.config.block_size}")
-        pos = torch.arange(0, T, dtype=torch.long, device=idx.device)
+        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
-        x = self.transformer.drop(self.p.input_mult * x)
-        for block in self.transformer.h:
-            x = block(x)
+        x = self.transformer.drop(self.parameterization.input_mult * x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, caches[i] if caches else None)
         hidden = x  # residual stream after the last block, before ln_f
         x = self.transformer.ln_f(x)
         # the logit multiplier belongs to the model: training, eval and generation share it
-        logits = self.p.logit_mult * self.lm_head(x)  # (B, T, vocab)
+        logits = self.parameterization.logit_mult * self.lm_head(x)  # (B, T, vocab)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
@@ -427,9 +429,9 @@ class GPT(nn.Module):
         """AdamW groups with their lr_mult and effective lr, wd, eps and betas: one per role, split
         further only where module multipliers make settings differ. m_B = B / B_base and
         m_D = D / D_base are Complete(d)P's batch and duration multipliers."""
-        if not self.p.batch_duration and (m_B, m_D) != (1.0, 1.0):
+        if not self.parameterization.batch_duration and (m_B, m_D) != (1.0, 1.0):
             raise ValueError(f"m_B={m_B:g}, m_D={m_D:g}: batch/duration rules need "
-                             f"parameterization='completedp', not {self.p.name!r}")
+                             f"parameterization='completedp', not {self.parameterization.name!r}")
         # Complete(d)P (arXiv 2512.22382): LR and WD x sqrt(m_B/m_D), eps x sqrt(m_D/m_B),
         # 1 - beta x m_B/m_D: the AdamW timescale B/(lr*wd*D) and the moment half-lives as
         # fractions of the D/B steps stay fixed
@@ -474,12 +476,21 @@ class GPT(nn.Module):
         return 6 * self.get_num_params() + 12 * c.n_layer * c.block_size * c.n_embd
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
         """Sample max_new_tokens after idx (B, T); the same forward (and logit multiplier)
-        as training."""
+        as training. With use_cache, keys and values are kept, so each new token runs the
+        model on one position; once the sequence outgrows block_size the window slides and the
+        positions shift, so it runs on the last block_size tokens again."""
+        caches = None
         for _ in range(max_new_tokens):
-            idx_cond = idx[:, -self.config.block_size:]
-            logits, _ = self(idx_cond)
+            if use_cache and idx.size(1) <= self.config.block_size:
+                if caches is None:  # the prompt, once
+                    caches = [{} for _ in self.transformer.h]
+                    logits, _ = self(idx, caches=caches)
+                else:
+                    logits, _ = self(idx[:, -1:], caches=caches)
+            else:
+                logits, _ = self(idx[:, -self.config.block_size:])
             logits = logits[:, -1, :]
             if temperature == 0:
                 idx_next = logits.argmax(dim=-1, keepdim=True)

@@ -93,7 +93,7 @@ def main():
         raise ConfigError("the prompt is empty; give at least one token, e.g. --start='ROMEO:'")
     idx = torch.tensor([encode(prompt)], dtype=torch.long, device=dev)
     torch.manual_seed(seed)
-    print(f"# {path}: {model.p.name}, {model.config.n_layer} layers x {model.config.n_embd}, step {ckpt['iter_num']}")
+    print(f"# {path}: {model.parameterization.name}, {model.config.n_layer} layers x {model.config.n_embd}, step {ckpt['iter_num']}")
     for _ in range(num_samples):
         out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k)
         print(decode(out[0].tolist()))

@@ -266,7 +266,7 @@ def main():
             encode("\n")
         except ConfigError as e:
             raise ConfigError(f"{e}; train.py's final sample starts from one, so set --sample_tokens=0") from None
-    vocab = meta.get("vocab_size", 50257)
+    vocab = meta["vocab_size"]  # read_meta has checked it: a positive int, never a guessed GPT-2 size
     if meta.get("tokenizer") != "char":  # BPE vocabularies padded to a multiple of 64 (50257 -> 50304)
         vocab = 64 * math.ceil(vocab / 64)
     grad_accum = global_batch_size // (batch_size * world_size)
@@ -355,11 +355,11 @@ def main():
               f"non-embedding params; {total_iters} steps x {tokens_per_step:,} tokens "
               f"({grad_accum} micro-steps x {batch_size} x {world_size} procs); device {dev} {ptdtype}"
               f"{' compiled' if use_compile else ''}")
-        print_table(raw_model.p, optimizer.param_groups, m_B, m_D)
+        print_table(raw_model.parameterization, optimizer.param_groups, m_B, m_D)
     if master and not eval_only:  # an evaluation leaves the run's records alone
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump(dict(config=config, total_iters=total_iters, grad_accum=grad_accum,
-                           parameterization=raw_model.p.table(), batch_duration=batch_duration), f, indent=1)
+                           parameterization=raw_model.parameterization.table(), batch_duration=batch_duration), f, indent=1)
         prov_path, prov = os.path.join(out_dir, "provenance.json"), provenance(device_type, dev_name)
         if ckpts and os.path.isfile(prov_path):  # a resume: the first start stays, resumes are appended
             try:
@@ -417,7 +417,7 @@ def main():
 
     def save(path, extra_rng):
         ckpt_io.save(ckpt_io.build(raw_model.state_dict(), optimizer.state_dict(), asdict(gptconf), config,
-                                   raw_model.p.table(), iter_num, best_val, last_eval, loader.state_dict(),
+                                   raw_model.parameterization.table(), iter_num, best_val, last_eval, loader.state_dict(),
                                    extra_rng, ckpt_meta, batch_duration), path)
 
     # the tokenizer travels with the model, so sample.py decodes without the dataset directory

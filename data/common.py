@@ -28,15 +28,16 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from dataloader import fingerprint, read_tokens, write_tokens  # noqa: E402
+from util import UserError, run_cli  # noqa: E402,F401 -- run_cli re-exported for the prepare scripts
 
 EOT = "<|endoftext|>"
 READ_BATCH = 1024  # rows per read from a datasets object (column batches decode faster than rows)
 
 
 def fail(msg):
-    """A one-line error for the user; prepare scripts exit 2 with it, like train.py."""
-    print(f"error: {msg}", file=sys.stderr)
-    raise SystemExit(2)
+    """A mistake the user can fix: raised as util.UserError, which each prepare script's
+    run_cli prints as one `error:` line with exit code 2, like train.py."""
+    raise UserError(msg)
 
 
 def gpt2_encoding(ranks_file=None):

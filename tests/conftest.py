@@ -1,17 +1,21 @@
 """Shared fixtures: a small character dataset made locally (no network), and a runner for
 the repo's scripts as subprocesses."""
 import importlib.util
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from dataloader import write_tokens  # noqa: E402
+
 torch.set_num_threads(1)  # tests are small; one thread is faster and stable on 2 cores
 
 WORDS = ("the king queen lord love death night day sword crown heart blood speak hath thou "
@@ -46,6 +50,32 @@ def char_data(tmp_path_factory):
     """A character dataset directory (train.bin, val.bin, meta.json) of ~60k characters."""
     d = str(tmp_path_factory.mktemp("char_data"))
     prepare_char(d, make_text())
+    return d
+
+
+# the environment of every script a test runs: one thread, unbuffered output, no wandb
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", WANDB_MODE="disabled")
+
+
+def write_char_dataset(d, n_chars=20_000, seed=0):
+    """train.bin / val.bin / meta.json as data/shakespeare_char/prepare.py writes them."""
+    rng = np.random.default_rng(seed)
+    words = "the king queen of and to my lord sweet love death night day speak hear what now".split()
+    lines, n = [], 0
+    while n < n_chars:
+        line = " ".join(rng.choice(words, size=rng.integers(3, 9))).capitalize()
+        line += rng.choice([".", ",", "!", "?"]) + "\n"
+        lines.append(line)
+        n += len(line)
+    text = "".join(lines)
+    chars = sorted(set(text))
+    ids = np.array([chars.index(c) for c in text], dtype=np.uint16)
+    n_val = len(ids) // 10
+    os.makedirs(d, exist_ok=True)
+    write_tokens(os.path.join(d, "train.bin"), ids[:-n_val], vocab_size=len(chars))
+    write_tokens(os.path.join(d, "val.bin"), ids[-n_val:], vocab_size=len(chars))
+    with open(os.path.join(d, "meta.json"), "w") as f:
+        json.dump({"tokenizer": "char", "vocab_size": len(chars), "itos": chars}, f)
     return d
 
 

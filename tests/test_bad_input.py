@@ -24,14 +24,11 @@ import checkpoint  # noqa: E402
 import sample  # noqa: E402
 import train  # noqa: E402
 from configurator import ConfigError, configure  # noqa: E402
-from conftest import run_main  # noqa: E402
+from conftest import ENV, TINY as CONF_TINY, run_main  # noqa: E402
 from dataloader import HEADER_INTS, RandomWindowLoader, read_tokens, write_tokens, open_dataset  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
-ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", WANDB_MODE="disabled")
-TINY = ["--n_layer=2", "--n_embd=32", "--n_head=2", "--base_n_embd=32", "--base_n_layer=2",
-        "--block_size=32", "--batch_size=4", "--global_batch_size=8", "--eval_tokens=512",
-        "--sample_tokens=0", "--max_iters=4", "--device=cpu", "--compile=False"]
+TINY = CONF_TINY + ["--max_iters=4", "--compile=False"]
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(200))
 CHARS = sorted(set(TEXT))
 
@@ -239,7 +236,7 @@ def tiny_checkpoint(data_dir, **change):
     model = GPT(cfg)
     opt = model.configure_optimizers(0.1, 1e-2, (0.9, 0.95))
     tokens = read_tokens(os.path.join(data_dir, "train.bin"))
-    ckpt = checkpoint.build(model.state_dict(), opt.state_dict(), asdict(cfg), config, model.p.table(),
+    ckpt = checkpoint.build(model.state_dict(), opt.state_dict(), asdict(cfg), config, model.parameterization.table(),
                             iter_num=2, best_val_loss=3.0, last_eval_iter=2,
                             data=RandomWindowLoader(tokens, 32, 4, 8).state_dict(),
                             rng=[checkpoint.rng_state()], meta={})

@@ -18,11 +18,11 @@ import torch
 
 from conftest import REPO, TINY, make_text, prepare_char, run_main, run_script
 from configurator import ConfigError
-from dataloader import DataError, ShardLoader, fingerprint, open_dataset, read_tokens, write_tokens
+from dataloader import DataError, fingerprint, open_dataset, read_tokens, write_tokens
 import runs
 import train as train_module
 
-ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", WANDB_MODE="disabled")
+from conftest import ENV  # noqa: E402
 
 
 def one_line(res, code=2):

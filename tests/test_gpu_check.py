@@ -4,7 +4,7 @@ import importlib.util
 import json
 import os
 
-import pytest
+
 
 from conftest import REPO, TINY, run_script
 

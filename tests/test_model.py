@@ -235,3 +235,36 @@ def test_gptconfig_defaults_are_train_py_defaults():
     missing = [k for k in fields if k not in train]
     assert not missing, f"GPTConfig fields without a train.py default: {missing}"
     assert {k: train[k] for k in fields} == fields
+
+
+@pytest.mark.parametrize("param", ["sp", "completep"])
+def test_kv_cache_generation_equals_full_recomputation(monkeypatch, param):
+    """Generation with the KV cache sees the same distributions as running the whole window
+    every step, before and after the sequence outgrows block_size (16 here)."""
+    model = build(param, tied=False, l=3, n=64).eval()
+    idx = torch.randint(0, 97, (2, 5), generator=torch.Generator().manual_seed(1))
+    seen = {True: [], False: []}
+    real = torch.multinomial
+    mode = {"cache": True}
+
+    def spy(probs, num_samples):
+        seen[mode["cache"]].append(probs.clone())
+        return real(probs, num_samples)
+    monkeypatch.setattr(torch, "multinomial", spy)
+    outs = {}
+    for cache in (True, False):
+        mode["cache"] = cache
+        torch.manual_seed(0)
+        outs[cache] = model.generate(idx, 20, temperature=1.0, use_cache=cache)  # 5 + 20 > 16
+    assert torch.equal(outs[True], outs[False]) and outs[True].shape == (2, 25)
+    for a, b in zip(seen[True], seen[False]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    calls = []
+    real_forward = type(model).forward
+
+    def count(self, idx, *a, **k):
+        calls.append(idx.size(1))
+        return real_forward(self, idx, *a, **k)
+    monkeypatch.setattr(type(model), "forward", count)
+    model.generate(idx, 4, temperature=0.0)
+    assert calls == [5, 1, 1, 1]  # the prompt once, then one position a step

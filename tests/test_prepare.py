@@ -9,6 +9,10 @@ import time
 
 import numpy as np
 import pytest
+
+from conftest import TINY as CONF_TINY
+
+from util import UserError
 import tiktoken
 import torch
 
@@ -143,24 +147,22 @@ def test_interrupted_prepare_resumes_after_finished_shards(tmp_path, monkeypatch
     assert written == []  # complete: nothing to do
 
 
-def test_prepare_refuses_other_settings_and_tiny_corpora(tmp_path, capsys):
+def test_prepare_refuses_other_settings_and_tiny_corpora(tmp_path):
+    """Library code raises util.UserError (one line, no exit); the scripts' run_cli prints it."""
     pattern = write_inputs(str(tmp_path / "src"), make_docs(20), "jsonl")
     prepare(str(tmp_path / "out"), pattern, shard_size=300)
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError, match="shard_size=300 there, 400 here"):
         prepare(str(tmp_path / "out"), pattern, shard_size=400)
-    assert "shard_size=300 there, 400 here" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError, match="nothing is left for training"):
         prepare(str(tmp_path / "small"), pattern, shard_size=10 ** 6)
-    assert "nothing is left for training" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError, match="no file matches"):
         common.load_documents(str(tmp_path / "nope" / "*.jsonl"))
-    assert "no file matches" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{"text": "no end"\n')
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError) as e:
         prepare(str(tmp_path / "bad"), str(bad))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: reading test failed (ArrowInvalid") and "run the same command again" in err[-1]
+    assert str(e.value).startswith("reading test failed (ArrowInvalid") and "run the same command again" in str(e.value)
+    assert "\n" not in str(e.value)
 
 
 def test_hub_dataset_offline_fails_fast(tmp_path):
@@ -176,10 +178,8 @@ def test_hub_dataset_offline_fails_fast(tmp_path):
 
 # --- train.py on prepared shards -----------------------------------------------------------
 
-TINY = ["--n_layer=2", "--n_embd=32", "--n_head=2", "--base_n_embd=32", "--base_n_layer=2",
-        "--block_size=32", "--batch_size=4", "--global_batch_size=8", "--max_iters=6",
-        "--eval_interval=3", "--eval_tokens=256", "--sample_tokens=0", "--log_interval=1",
-        "--device=cpu", "--learning_rate=3e-2", "--warmup_frac=0"]
+TINY = CONF_TINY + ["--max_iters=6", "--eval_interval=3", "--eval_tokens=256", "--learning_rate=3e-2",
+                    "--warmup_frac=0"]
 
 
 def start_training(*args):

@@ -14,14 +14,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from dataloader import write_tokens  # noqa: E402
+from conftest import ENV, write_char_dataset  # noqa: E402
 from checkpoint import list_checkpoints, load_checkpoint, prune  # noqa: E402
 from configurator import ConfigError  # noqa: E402
 from runs import EXIT_STOPPED  # noqa: E402
@@ -33,31 +32,8 @@ RUN = ["--n_layer=2", "--n_embd=32", "--n_head=2", "--base_n_embd=32", "--base_n
        "--sample_tokens=0", "--log_interval=1", "--device=cpu", "--dtype=float32", "--compile=False",
        f"--max_iters={N}", "--eval_interval=8", "--keep_last=2", "--dropout=0.1",
        "--lr_schedule=cosine", "--warmup_frac=0.25", "--learning_rate=6e-2", "--seed=1337"]
-ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", WANDB_MODE="disabled")
 COMPARED = ("model", "optimizer", "data", "rng", "iter_num", "best_val_loss")  # not config/argv
 METRICS = ("loss", "lr", "grad_norm", "train_loss", "val_loss")  # not timings
-
-
-def write_char_dataset(d, n_chars=20_000, seed=0):
-    """train.bin / val.bin / meta.json as data/shakespeare_char/prepare.py writes them."""
-    rng = np.random.default_rng(seed)
-    words = "the king queen of and to my lord sweet love death night day speak hear what now".split()
-    lines, n = [], 0
-    while n < n_chars:
-        line = " ".join(rng.choice(words, size=rng.integers(3, 9))).capitalize()
-        line += rng.choice([".", ",", "!", "?"]) + "\n"
-        lines.append(line)
-        n += len(line)
-    text = "".join(lines)
-    chars = sorted(set(text))
-    ids = np.array([chars.index(c) for c in text], dtype=np.uint16)
-    n_val = len(ids) // 10
-    os.makedirs(d, exist_ok=True)
-    write_tokens(os.path.join(d, "train.bin"), ids[:-n_val], vocab_size=len(chars))
-    write_tokens(os.path.join(d, "val.bin"), ids[-n_val:], vocab_size=len(chars))
-    with open(os.path.join(d, "meta.json"), "w") as f:
-        json.dump({"tokenizer": "char", "vocab_size": len(chars), "itos": chars}, f)
-    return d
 
 
 def train(data_dir, out_dir, *extra, timeout=300):

