@@ -10,7 +10,7 @@ import sys
 import torch
 
 from configurator import ConfigError, configure
-from util import resolve_device
+from util import load_codec, resolve_device
 
 # defaults; override with --key=value
 out_dir = "out"
@@ -22,30 +22,6 @@ temperature = 0.8        # 0: greedy
 top_k = 200
 seed = 1337
 device = "auto"         # 'auto' (CUDA, else MPS, else CPU) | 'cpu' | 'cuda' | 'cuda:N' | 'mps'
-
-
-def load_codec(meta):
-    """(encode, decode) for a dataset's meta.json: 'char' vocabularies or GPT-2 BPE."""
-    if meta.get("tokenizer") == "char":
-        itos = meta["itos"]
-        stoi = {c: i for i, c in enumerate(itos)}
-
-        def encode(s):
-            missing = sorted(set(c for c in s if c not in stoi))
-            if missing:
-                raise ConfigError(f"the prompt has characters outside the vocabulary: {missing!r}; "
-                                  "use only characters of the training text (meta.json itos)")
-            return [stoi[c] for c in s]
-        return encode, lambda ids: "".join(itos[i] for i in ids)
-    import tiktoken
-    name = meta.get("tokenizer", "gpt2")
-    try:
-        enc = tiktoken.get_encoding(name)
-    except Exception as e:  # unknown name, or its files not cached and no network
-        raise ConfigError(f"cannot load the tiktoken encoding {name!r} ({type(e).__name__}); it is "
-                          "downloaded on first use: run once with network access or point TIKTOKEN_CACHE_DIR "
-                          "at a cache that holds it (train.py: or set --sample_tokens=0)") from None
-    return (lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})), enc.decode
 
 
 def main():

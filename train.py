@@ -32,7 +32,7 @@ import checkpoint as ckpt_io
 from dataloader import eval_batches, open_dataset
 from model import GPT, PARAMETERIZATIONS, GPTConfig
 from runs import EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all
-from util import UserError, peak_flops, resolve_device
+from util import UserError, load_codec, peak_flops, resolve_device
 
 _REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -223,7 +223,114 @@ def print_table(p, groups, m_B=1.0, m_D=1.0):
               f"{g['eps']:>9.3g} {g['betas'][0]:>7.4g} {g['betas'][1]:>7.4g}  {','.join(g['modules'])}")
 
 
+def open_data(ddir, master, ddp, rank, world_size):
+    """(dataset, model vocabulary): the default dataset is prepared on first use; a tokenizer or
+    prompt that cannot work fails now, not after training."""
+    if dataset == "shakespeare_char" and not data_dir and not os.path.exists(os.path.join(ddir, "meta.json")):
+        if master:
+            spec = importlib.util.spec_from_file_location("prepare_char", os.path.join(ddir, "prepare.py"))
+            prep = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(prep)
+            prep.prepare(ddir)
+        if ddp:
+            dist.barrier()
+    data = open_dataset(ddir, block_size, batch_size, global_batch_size, rank, world_size, seed)
+    if master and sample_tokens > 0:
+        encode = load_codec(data.meta)[0]
+        try:  # the final sample starts from a newline
+            encode("\n")
+        except ConfigError as e:
+            raise ConfigError(f"{e}; train.py's final sample starts from one, so set --sample_tokens=0") from None
+    vocab = data.meta["vocab_size"]  # read_meta has checked it: a positive int, never a guessed size
+    if data.meta.get("tokenizer") != "char":  # BPE vocabularies padded to a multiple of 64 (50257 -> 50304)
+        vocab = 64 * math.ceil(vocab / 64)
+    return data, vocab
+
+
+def write_records(config, resumed_at, device_type, dev_name, **extra):
+    """config.json (the resolved config and `extra`) and provenance.json: the first start is
+    kept and every resume appended, so a resumed run keeps its identity."""
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(dict(config=config, **extra), f, indent=1)
+    prov_path, prov = os.path.join(out_dir, "provenance.json"), provenance(device_type, dev_name)
+    if resumed_at is not None and os.path.isfile(prov_path):
+        try:
+            with open(prov_path) as f:
+                first = json.load(f)
+            first.setdefault("resumes", []).append(dict(prov, step=resumed_at))
+            prov = first
+        except (OSError, ValueError, AttributeError):
+            prov["note"] = "provenance.json of the first start was unreadable and is replaced"
+    with open(prov_path, "w") as f:
+        json.dump(prov, f, indent=1)
+
+
+def start_wandb(config):
+    """A wandb run; a resumed run logs to the same one (its id is kept in wandb_id.json)."""
+    import wandb
+    id_path = os.path.join(out_dir, "wandb_id.json")
+    run_id = None
+    if os.path.isfile(id_path):
+        try:
+            with open(id_path) as f:
+                run_id = json.load(f)["id"]
+        except (OSError, ValueError, KeyError, TypeError):
+            run_id = None
+    run = wandb.init(project=wandb_project, name=wandb_run_name or None, config=config,
+                     mode=wandb_mode, dir=out_dir, id=run_id, resume="allow" if run_id else None)
+    with open(id_path, "w") as f:
+        json.dump({"id": run.id}, f)
+    return run
+
+
+@torch.no_grad()
+def evaluate(model, evals, dev, autocast, ddp):
+    """Mean loss of each split over its fixed windows, reduced over ranks."""
+    model.eval()
+    out = {}
+    for split, batches in evals.items():
+        tot = torch.zeros(2, device=dev, dtype=torch.float64)  # (sum of losses, count)
+        for x, y in batches:
+            with autocast:
+                _, loss = model(x.to(dev), y.to(dev))
+            tot += torch.tensor([loss.item() * x.size(0), x.size(0)], device=dev, dtype=torch.float64)
+        if ddp:
+            dist.all_reduce(tot)
+        out[split] = (tot[0] / tot[1]).item()
+    model.train()
+    return out
+
+
+def claim_out_dir(master, vocab, device_type, dev):
+    """(lock, checkpoints): out_dir is taken for this run (one trainer per out_dir; eval_only
+    only reads it), stale temporary files are removed, init_from and eval_only are checked
+    against the checkpoints found, and the run's memory against the device's."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"out_dir {out_dir} is a file, not a directory; choose another --out_dir")
+    lock = None
+    if master and not eval_only:  # one trainer per out_dir; eval_only only reads (and writes eval.jsonl)
+        lock = RunLock(out_dir)
+        atexit.register(release_all)
+        ckpt_io.remove_stale_temporaries(out_dir)
+    ckpts = ckpt_io.list_checkpoints(out_dir)
+    if eval_only and not ckpts:
+        raise ConfigError(f"eval_only=True but {out_dir} holds no checkpoint to evaluate; point --out_dir "
+                          "at a trained run")
+    if init_from == "resume" and not ckpts:
+        raise ConfigError(f"init_from='resume' but {out_dir} holds no checkpoint; use init_from='scratch'")
+    if init_from == "scratch" and ckpts:
+        raise ConfigError(f"{out_dir} already holds checkpoints ({os.path.basename(ckpts[-1])}); use a new "
+                          "out_dir, delete them, or resume with init_from='auto'")
+    need, what = memory_estimate(n_layer, n_embd, n_head, vocab, block_size, batch_size)
+    have = available_memory(device_type, dev)
+    if have and need > have:
+        raise ConfigError(f"this run needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; "
+                          "lower n_layer, n_embd, batch_size or block_size (or the dataset's vocab_size)")
+    return lock, ckpts
+
+
 def main():
+    # settings, processes, signals
     config = configure(globals(), sys.argv[1:], NANOGPT_ALIASES)
     ddp = int(os.environ.get("RANK", -1)) != -1
     rank, world_size = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
@@ -249,26 +356,8 @@ def main():
 
     # data: token files (random windows) or a shard directory; prepared on first use
     ddir = data_dir or os.path.join(_REPO, "data", dataset)
-    if dataset == "shakespeare_char" and not data_dir and not os.path.exists(os.path.join(ddir, "meta.json")):
-        if master:
-            spec = importlib.util.spec_from_file_location("prepare_char", os.path.join(ddir, "prepare.py"))
-            prep = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(prep)
-            prep.prepare(ddir)
-        if ddp:
-            dist.barrier()
-    data = open_dataset(ddir, block_size, batch_size, global_batch_size, rank, world_size, seed)
+    data, vocab = open_data(ddir, master, ddp, rank, world_size)
     loader, meta = data.loader, data.meta
-    if master and sample_tokens > 0:  # a tokenizer or prompt that cannot work fails now, not after training
-        from sample import load_codec
-        encode = load_codec(meta)[0]
-        try:  # the final sample starts from a newline
-            encode("\n")
-        except ConfigError as e:
-            raise ConfigError(f"{e}; train.py's final sample starts from one, so set --sample_tokens=0") from None
-    vocab = meta["vocab_size"]  # read_meta has checked it: a positive int, never a guessed GPT-2 size
-    if meta.get("tokenizer") != "char":  # BPE vocabularies padded to a multiple of 64 (50257 -> 50304)
-        vocab = 64 * math.ceil(vocab / 64)
     grad_accum = global_batch_size // (batch_size * world_size)
     tokens_per_step = global_batch_size * block_size
     # max_iters = max_tokens / (global_batch_size * block_size) when a token budget is given
@@ -291,27 +380,7 @@ def main():
         gptconf = GPTConfig(**model_args)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ConfigError(f"out_dir {out_dir} is a file, not a directory; choose another --out_dir")
-    lock = None
-    if master and not eval_only:  # one trainer per out_dir; eval_only only reads (and writes eval.jsonl)
-        lock = RunLock(out_dir)
-        atexit.register(release_all)
-        ckpt_io.remove_stale_temporaries(out_dir)
-    ckpts = ckpt_io.list_checkpoints(out_dir)
-    if eval_only and not ckpts:
-        raise ConfigError(f"eval_only=True but {out_dir} holds no checkpoint to evaluate; point --out_dir "
-                          "at a trained run")
-    if init_from == "resume" and not ckpts:
-        raise ConfigError(f"init_from='resume' but {out_dir} holds no checkpoint; use init_from='scratch'")
-    if init_from == "scratch" and ckpts:
-        raise ConfigError(f"{out_dir} already holds checkpoints ({os.path.basename(ckpts[-1])}); use a new "
-                          "out_dir, delete them, or resume with init_from='auto'")
-    need, what = memory_estimate(n_layer, n_embd, n_head, vocab, block_size, batch_size)
-    have = available_memory(device_type, dev)
-    if have and need > have:
-        raise ConfigError(f"this run needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; "
-                          "lower n_layer, n_embd, batch_size or block_size (or the dataset's vocab_size)")
+    lock, ckpts = claim_out_dir(master, vocab, device_type, dev)
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -347,6 +416,7 @@ def main():
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device_type == "cuda" else None)
 
+    # the run's records: start-up table, config.json, provenance.json, metrics.jsonl, wandb
     dev_name = torch.cuda.get_device_name(dev) if device_type == "cuda" else platform.processor() or device_type
     flops_peak = peak_flops(dev_name) if device_type == "cuda" else None
     if master:
@@ -357,40 +427,15 @@ def main():
               f"{' compiled' if use_compile else ''}")
         print_table(raw_model.parameterization, optimizer.param_groups, m_B, m_D)
     if master and not eval_only:  # an evaluation leaves the run's records alone
-        with open(os.path.join(out_dir, "config.json"), "w") as f:
-            json.dump(dict(config=config, total_iters=total_iters, grad_accum=grad_accum,
-                           parameterization=raw_model.parameterization.table(), batch_duration=batch_duration), f, indent=1)
-        prov_path, prov = os.path.join(out_dir, "provenance.json"), provenance(device_type, dev_name)
-        if ckpts and os.path.isfile(prov_path):  # a resume: the first start stays, resumes are appended
-            try:
-                with open(prov_path) as f:
-                    first = json.load(f)
-                first.setdefault("resumes", []).append(dict(prov, step=iter_num))
-                prov = first
-            except (OSError, ValueError, AttributeError):
-                prov["note"] = "provenance.json of the first start was unreadable and is replaced"
-        with open(prov_path, "w") as f:
-            json.dump(prov, f, indent=1)
+        write_records(config, iter_num if ckpts else None, device_type, dev_name, total_iters=total_iters,
+                      grad_accum=grad_accum, parameterization=raw_model.parameterization.table(),
+                      batch_duration=batch_duration)
     try:
         log_file = open(os.path.join(out_dir, "eval.jsonl" if eval_only else "metrics.jsonl"), "a") if master else None
     except OSError as e:
         raise ConfigError(f"cannot write to out_dir {out_dir} ({e.strerror}); make it writable or choose another "
                           "--out_dir") from None
-    run = None
-    if master and wandb_log:
-        import wandb
-        id_path = os.path.join(out_dir, "wandb_id.json")  # a resumed run logs to the same wandb run
-        run_id = None
-        if os.path.isfile(id_path):
-            try:
-                with open(id_path) as f:
-                    run_id = json.load(f)["id"]
-            except (OSError, ValueError, KeyError, TypeError):
-                run_id = None
-        run = wandb.init(project=wandb_project, name=wandb_run_name or None, config=config,
-                         mode=wandb_mode, dir=out_dir, id=run_id, resume="allow" if run_id else None)
-        with open(id_path, "w") as f:
-            json.dump({"id": run.id}, f)
+    run = start_wandb(config) if master and wandb_log else None
 
     def log(row):
         if master:
@@ -399,22 +444,7 @@ def main():
             if run is not None:
                 run.log(row, step=row["iter"])
 
-    @torch.no_grad()
-    def evaluate():
-        model.eval()
-        out = {}
-        for split, batches in evals.items():
-            tot = torch.zeros(2, device=dev, dtype=torch.float64)  # (sum of losses, count)
-            for x, y in batches:
-                with autocast:
-                    _, loss = model(x.to(dev), y.to(dev))
-                tot += torch.tensor([loss.item() * x.size(0), x.size(0)], device=dev, dtype=torch.float64)
-            if ddp:
-                dist.all_reduce(tot)
-            out[split] = (tot[0] / tot[1]).item()
-        model.train()
-        return out
-
+    # checkpoints and the run's outcome (final.json)
     def save(path, extra_rng):
         ckpt_io.save(ckpt_io.build(raw_model.state_dict(), optimizer.state_dict(), asdict(gptconf), config,
                                    raw_model.parameterization.table(), iter_num, best_val, last_eval, loader.state_dict(),
@@ -444,6 +474,7 @@ def main():
             with open(os.path.join(out_dir, "final.json"), "w") as f:
                 json.dump(finite(dict(status=status, iter=iter_num, best_val_loss=best_val, **info)), f)
 
+    # the loop: evaluate (and checkpoint) when due, stop on a signal, one optimizer step, log
     model.train()
     start_iter, losses, break_code = iter_num, {}, 0
     t_start = time.time()
@@ -452,7 +483,7 @@ def main():
     while True:
         due = iter_num % eval_interval == 0 and iter_num != last_eval  # not twice after a resume
         if due or iter_num >= total_iters or eval_only:
-            losses, last_eval = evaluate(), iter_num
+            losses, last_eval = evaluate(model, evals, dev, autocast, ddp), iter_num
             if master:
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             log(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
@@ -533,10 +564,10 @@ def main():
                       f"{mfu}, elapsed {hms(elapsed)}, eta {hms(eta)}")
             log(row)
             t0, tokens_since, steps_since = time.time(), 0, 0
+    # the end: outcome, a sample, resources released
     if iter_num >= total_iters and not eval_only:
         finish("done", train_loss=losses.get("train"), val_loss=losses.get("val"))
         if master and sample_tokens > 0:
-            from sample import load_codec
             encode, decode = load_codec(meta)
             torch.manual_seed(seed)
             start = torch.tensor([encode("\n")], dtype=torch.long, device=dev)

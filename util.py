@@ -1,7 +1,8 @@
 """
 Small pieces shared by the entry points (train.py, sample.py, bench.py, scripts/*) that none
 of them should import from another entry point: device and precision set-up, the peak-FLOPs
-table, the one-line error convention, number formatting.
+table, the tokenizer of a dataset's meta.json, the one-line error convention, number
+formatting.
 """
 import re
 from contextlib import nullcontext
@@ -70,3 +71,27 @@ def run_cli(main, *errors):
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def load_codec(meta):
+    """(encode, decode) for a dataset's meta.json: 'char' vocabularies or GPT-2 BPE."""
+    if meta.get("tokenizer") == "char":
+        itos = meta["itos"]
+        stoi = {c: i for i, c in enumerate(itos)}
+
+        def encode(s):
+            missing = sorted(set(c for c in s if c not in stoi))
+            if missing:
+                raise UserError(f"the prompt has characters outside the vocabulary: {missing!r}; "
+                                  "use only characters of the training text (meta.json itos)")
+            return [stoi[c] for c in s]
+        return encode, lambda ids: "".join(itos[i] for i in ids)
+    import tiktoken
+    name = meta.get("tokenizer", "gpt2")
+    try:
+        enc = tiktoken.get_encoding(name)
+    except Exception as e:  # unknown name, or its files not cached and no network
+        raise UserError(f"cannot load the tiktoken encoding {name!r} ({type(e).__name__}); it is "
+                          "downloaded on first use: run once with network access or point TIKTOKEN_CACHE_DIR "
+                          "at a cache that holds it (train.py: or set --sample_tokens=0)") from None
+    return (lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})), enc.decode
