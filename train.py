@@ -511,6 +511,9 @@ def main():
                 torch.cuda.synchronize()
             dt = time.time() - t0
             train_time += dt
+            if ddp:  # the loss of the whole global batch, not of rank 0's part
+                dist.all_reduce(loss_sum)
+                loss_sum /= world_size
             lossf = loss_sum.item()
             elapsed = time.time() - t_start
             eta = train_time / (iter_num - start_iter) * (total_iters - iter_num)  # training steps only
