@@ -62,6 +62,13 @@ def shard_with_optimizer(model, optimizer, make_optimizer, device_type, param_dt
     return optimizer
 
 
+def pad_eval_batches(batches, n, block_size):
+    """A rank's evaluation batches padded to n with (x, None): under FSDP every forward
+    all-gathers, so all ranks must run as many; the padding forwards are not counted."""
+    x = batches[0][0] if batches else torch.zeros(1, block_size, dtype=torch.long)
+    return list(batches) + [(x, None)] * (n - len(batches))
+
+
 def full(t):
     """A DTensor reduced to the full value on every rank (a sharded gradient norm); else t."""
     return t.full_tensor() if isinstance(t, DTensor) else t

@@ -32,7 +32,7 @@ from configurator import ConfigError, configure
 import checkpoint as ckpt_io
 from dataloader import eval_batches, open_dataset
 from model import GPT, GPTConfig
-from parallel import PARALLEL, full, shard_with_optimizer
+from parallel import PARALLEL, full, pad_eval_batches, shard_with_optimizer
 from runs import EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all
 from util import UserError, peak_flops, resolve_device
 
@@ -270,6 +270,9 @@ def main():
     total_iters = math.ceil(max_tokens / tokens_per_step) if max_tokens > 0 else max_iters
     evals = {s: eval_batches(t, eval_tokens, block_size, batch_size, rank, world_size)
              for s, t in data.eval_tokens.items()}
+    if fsdp:  # every forward is collective: each rank runs as many as rank 0, which has the most
+        evals = {s: pad_eval_batches(b, len(eval_batches(data.eval_tokens[s], eval_tokens, block_size, batch_size,
+                                                         0, world_size)), block_size) for s, b in evals.items()}
 
     # model
     model_args = dict(block_size=block_size, vocab_size=vocab, n_layer=n_layer, n_head=n_head,
@@ -395,7 +398,9 @@ def main():
             tot = torch.zeros(2, device=dev, dtype=torch.float64)  # (sum of losses, count)
             for x, y in batches:
                 with autocast:
-                    _, loss = model(x.to(dev), y.to(dev))
+                    _, loss = model(x.to(dev), None if y is None else y.to(dev))
+                if y is None:  # fsdp padding (pad_eval_batches): not counted
+                    continue
                 tot += torch.tensor([loss.item() * x.size(0), x.size(0)], device=dev, dtype=torch.float64)
             if ddp:
                 dist.all_reduce(tot)

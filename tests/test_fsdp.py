@@ -20,14 +20,15 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 # completep with an untied unembedding; 2 micro-steps a rank under fsdp (accumulation without
 # a reduce-scatter on the first), 4 in one process
 RUN = [*TINY, "--tie_embeddings=False", "--batch_size=2", "--global_batch_size=8", "--max_iters=24",
-       "--eval_interval=8", "--keep_last=5", "--dropout=0.0", "--learning_rate=0.01"]
+       "--eval_interval=8", "--keep_last=5", "--dropout=0.0", "--learning_rate=0.01",
+       "--eval_tokens=544"]  # 17 windows: 9 on rank 0, 8 on rank 1 (fsdp pads rank 1's evaluation)
 
 
-def losses(out):
-    """{step: training loss} of a run's metrics.jsonl; a step logged twice (a run killed and
-    resumed) counts as its last row."""
+def losses(out, key="loss"):
+    """{step: training loss} (or val_loss) of a run's metrics.jsonl; a step logged twice (a run
+    killed and resumed) counts as its last row."""
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return {r["iter"]: r["loss"] for r in rows if "loss" in r}
+    return {r["iter"]: r[key] for r in rows if key in r}
 
 
 def train(out, nproc=None, *extra, expect=0, script="train.py"):
@@ -55,6 +56,9 @@ def test_fsdp_matches_single_process_and_ddp(runs):
     worst = max(max(abs(fsdp[i] - single[i]), abs(fsdp[i] - ddp[i])) for i in fsdp)
     assert worst < 1e-5, worst  # fp32: only the order of the reductions differs
     assert single[24] < single[1] - 0.5  # it trained: the agreement is not that of constants
+    val = [losses(runs[k], "val_loss") for k in ("single", "ddp", "fsdp")]
+    assert sorted(val[2]) == [0, 8, 16, 24] and all(v.keys() == val[2].keys() for v in val)
+    assert max(abs(val[2][i] - v[i]) for v in val[:2] for i in v) < 1e-5  # uneven evaluation shards
     a = ckpt_io.load_checkpoint(str(runs["single"] / "ckpt_0000024.pt"))
     b = ckpt_io.load_checkpoint(str(runs["fsdp"] / "ckpt_0000024.dcp"))  # gathered in this process
     assert a["model"].keys() == b["model"].keys()
@@ -250,3 +254,44 @@ def test_bad_parallel_settings(char_data, tmp_path, args, message):
                     *args])
     assert r.returncode == 2 and r.stderr.startswith(f"error: {message}"), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists(), r.stderr
+
+
+def test_bad_dcp_checkpoints_are_one_line_errors(runs, tmp_path):
+    """A DCP directory without state.json (not the trainer's, or a copy cut short), and one
+    whose pickled .metadata would run code: refused with a CheckpointError, nothing run."""
+    src = runs["fsdp"] / "ckpt_0000024.dcp"
+    no_state = tmp_path / "a" / "ckpt_0000024.dcp"
+    shutil.copytree(src, no_state)
+    os.remove(no_state / "state.json")
+    with pytest.raises(ckpt_io.CheckpointError, match=r"has no state\.json"):
+        ckpt_io.load_checkpoint(str(no_state))
+    evil = tmp_path / "b" / "ckpt_0000024.dcp"
+    shutil.copytree(src, evil)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    import pickle
+    (evil / ".metadata").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ckpt_io.CheckpointError, match="is not part of a DCP index"):
+        ckpt_io.load_checkpoint(str(evil))
+    assert not marker.exists()
+    renamed = tmp_path / "c" / "ckpt_0000005.dcp"
+    shutil.copytree(src, renamed)
+    with pytest.raises(ckpt_io.CheckpointError, match="rename it to ckpt_0000024.dcp"):
+        ckpt_io.load_checkpoint(str(renamed), tensors=False)
+
+
+def test_stale_dcp_temporaries_removed_and_a_replaced_checkpoint_put_back(tmp_path):
+    """At start: a <name>.dcp.tmp of a killed save is deleted; a <name>.dcp.old whose
+    replacement never landed (killed between save_sharded's two renames) is put back; a
+    .dcp.old beside its replacement is deleted; other names are left alone."""
+    for n in ("ckpt_0000008.dcp.tmp", "best.dcp.old", "ckpt_0000004.dcp.old", "ckpt_0000004.dcp",
+              "ckpt_copy.dcp.tmp"):
+        (tmp_path / n).mkdir()
+        (tmp_path / n / "state.json").write_text(n)
+    ckpt_io.remove_stale_temporaries(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["best.dcp", "ckpt_0000004.dcp", "ckpt_copy.dcp.tmp"]
+    assert (tmp_path / "best.dcp" / "state.json").read_text() == "best.dcp.old"
+    assert (tmp_path / "ckpt_0000004.dcp" / "state.json").read_text() == "ckpt_0000004.dcp"
