@@ -57,7 +57,7 @@ def main():
     if not path:
         best = [p for p in (best_path(out_dir), best_path(out_dir, sharded=True)) if os.path.exists(p)]
         ckpts = list_checkpoints(out_dir)
-        path = best[0] if best else (ckpts[-1] if ckpts else "")
+        path = max(best, key=os.path.getmtime) if best else (ckpts[-1] if ckpts else "")  # the newer best
     if checkpoint and not (os.path.isfile(checkpoint) or is_sharded(checkpoint) and os.path.isdir(checkpoint)):
         raise ConfigError(f"--checkpoint={checkpoint} is not a file; pass a ckpt_*.pt or best.pt of a run "
                           "(or a ckpt_*.dcp directory)")
