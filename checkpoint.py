@@ -8,10 +8,24 @@ these functions.
 Regular checkpoints are the files the trainer writes, `ckpt_<7-digit step>.pt`; any other
 name in out_dir (a user's `ckpt_copy.pt`) is not one. The step in the name must be the step
 inside. `best.pt` is kept apart.
+
+Under parallel='fsdp' a checkpoint is a directory `ckpt_<7-digit step>.dcp/` (`best.dcp/`)
+written with torch.distributed.checkpoint (DCP): every rank writes its own shards
+(`__<rank>_0.distcp`), DCP's `.metadata` indexes them, and `state.json` holds everything that
+is not a model or AdamW tensor (the fields of the single-file format, JSON-encoded, and the
+optimizer groups by parameter name). It is written into `<name>.tmp/` and renamed when
+complete. The directories are listed, ordered, validated and pruned exactly like the files;
+`load_checkpoint` turns one into the single-file form in one process (sample.py, a run
+without fsdp, scripts/convert_checkpoint.py), and `restore` loads one into a sharded model
+on any number of ranks (DCP reshards on load).
 """
+import json
 import os
+import pickle
 import random
 import re
+import shutil
+import warnings
 
 import numpy as np
 import torch
@@ -19,8 +33,9 @@ import torch
 from configurator import ConfigError
 
 FORMAT = 1
-NAME = re.compile(r"ckpt_(\d{7})\.pt")
-TMP = re.compile(r"(ckpt_\d{7}|best)\.pt\.tmp\.\d+")
+NAME = re.compile(r"ckpt_(\d{7})\.(?:pt|dcp)")
+TMP = re.compile(r"(ckpt_\d{7}|best)\.(pt\.tmp\.\d+|dcp\.tmp|dcp\.old)")
+STATE = "state.json"  # the non-tensor part of a DCP checkpoint
 # field -> type, for every checkpoint of this format
 FIELDS = dict(model=dict, optimizer=dict, model_config=dict, config=dict, parameterization=dict,
               iter_num=int, best_val_loss=float, last_eval_iter=int, data=dict, rng=list, meta=dict)
@@ -31,13 +46,22 @@ class CheckpointError(ConfigError):
     """A checkpoint file that cannot be used as it is (one line for the user)."""
 
 
-def checkpoint_path(out, it):
-    return os.path.join(out, f"ckpt_{it:07d}.pt")
+def checkpoint_path(out, it, sharded=False):
+    return os.path.join(out, f"ckpt_{it:07d}.{'dcp' if sharded else 'pt'}")
+
+
+def best_path(out, sharded=False):
+    return os.path.join(out, "best.dcp" if sharded else "best.pt")
+
+
+def is_sharded(path):
+    """A DCP checkpoint (a directory named *.dcp), not a single file."""
+    return os.path.normpath(path).endswith(".dcp")
 
 
 def step_of(path):
     """The step in a regular checkpoint's name, or None for any other file."""
-    m = NAME.fullmatch(os.path.basename(path))
+    m = NAME.fullmatch(os.path.basename(os.path.normpath(path)))
     return int(m.group(1)) if m else None
 
 
@@ -46,8 +70,8 @@ def list_checkpoints(out):
     load_checkpoint verifies against the step inside)."""
     if not os.path.isdir(out):
         return []
-    found = sorted((step_of(n), n) for n in os.listdir(out) if step_of(n) is not None)
-    return [os.path.join(out, n) for _, n in found]
+    found = sorted((step_of(n), n.endswith(".dcp"), n) for n in os.listdir(out) if step_of(n) is not None)
+    return [os.path.join(out, n) for *_, n in found]
 
 
 # the batch/duration settings a checkpoint made before they existed stands for
@@ -66,9 +90,10 @@ def build(model, optimizer, model_config, config, parameterization, iter_num, be
                 batch_duration=dict(batch_duration or NO_BATCH_DURATION))
 
 
-def validate(ckpt, path):
-    """Structure and types of every field; raises CheckpointError naming the first bad one."""
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt \
+def validate(ckpt, path, tensors=True):
+    """Structure and types of every field; raises CheckpointError naming the first bad one.
+    tensors=False: a DCP checkpoint's state.json, whose model and optimizer are not loaded yet."""
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or ("model" not in ckpt and tensors) \
             or not isinstance(ckpt.get("model_config"), dict):
         raise CheckpointError(f"{path} is not a checkpoint of this trainer (format {FORMAT}); "
                               "point out_dir at a run of train.py")
@@ -76,14 +101,16 @@ def validate(ckpt, path):
     def bad(field, what):
         return CheckpointError(f"checkpoint {path}: {field} {what}; {FALL_BACK}")
     for k, want in FIELDS.items():
+        if not tensors and k in ("model", "optimizer"):
+            continue
         if k not in ckpt:
             raise bad(f"field {k!r}", "is missing")
         v = ckpt[k]
         if not isinstance(v, (int, float) if want is float else want) or isinstance(v, bool):
             raise bad(f"field {k!r}", f"is {type(v).__name__}, not {want.__name__}")
-    if not all(isinstance(t, torch.Tensor) for t in ckpt["model"].values()):
+    opt = ckpt.get("optimizer") if tensors else dict(state={}, param_groups=ckpt.get("optimizer_groups"))
+    if tensors and not all(isinstance(t, torch.Tensor) for t in ckpt["model"].values()):
         raise bad("field 'model'", "holds something other than tensors")
-    opt = ckpt["optimizer"]
     if not (isinstance(opt.get("state"), dict) and isinstance(opt.get("param_groups"), list)
             and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in opt["param_groups"])):
         raise bad("field 'optimizer'", "is not an optimizer state (state, param_groups with params)")
@@ -101,13 +128,18 @@ def validate(ckpt, path):
     named = step_of(path)
     if named is not None and named != ckpt["iter_num"]:
         raise CheckpointError(f"checkpoint {path} holds step {ckpt['iter_num']}, not the step {named} of its "
-                              f"name (renamed or copied?); rename it to {os.path.basename(checkpoint_path('', ckpt['iter_num']))} "
+                              f"name (renamed or copied?); rename it to {os.path.basename(checkpoint_path('', ckpt['iter_num'], is_sharded(path)))} "
                               "or move it out of out_dir")
     return ckpt
 
 
-def load_checkpoint(path):
-    """Read and validate a checkpoint file; CheckpointError (one line) if it cannot be used."""
+def load_checkpoint(path, tensors=True):
+    """Read and validate a checkpoint; CheckpointError (one line) if it cannot be used. A DCP
+    directory comes back in the single-file form (its shards gathered in this process, no
+    process group needed); tensors=False: only its state.json, for `restore` to load the
+    tensors into a sharded model."""
+    if is_sharded(path):
+        return load_sharded(path, tensors)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # only torch's parser runs here: whatever it raises is the file's fault
@@ -145,19 +177,28 @@ def save_atomic(obj, path):
 
 
 def prune(out, keep_last, newest):
-    """Delete the regular checkpoints older than the keep_last newest up to step `newest`
-    (the one just written); never one after it."""
+    """Delete the regular checkpoints (files and DCP directories) older than the keep_last
+    newest up to step `newest` (the one just written); never one after it."""
     upto = [p for p in list_checkpoints(out) if step_of(p) <= newest]
     for old in upto[:-keep_last]:
-        os.remove(old)
+        shutil.rmtree(old) if os.path.isdir(old) else os.remove(old)
 
 
 def remove_stale_temporaries(out):
-    """Temporary files of checkpoint writes that never finished (a killed run, a full disk).
-    Only for the process that owns out_dir (runs.RunLock): nobody else is writing there."""
-    for n in os.listdir(out) if os.path.isdir(out) else []:
-        if TMP.fullmatch(n):
-            os.remove(os.path.join(out, n))
+    """Temporary files and directories of checkpoint writes that never finished (a killed
+    run, a full disk). A `<name>.dcp.old` whose replacement never landed (killed between the
+    two renames of `save_sharded`) is put back. Only for the process that owns out_dir
+    (runs.RunLock): nobody else is writing there."""
+    for n in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+        p = os.path.join(out, n)
+        if not TMP.fullmatch(n):
+            continue
+        if n.endswith(".dcp.old") and not os.path.exists(p[:-4]):
+            os.replace(p, p[:-4])
+        elif os.path.isdir(p):
+            shutil.rmtree(p)
+        else:
+            os.remove(p)
 
 
 def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, model_config=None,
@@ -183,11 +224,20 @@ def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, mo
     def bad(what, e):
         return CheckpointError(f"checkpoint {path} does not fit this model and trainer: {what} "
                                f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); {FALL_BACK}")
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:  # missing, unexpected or misshapen tensors
-        raise bad("model weights", e) from None
-    if optimizer is not None:
+    if "model" not in ckpt:  # a DCP checkpoint (load_checkpoint(tensors=False)): shards into shards
+        try:
+            _load_dcp_into(path, model, optimizer)
+        except (RuntimeError, ValueError, KeyError, _dcp_error()) as e:  # missing or misshapen shards
+            raise bad("sharded state", e) from None
+    elif any(type(t).__name__ == "DTensor" for t in model.parameters()):
+        raise CheckpointError(f"{path} is a single-file checkpoint and this run shards the model (parallel='fsdp'); "
+                              f"convert it with python scripts/convert_checkpoint.py {path}, or resume with parallel='ddp'")
+    else:
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as e:  # missing, unexpected or misshapen tensors
+            raise bad("model weights", e) from None
+    if optimizer is not None and "model" in ckpt:
         fresh = [{k: g[k] for k in ("lr_mult", "weight_decay", "eps", "betas")} for g in optimizer.param_groups]
         try:
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -237,3 +287,227 @@ def set_rng_state(s):
     torch.set_rng_state(s["torch"])
     if s["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
+
+
+# ---------------------------------------------------------------------------------------
+# DCP checkpoints (parallel='fsdp'). The DCP state is a flat dict of tensors only:
+# "model/<name>" and "optim/<name>/<exp_avg|exp_avg_sq|step>", by parameter name; sharded
+# (DTensors) when written by fsdp, whole when written by the converter. Everything else is
+# JSON in state.json (tensors in it, such as RNG states, as {"__tensor__": dtype, "data": [...]}).
+
+def _dcp_error():
+    from torch.distributed.checkpoint.api import CheckpointException  # a BaseException
+    return CheckpointException
+
+
+def _first_line(e):
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return " ".join(lines[-1:])[:160] or type(e).__name__
+
+
+def _flat(model_sd, optim_state):
+    out = {f"model/{k}": v for k, v in model_sd.items()}
+    for name, st in optim_state.items():
+        out.update({f"optim/{name}/{k}": v for k, v in st.items()})
+    return out
+
+
+def _unflat(flat):
+    model_sd, state = {}, {}
+    for key, v in flat.items():
+        kind, *rest = key.split("/")
+        if kind == "model" and len(rest) == 1:
+            model_sd[rest[0]] = v
+        elif kind == "optim" and len(rest) == 2:
+            state.setdefault(rest[0], {})[rest[1]] = v
+        else:
+            raise ValueError(f"unexpected entry {key!r}")
+    return model_sd, state
+
+
+def _to_json(v):
+    if isinstance(v, torch.Tensor):
+        return {"__tensor__": str(v.dtype).removeprefix("torch."), "data": v.tolist()}
+    if isinstance(v, dict):
+        return {k: _to_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_to_json(x) for x in v]
+    return v
+
+
+def _from_json(v):
+    if isinstance(v, dict):
+        if set(v) == {"__tensor__", "data"}:
+            dtype = getattr(torch, str(v["__tensor__"]), None)
+            if not isinstance(dtype, torch.dtype):
+                raise ValueError(f"unknown tensor dtype {v['__tensor__']!r}")
+            return torch.tensor(v["data"], dtype=dtype)
+        return {k: _from_json(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_from_json(x) for x in v]
+    return v
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """DCP pickles its `.metadata` index. Unpickle only the classes such an index is made of
+    (DCP's metadata dataclasses, torch.Size, dtypes, paths), never a function but torch's
+    layout-by-name: a crafted file cannot run code."""
+    MODULES = ("torch.distributed.checkpoint.metadata", "torch.distributed.checkpoint.filesystem",
+               "torch.distributed.checkpoint.planner", "torch.distributed.checkpoint._extension")
+
+    OTHERS = {("collections", "OrderedDict"), ("builtins", "set"), ("builtins", "frozenset"),
+              ("torch.serialization", "_get_layout"),  # a layout by its name, as torch's weights_only allows
+              ("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("pathlib", "WindowsPath")}
+
+    def find_class(self, module, name):
+        allowed = module in self.MODULES or module == "torch" or (module, name) in self.OTHERS
+        obj = getattr(__import__(module, fromlist=[name]), name, None) if allowed else None
+        if module == "torch" and (isinstance(obj, torch.dtype) or obj is torch.Size):
+            return obj
+        if module in self.MODULES and isinstance(obj, type):
+            return obj
+        if (module, name) in self.OTHERS:
+            return obj
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a DCP index")
+
+
+def _reader(path):
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import StorageMeta
+
+    class SafeReader(FileSystemReader):
+        def read_metadata(self, *args, **kwargs):
+            with open(os.path.join(self.path, ".metadata"), "rb") as f:
+                md = _MetadataUnpickler(f).load()
+            if getattr(md, "storage_meta", None) is None:
+                md.storage_meta = StorageMeta()
+            md.storage_meta.load_id = self.load_id
+            return md
+    return SafeReader(path)
+
+
+def load_sharded(path, tensors=True):
+    """A DCP checkpoint directory: state.json validated; with tensors, every shard read in
+    this process (no process group) and the result in the single-file form."""
+    try:
+        with open(os.path.join(path, STATE)) as f:
+            ckpt = _from_json(json.load(f))
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} has no {STATE} (not written by train.py, or incomplete); "
+                              f"{FALL_BACK}") from None
+    except (OSError, ValueError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {path}: {STATE} cannot be read ({type(e).__name__}: "
+                              f"{_first_line(e)}); {FALL_BACK}") from None
+    validate(ckpt, path, tensors=False)
+    if not tensors:
+        return ckpt
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+    try:
+        reader = _reader(path)
+        md = reader.read_metadata()
+        flat = {k: torch.empty(m.size, dtype=m.properties.dtype) for k, m in md.state_dict_metadata.items()
+                if isinstance(m, TensorStorageMetadata)}
+        with warnings.catch_warnings():  # "no process group: assuming a single process" (we ask for that)
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.load(flat, storage_reader=reader, no_dist=True)
+        model_sd, state = _unflat(flat)
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, EOFError, AttributeError,
+            _dcp_error()) as e:
+        raise CheckpointError(f"checkpoint {path}: its shards cannot be read ({type(e).__name__}: "
+                              f"{_first_line(e)}); {FALL_BACK}") from None
+    # the optimizer in torch's own form: parameters numbered in group order
+    groups, ids = [], {}
+    for g in ckpt.pop("optimizer_groups"):
+        g = dict(g, params=[ids.setdefault(n, len(ids)) for n in g["params"]])
+        groups.append(dict(g, betas=tuple(g["betas"])) if "betas" in g else g)
+    if set(state) - set(ids):
+        raise CheckpointError(f"checkpoint {path}: optimizer state for parameters outside its groups; {FALL_BACK}")
+    ckpt.update(model=model_sd, optimizer=dict(state={ids[n]: s for n, s in state.items()}, param_groups=groups))
+    return validate(ckpt, path)
+
+
+def _write_dcp(flat, state, path, distributed):
+    """Every rank writes its shards of `flat` into <path>.tmp/; rank 0 adds state.json and
+    renames the directory to path once all are written. A directory of that name already
+    there (a best.dcp) is replaced: moved to <path>.old, then deleted."""
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import FileSystemWriter
+    rank0 = not distributed or dist.get_rank() == 0
+    tmp, old = f"{path}.tmp", f"{path}.old"
+    try:
+        if rank0 and os.path.exists(tmp):
+            shutil.rmtree(tmp)
+        if distributed:
+            dist.barrier()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.save(flat, storage_writer=FileSystemWriter(tmp), no_dist=not distributed)  # returns when all wrote
+        if rank0:
+            with open(os.path.join(tmp, STATE), "w") as f:
+                json.dump(_to_json(state), f)
+                f.flush()
+                os.fsync(f.fileno())
+            if os.path.exists(path):
+                os.replace(path, old)
+            os.replace(tmp, path)
+            fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            shutil.rmtree(old, ignore_errors=True)
+    except (OSError, _dcp_error()) as e:
+        if rank0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        why = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
+        raise CheckpointError(f"cannot write checkpoint {path} ({why}); free space or make "
+                              f"{os.path.dirname(path) or '.'} writable, then run the same command to resume "
+                              "(the previous checkpoints are kept)") from None
+    if distributed:
+        dist.barrier()  # nobody goes on (prunes, exits) before the checkpoint is in place
+
+
+def save_sharded(ckpt, path, model, optimizer):
+    """Write a checkpoint of build(None, None, ...) and a sharded model and optimizer as a DCP
+    directory; every rank calls it, every rank writes only its own shards."""
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
+    state["optimizer_groups"] = optim_sd["param_groups"]  # parameters by name
+    _write_dcp(_flat(model_sd, optim_sd["state"]), state, path, dist.is_initialized())
+
+
+def save_as_sharded(ckpt, path):
+    """A single-file checkpoint (validated) written as a DCP directory by this one process
+    (scripts/convert_checkpoint.py); fsdp runs of any size reshard it on load."""
+    opt = ckpt["optimizer"]
+    names = {}
+    for g in opt["param_groups"]:
+        if len(g.get("names", [])) != len(g["params"]):
+            raise CheckpointError(f"checkpoint {path}: optimizer groups without parameter names; {FALL_BACK}")
+        names.update(zip(g["params"], g["names"]))
+    state = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
+    state["optimizer_groups"] = [dict(g, params=[names[i] for i in g["params"]]) for g in opt["param_groups"]]
+    flat = _flat(ckpt["model"], {names[i]: s for i, s in opt["state"].items()})
+    _write_dcp(flat, state, path, distributed=False)
+
+
+def _load_dcp_into(path, model, optimizer=None):
+    """DCP shards into a model (sharded by fully_shard, or whole) and its optimizer, on
+    however many ranks there are now: each rank reads the pieces of its own shards. The
+    optimizer's groups stay this run's (lr_mult, weight decay, eps, betas)."""
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    model_sd, optim_sd = get_state_dict(model, optimizer) if optimizer is not None else (model.state_dict(), None)
+    flat = _flat(model_sd, optim_sd["state"] if optim_sd else {})
+    dcp.load(flat, storage_reader=_reader(path), no_dist=not dist.is_initialized())
+    model_sd, state = _unflat(flat)
+    if optimizer is None:
+        model.load_state_dict(model_sd)
+    else:
+        set_state_dict(model, optimizer, model_state_dict=model_sd,
+                       optim_state_dict=dict(state=state, param_groups=optim_sd["param_groups"]))

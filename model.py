@@ -264,10 +264,14 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(cfg.dropout)
         self.dropout = cfg.dropout
         self.scale = p.attn_scale(cfg.n_embd // cfg.n_head)
+        self.kv_cache = None  # a dict while GPT.generate runs with use_cache
 
-    def forward(self, x, cache=None):
-        """cache (generation only): a dict that keeps this layer's keys and values; the first
-        call fills it from the prompt, each later call adds one position."""
+    def forward(self, x):
+        """With self.kv_cache a dict (generation only, GPT.generate sets it): this layer's keys
+        and values are kept there; the first call fills it from the prompt, each later call adds
+        one position. It lives on the module, not in the call's arguments, so wrappers that copy
+        arguments (FSDP, compile) cannot lose it."""
+        cache = self.kv_cache
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
@@ -312,11 +316,11 @@ class Block(nn.Module):
         self.attn_mult = p.module_mult("residual", "attn", layer)
         self.mlp_mult = p.module_mult("residual", "mlp", layer)
 
-    def forward(self, x, cache=None):
+    def forward(self, x):
         # x + m_L^(-alpha) * branch multiplier * f(LN(x)); a factor of exactly 1 is skipped (the
         # result is the same bits, one multiplication fewer)
         a, m = self.residual_mult * self.attn_mult, self.residual_mult * self.mlp_mult
-        h = self.attn(self.ln_1(x), cache)
+        h = self.attn(self.ln_1(x))
         x = x + (h if a == 1.0 else a * h)
         h = self.mlp(self.ln_2(x))
         return x + (h if m == 1.0 else m * h)
@@ -400,19 +404,19 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def forward(self, idx, targets=None, return_hidden=False, caches=None):
-        """caches (generation): one dict per block, see CausalSelfAttention.forward; idx then
-        continues the cached positions."""
+    def forward(self, idx, targets=None, return_hidden=False):
+        """While generate() keeps a KV cache, idx continues the cached positions."""
         B, T = idx.size()
-        start = caches[0]["k"].size(2) if caches and "k" in caches[0] else 0
+        cache = self.transformer.h[0].attn.kv_cache
+        start = cache["k"].size(2) if cache and "k" in cache else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of length {start + T} is longer than block_size="
                              f"{self.config.block_size}")
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
         x = self.transformer.drop(self.parameterization.input_mult * x)
-        for i, block in enumerate(self.transformer.h):
-            x = block(x, caches[i] if caches else None)
+        for block in self.transformer.h:
+            x = block(x)
         hidden = x  # residual stream after the last block, before ln_f
         x = self.transformer.ln_f(x)
         # the logit multiplier belongs to the model: training, eval and generation share it
@@ -481,24 +485,33 @@ class GPT(nn.Module):
         as training. With use_cache, keys and values are kept, so each new token runs the
         model on one position; once the sequence outgrows block_size the window slides and the
         positions shift, so it runs on the last block_size tokens again."""
-        caches = None
-        for _ in range(max_new_tokens):
-            if use_cache and idx.size(1) <= self.config.block_size:
-                if caches is None:  # the prompt, once
-                    caches = [{} for _ in self.transformer.h]
-                    logits, _ = self(idx, caches=caches)
+        attns = [block.attn for block in self.transformer.h]
+        try:
+            for _ in range(max_new_tokens):
+                if use_cache and idx.size(1) <= self.config.block_size:
+                    if attns[0].kv_cache is None:  # the prompt, once
+                        for a in attns:
+                            a.kv_cache = {}
+                        logits, _ = self(idx)
+                    else:
+                        logits, _ = self(idx[:, -1:])
                 else:
-                    logits, _ = self(idx[:, -1:], caches=caches)
-            else:
-                logits, _ = self(idx[:, -self.config.block_size:])
-            logits = logits[:, -1, :]
-            if temperature == 0:
-                idx_next = logits.argmax(dim=-1, keepdim=True)
-            else:
-                logits = logits / temperature
-                if top_k is not None:
-                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                    logits[logits < v[:, [-1]]] = -float("inf")
-                idx_next = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
-            idx = torch.cat((idx, idx_next), dim=1)
+                    for a in attns:  # the window slides: positions shift, recompute it whole
+                        a.kv_cache = None
+                    logits, _ = self(idx[:, -self.config.block_size:])
+                idx = torch.cat((idx, self._sample(logits[:, -1, :], temperature, top_k)), dim=1)
+        finally:
+            for a in attns:
+                a.kv_cache = None
         return idx
+
+    @staticmethod
+    def _sample(logits, temperature, top_k):
+        """The next token of each row from its last-position logits."""
+        if temperature == 0:
+            return logits.argmax(dim=-1, keepdim=True)
+        logits = logits / temperature
+        if top_k is not None:
+            v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+            logits[logits < v[:, [-1]]] = -float("inf")
+        return torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)

@@ -14,7 +14,7 @@ from util import load_codec, resolve_device
 
 # defaults; override with --key=value
 out_dir = "out"
-checkpoint = ""          # a checkpoint file; default: best.pt of out_dir, else its latest
+checkpoint = ""          # a checkpoint (a file, or a DCP directory of fsdp); default: best of out_dir, else its latest
 start = "\n"             # prompt; "FILE:prompt.txt" reads it from a file
 num_samples = 1
 max_new_tokens = 300
@@ -27,15 +27,16 @@ device = "auto"         # 'auto' (CUDA, else MPS, else CPU) | 'cpu' | 'cuda' | '
 def main():
     configure(globals(), sys.argv[1:])
     from dataloader import read_meta
-    from checkpoint import list_checkpoints, load_checkpoint, model_from
+    from checkpoint import best_path, is_sharded, list_checkpoints, load_checkpoint, model_from
 
     path = checkpoint
     if not path:
-        best = os.path.join(out_dir, "best.pt")
+        best = [p for p in (best_path(out_dir), best_path(out_dir, sharded=True)) if os.path.exists(p)]
         ckpts = list_checkpoints(out_dir)
-        path = best if os.path.exists(best) else (ckpts[-1] if ckpts else "")
-    if checkpoint and not os.path.isfile(checkpoint):
-        raise ConfigError(f"--checkpoint={checkpoint} is not a file; pass a ckpt_*.pt or best.pt of a run")
+        path = max(best, key=os.path.getmtime) if best else (ckpts[-1] if ckpts else "")  # the newer best
+    if checkpoint and not (os.path.isfile(checkpoint) or is_sharded(checkpoint) and os.path.isdir(checkpoint)):
+        raise ConfigError(f"--checkpoint={checkpoint} is not a file; pass a ckpt_*.pt or best.pt of a run "
+                          "(or a ckpt_*.dcp directory)")
     if not path or not os.path.exists(path):
         raise ConfigError(f"no checkpoint in {out_dir!r}; train one with python train.py "
                           f"--out_dir={out_dir} or pass --checkpoint=FILE")

@@ -4,6 +4,7 @@ Train a GPT under SP, muP, depth-muP, CompleteP or Complete(d)P.
     python train.py                                   # default: small CompleteP on Shakespeare chars
     python train.py config/train_default.py --n_layer=8 --learning_rate=3e-3
     torchrun --standalone --nproc_per_node=2 train.py  # DDP (gloo on CPU, nccl on CUDA)
+    torchrun --standalone --nproc_per_node=2 train.py --parallel=fsdp  # FSDP2, sharded checkpoints
 
 Hyperparameters are the base values tuned at (base_n_embd, base_n_layer); the model scales
 them per parameter group (model.py, docs/parameterization.md). Re-running the same command in the
@@ -31,6 +32,7 @@ from configurator import ConfigError, configure
 import checkpoint as ckpt_io
 from dataloader import eval_batches, open_dataset
 from model import GPT, PARAMETERIZATIONS, GPTConfig
+from parallel import PARALLEL, full, pad_eval_batches, shard_with_optimizer
 from runs import EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all
 from util import UserError, load_codec, peak_flops, resolve_device
 
@@ -95,6 +97,7 @@ device = "auto"              # 'auto' | 'cpu' | 'cuda' | 'cuda:1' | 'mps'
 dtype = "auto"               # 'auto' (bfloat16 on CUDA, else float32) | 'float32' | 'bfloat16'
 compile: bool | None = None  # None: on for CUDA only
 seed = 1337                  # model init, data order and sampling
+parallel = "ddp"             # under torchrun: 'ddp' | 'fsdp' (FSDP2: sharded model, optimizer, checkpoints)
 # ---------------------------------------------------------------------------------------
 
 def lr_multiplier(it, total, schedule, warmup_frac, decay_frac, min_lr_frac):
@@ -292,7 +295,9 @@ def evaluate(model, evals, dev, autocast, ddp):
         tot = torch.zeros(2, device=dev, dtype=torch.float64)  # (sum of losses, count)
         for x, y in batches:
             with autocast:
-                _, loss = model(x.to(dev), y.to(dev))
+                _, loss = model(x.to(dev), None if y is None else y.to(dev))
+            if y is None:  # fsdp padding (parallel.pad_eval_batches): every forward is collective; not counted
+                continue
             tot += torch.tensor([loss.item() * x.size(0), x.size(0)], device=dev, dtype=torch.float64)
         if ddp:
             dist.all_reduce(tot)
@@ -336,6 +341,10 @@ def main():
     rank, world_size = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     check_config(config, world_size)
+    if parallel not in PARALLEL or (parallel == "fsdp" and not ddp):
+        raise ConfigError(f"parallel={parallel!r} is not one of 'ddp', 'fsdp'" if parallel not in PARALLEL else
+                          "parallel='fsdp' needs torchrun: torchrun --standalone --nproc_per_node=N train.py ...")
+    fsdp = parallel == "fsdp"
     master = rank == 0
     stop = {"signal": None}  # SIGTERM/SIGINT, once or more: stop at a step boundary, exit 4
 
@@ -369,6 +378,9 @@ def main():
     batch_duration = dict(base_batch_size=base_batch_size, base_tokens=base_tokens, m_B=m_B, m_D=m_D)
     evals = {s: eval_batches(t, eval_tokens, block_size, batch_size, rank, world_size)
              for s, t in data.eval_tokens.items()}
+    if fsdp:  # every forward is collective: each rank runs as many as rank 0, which has the most
+        evals = {s: pad_eval_batches(b, len(eval_batches(data.eval_tokens[s], eval_tokens, block_size, batch_size,
+                                                         0, world_size)), block_size) for s, b in evals.items()}
 
     # model
     model_args = dict(block_size=block_size, vocab_size=vocab, n_layer=n_layer, n_head=n_head,
@@ -385,14 +397,18 @@ def main():
     random.seed(seed)
     np.random.seed(seed)
     model = GPT(gptconf).to(dev)
-    try:  # betas pushed outside [0, 1) by beta multipliers or m_B/m_D: one line
-        optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type,
-                                               m_B=m_B, m_D=m_D)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    def make_optimizer():
+        try:  # betas pushed outside [0, 1) by beta multipliers or m_B/m_D: one line
+            return model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type,
+                                              m_B=m_B, m_D=m_D)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    optimizer = make_optimizer()
+    if fsdp:  # shard each block, then the model; the optimizer is rebuilt on the shards, its groups asserted equal
+        optimizer = shard_with_optimizer(model, optimizer, make_optimizer, device_type, ptdtype)
     iter_num, best_val, last_eval = 0, float("inf"), -1
-    if ckpts:  # resume: model, optimizer, data position, RNG, step
-        ckpt = ckpt_io.load_checkpoint(ckpts[-1])
+    if ckpts:  # resume: model, optimizer, data position, RNG, step (fsdp: each rank reads its shards)
+        ckpt = ckpt_io.load_checkpoint(ckpts[-1], tensors=not fsdp)
         iter_num, best_val, last_eval = ckpt_io.restore(ckpt, ckpts[-1], model, optimizer, loader, rank,
                                                         model_config=asdict(gptconf),
                                                         batch_duration=batch_duration)
@@ -412,7 +428,7 @@ def main():
     raw_model = model
     if use_compile:
         model = torch.compile(model)
-    if ddp:
+    if ddp and not fsdp:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device_type == "cuda" else None)
 
@@ -424,7 +440,7 @@ def main():
         print(f"model: {n_layer} layers x {n_embd} wide, {raw_model.get_num_params() / 1e6:.2f}M "
               f"non-embedding params; {total_iters} steps x {tokens_per_step:,} tokens "
               f"({grad_accum} micro-steps x {batch_size} x {world_size} procs); device {dev} {ptdtype}"
-              f"{' compiled' if use_compile else ''}")
+              f"{' compiled' if use_compile else ''}{', fsdp' if fsdp else ''}")
         print_table(raw_model.parameterization, optimizer.param_groups, m_B, m_D)
     if master and not eval_only:  # an evaluation leaves the run's records alone
         write_records(config, iter_num if ckpts else None, device_type, dev_name, total_iters=total_iters,
@@ -446,28 +462,32 @@ def main():
 
     # checkpoints and the run's outcome (final.json)
     def save(path, extra_rng):
-        ckpt_io.save(ckpt_io.build(raw_model.state_dict(), optimizer.state_dict(), asdict(gptconf), config,
-                                   raw_model.parameterization.table(), iter_num, best_val, last_eval, loader.state_dict(),
-                                   extra_rng, ckpt_meta, batch_duration), path)
+        fields = (asdict(gptconf), config, raw_model.parameterization.table(), iter_num, best_val, last_eval,
+                  loader.state_dict(), extra_rng, ckpt_meta, batch_duration)
+        if fsdp:  # every rank writes its shards (DCP)
+            ckpt_io.save_sharded(ckpt_io.build(None, None, *fields), path, raw_model, optimizer)
+        else:
+            ckpt_io.save(ckpt_io.build(raw_model.state_dict(), optimizer.state_dict(), *fields), path)
 
     # the tokenizer travels with the model, so sample.py decodes without the dataset directory
     ckpt_meta = {k: meta[k] for k in ("tokenizer", "vocab_size", "itos", "eot") if k in meta}
     saved_at = {"iter": -1}
 
     def checkpoint(best=False):
-        """Every rank's RNG state, gathered; rank 0 writes; old regular checkpoints pruned."""
+        """Every rank's RNG state, gathered; rank 0 writes (fsdp: every rank); old regular checkpoints pruned."""
         states = [None] * world_size
         if ddp:
             dist.all_gather_object(states, ckpt_io.rng_state())
         else:
             states = [ckpt_io.rng_state()]
-        if master and save_checkpoints:
+        if (master or fsdp) and save_checkpoints:
             if best:
-                save(os.path.join(out_dir, "best.pt"), states)
+                save(ckpt_io.best_path(out_dir, fsdp), states)
             elif saved_at["iter"] != iter_num:  # not twice for one step (eval, then a stop)
-                save(ckpt_io.checkpoint_path(out_dir, iter_num), states)
+                save(ckpt_io.checkpoint_path(out_dir, iter_num, fsdp), states)
                 saved_at["iter"] = iter_num
-                ckpt_io.prune(out_dir, keep_last, iter_num)
+                if master:
+                    ckpt_io.prune(out_dir, keep_last, iter_num)
 
     def finish(status, **info):
         if master:
@@ -519,14 +539,16 @@ def main():
             g["lr"] = lr_t * g["lr_mult"]  # schedules multiply; never set a group's LR absolutely
         loss_sum = torch.zeros((), device=dev)
         for micro, (x, y) in enumerate(loader.next_step()):
-            if ddp:  # sync gradients on the last micro-step only
+            if fsdp:  # reduce-scatter gradients on the last micro-step only
+                raw_model.set_requires_gradient_sync(micro == grad_accum - 1)
+            elif ddp:  # sync gradients on the last micro-step only
                 model.require_backward_grad_sync = micro == grad_accum - 1
             with autocast:
                 _, loss = model(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
                 loss = loss / grad_accum
             loss.backward()
             loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), grad_clip or float("inf"))
+        grad_norm = full(torch.nn.utils.clip_grad_norm_(raw_model.parameters(), grad_clip or float("inf")))  # global
         if not torch.isfinite(grad_norm):
             if master:
                 print(f"error: step {iter_num}: loss {loss_sum.item():.4g}, gradient norm {grad_norm.item():.4g} "
@@ -548,6 +570,9 @@ def main():
                 torch.cuda.synchronize()
             dt = time.time() - t0
             train_time += dt
+            if ddp:  # the loss of the whole global batch, not of rank 0's part
+                dist.all_reduce(loss_sum)
+                loss_sum /= world_size
             lossf = loss_sum.item()
             elapsed = time.time() - t_start
             eta = train_time / (iter_num - start_iter) * (total_iters - iter_num)  # training steps only
@@ -567,12 +592,13 @@ def main():
     # the end: outcome, a sample, resources released
     if iter_num >= total_iters and not eval_only:
         finish("done", train_loss=losses.get("train"), val_loss=losses.get("val"))
-        if master and sample_tokens > 0:
+        if (master or fsdp) and sample_tokens > 0:  # fsdp: every rank takes part in each forward
             encode, decode = load_codec(meta)
             torch.manual_seed(seed)
             start = torch.tensor([encode("\n")], dtype=torch.long, device=dev)
             out = raw_model.generate(start, sample_tokens, temperature=0.8, top_k=200)
-            print("sample:\n" + decode(out[0].tolist()))
+            if master:
+                print("sample:\n" + decode(out[0].tolist()))
     if log_file:
         log_file.close()
     if run is not None:
