@@ -252,11 +252,12 @@ def make_sampler(args, space):
                                   expand=args.expand, min_radius=args.min_radius,
                                   distribution=args.distribution, seed=args.seed)
     if args.sampler == "cmaes":
-        try:
-            import cmaes  # noqa: F401  Optuna's CmaEsSampler needs it
-        except ImportError:
-            raise UserError("--sampler cmaes needs the cmaes package (pip install -r requirements.txt)") from None
-        return optuna.samplers.CmaEsSampler(x0={n: 0.0 for n in space}, sigma0=args.radius, seed=args.seed,
+        if importlib.util.find_spec("cmaes") is None:  # Optuna's CmaEsSampler needs it
+            raise UserError("--sampler cmaes needs the cmaes package (pip install -r requirements.txt)")
+        # Optuna's CMA-ES works on the box mapped to [0, 1] per dimension and reads sigma0 there:
+        # the radius (log2 units) over the narrowest dimension's width
+        width = min(hi - lo for lo, hi in space.values())
+        return optuna.samplers.CmaEsSampler(x0={n: 0.0 for n in space}, sigma0=args.radius / width, seed=args.seed,
                                             warn_independent_sampling=False)
     return optuna.samplers.RandomSampler(seed=args.seed)
 
@@ -343,18 +344,21 @@ def open_study(args, space, sampler):
     storage = make_storage(args)
     study = optuna.create_study(storage=storage, study_name=args.name, sampler=sampler,
                                 direction="minimize", load_if_exists=True)
-    ident = identity(args, space)
-    old = study.user_attrs.get("search")
-    if old is None:
-        study.set_user_attr("search", ident)
+    if study.user_attrs.get("search") is None:
+        study.set_user_attr("search", identity(args, space))
         study.set_user_attr("note", "params are log2 multipliers: module_hparams[type][hp] = 2**value")
         if not study.get_trials(deepcopy=False):
             study.enqueue_trial({n: 0.0 for n in space}, user_attrs={"start_point": True})
-    elif old != ident:
+    check_identity(study, args, space)
+    return study
+
+
+def check_identity(study, args, space):
+    old, ident = study.user_attrs.get("search"), identity(args, space)
+    if old is not None and old != ident:
         diff = next(k for k in ident if old.get(k) != ident[k])
         raise UserError(f"{args.out_root} holds search {args.name!r} with {diff}={old.get(diff)!r}, this command "
                         f"has {ident[diff]!r}; run the same command to continue it, or give another --out_root")
-    return study
 
 
 def counted(t):
@@ -790,9 +794,12 @@ def dry_run(args, space, sampler):
     existing = []
     if storage_exists(args):
         try:
-            existing = optuna.load_study(study_name=args.name, storage=make_storage(args)).get_trials()
-        except KeyError:
-            existing = []
+            stored = optuna.load_study(study_name=args.name, storage=make_storage(args))
+        except KeyError:  # the storage holds other studies only
+            stored = None
+        if stored is not None:
+            check_identity(stored, args, space)  # what would stop the search stops its dry run
+            existing = stored.get_trials()
     plan(args, space, sampler, existing)
     mem = optuna.create_study(sampler=sampler, direction="minimize")
     for t in existing:

@@ -119,6 +119,19 @@ def test_trust_region_respects_the_box_and_is_seeded():
     assert draws(0, k=5) == draws(0, k=5) and draws(0, k=5) != draws(1, k=5)
 
 
+def test_cmaes_starts_at_the_start_point_with_the_radius_as_its_spread(proxy):
+    """Optuna's CMA-ES reads sigma0 in the box mapped to [0, 1]: the search converts the radius
+    (log2 units), so the first generation spreads about one radius around the start point."""
+    args = _args(proxy, "--sampler", "cmaes", "--radius", "0.5", "--space", "lr")
+    space = search.build_space(args.space, args.config, args.bound)
+    study = optuna.create_study(sampler=search.make_sampler(args, space))
+    study.enqueue_trial({n: 0.0 for n in space})
+    study.tell(study.ask(search.distributions(space)), 1.0)
+    xs = [x for _ in range(6) for x in study.ask(search.distributions(space)).params.values()]
+    spread = math.sqrt(sum(x * x for x in xs) / len(xs))  # around the start point 0
+    assert 0.3 < spread < 0.8, spread  # ~0.5; sigma0 taken as log2 units would give ~3 (the box)
+
+
 # --- real trials: restart continues the storage ---
 
 def _search(proxy, out_root, *extra):
