@@ -809,7 +809,7 @@ def dry_run(args, space, sampler):
             mem.enqueue_trial(t.params)
     if not existing:
         mem.enqueue_trial({n: 0.0 for n in space})
-    print(f"next {args.show} points (multipliers 2^x; no trial is told, so a trust region stays where it is):")
+    print(f"next {args.show} points (multipliers 2^x; as if none of them had finished yet):")
     for _ in range(args.show):
         t = mem.ask(distributions(space))
         print(f"  trial {t.number}: " + " ".join(f"{n}={fmt_mult(t.params[n])}" for n in space))
