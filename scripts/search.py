@@ -538,6 +538,7 @@ def run(study, args, space, sampler):
         for s, h in old.items():
             signal.signal(s, h)
     write_outputs(study, args, space, plot=True)
+    summary(study, args)
     if stop["signal"] is not None:
         print("search stopped; run the same command again to continue it", flush=True)
         return EXIT_STOPPED
@@ -549,6 +550,19 @@ def run(study, args, space, sampler):
 
 
 # --- outputs ---
+
+def summary(study, args):
+    done = evaluated(study.get_trials(deepcopy=False))
+    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    if not complete:
+        print(f"{len(done)} trials evaluated, none completed: no searched_modules.py (see {args.out_root}/trials.md)")
+        return
+    best = min(complete, key=lambda t: (t.value, t.number))
+    start = next((t for t in complete if t.user_attrs.get("start_point")), None)
+    print(f"best of {len(done)}: trial {best.number}, val_loss {best.value:.4f}"
+          + (f" (start point {start.value:.4f})" if start else "")
+          + f" -> {os.path.join(args.out_root, 'searched_modules.py')}, trials.md, progress.png", flush=True)
+
 
 def fmt_mult(x):
     return f"{2.0 ** x:.3g}"

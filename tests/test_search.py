@@ -237,6 +237,19 @@ def test_written_config_loads_in_train_and_reproduces_the_best_trial(fake_search
     assert config["learning_rate"] == 0.01 and config["parameterization"] == "completedp"
 
 
+def test_a_real_diverging_run_is_a_failed_trial(proxy, tmp_path, capsys):
+    """train.py itself diverging (exit 3, final.json 'diverged'): FAIL, no config written."""
+    out = tmp_path / "s"
+    assert search.main([proxy, "--out_root", str(out), "--trials", "1", "--learning_rate", "1e30",
+                        "--space", "lr:embedding"]) == 0
+    (t,) = optuna.load_study(study_name="proxy", storage=search.make_storage(
+        _args(proxy, "--out_root", str(out), "--learning_rate", "1e30", "--space", "lr:embedding"))).get_trials()
+    assert t.state == TrialState.FAIL and t.user_attrs["status"] == "diverged"
+    with open(os.path.join(t.user_attrs["out_dir"], "final.json")) as f:
+        assert json.load(f)["status"] == "diverged"
+    assert not (out / "searched_modules.py").exists() and "none completed" in capsys.readouterr().out
+
+
 def test_a_lost_trial_is_queued_again(proxy, tmp_path):
     """A search killed mid-trial leaves a RUNNING trial: the next start marks it lost and runs
     the same point again, in the same out_dir."""
