@@ -1,0 +1,852 @@
+"""
+Search per-module hyperparameter multipliers (`module_hparams`) on a small proxy, starting from
+the best global hyperparameters, and write the best set as a config file that train.py takes
+on top of a larger model's config (Complete(d)P's per-module transfer, arXiv 2512.22382).
+
+    python scripts/search.py config/search_proxy.py --from_sweep runs/depth_lr/results.csv --dry_run
+    python scripts/search.py config/search_proxy.py --learning_rate=2**-7 --trials 40
+    python scripts/search.py config/search_proxy.py --trials 40 --jobs 2 --threads 2
+    python scripts/search.py config/search_proxy.py --space lr,init_std:embedding,residual --sampler cmaes
+    python train.py config/<target>.py runs/search/search_proxy/searched_modules.py   # the transfer
+
+What is searched (--space): a comma list of items; `lr`, `wd`, `init_std`, `eps`, `beta1`,
+`beta2` (that multiplier for every module type it applies to), `lr:attn_qkv` (one module type),
+`residual` (both branch multipliers) or `residual:attn`. Each is a log2-multiplier in
+[-bound, bound] (multiplier 2^x, x = 0 at the start point). Default: `lr,residual`.
+
+The method (--sampler trust_region, the default): a local trust-region random search in log
+space around the best point so far, as the paper proposes for the jagged per-module landscape.
+The first trial is the start point (every multiplier 1). Each further trial draws every
+log2-multiplier uniformly (or --distribution gaussian, truncated) within --radius of the
+incumbent, inside the box; the centre moves only to a trial that improves on the best loss; after
+--patience finished trials in a row without improvement the radius shrinks by --shrink (down to
+--min_radius); an improvement multiplies it by --expand (1: never grows). `--sampler cmaes`
+(Optuna's CmaEsSampler, x0 the start point, sigma0 the radius) and `--sampler random` (uniform in
+the box) are the alternatives.
+
+Bookkeeping is Optuna's (ask/tell) in a journal file, <out_root>/journal.log (or --storage
+sqlite:///FILE.db): stop the search at any point (Ctrl-C, SIGTERM) and the same command
+continues it; several processes (--jobs N here, or the same command on other machines sharing
+out_root) run one study together; `optuna-dashboard <out_root>/journal.log` shows it. Each trial
+is a train.py run in <out_root>/trials/tNNNN. Its value is final.json's val_loss; a diverged run
+(exit 3) or a failed one is told to Optuna as TrialState.FAIL (no penalty value) with its status
+and error as user attributes, and the search goes on; a run stopped by a signal, or orphaned by
+a killed search, is marked FAIL 'stopped'/'lost' and queued again with the same parameters (and
+out_dir). --trials counts the evaluated trials (complete or failed) in the storage.
+
+Writes, after every trial: <out_root>/searched_modules.py (the best set), <out_root>/trials.md
+(a table of the trials) and, at the end, <out_root>/progress.png (best loss against trials).
+
+Exit codes: 0 the budget is spent; 1 stopped after 3 trials in a row errored (not diverged: a
+broken command or environment); 2 a bad argument (one line); 4 stopped by SIGTERM/SIGINT
+(resumable: run the same command again).
+"""
+import argparse
+import ast
+import csv
+import difflib
+import fcntl
+import importlib.util
+import json
+import math
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from configurator import parse  # noqa: E402
+from runs import EXIT_DIVERGED, EXIT_STOPPED, lock_owner, pid_alive  # noqa: E402
+from util import UserError, run_cli  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(REPO, "scripts", "sweep.py"))
+sweep = importlib.util.module_from_spec(_spec)  # its train.py defaults, final.json reader, child handling
+_spec.loader.exec_module(sweep)
+
+try:
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
+except ImportError:  # reported as one line by main()
+    optuna = None
+
+SAMPLERS = ("trust_region", "cmaes", "random")
+NOT_EVALUATED = ("stopped", "lost")  # FAIL trials that never produced a result: queued again
+SEARCH_SETS = ("learning_rate", "init_std", "module_hparams", "out_dir")  # per trial, not --set
+MAX_ERRORS_IN_A_ROW = 3
+LN_TYPES = ("block_norm", "final_norm")  # no init_std and no wd multiplier (model.py refuses them)
+
+
+def model_constants():
+    """MODULE_TYPES, MODULE_HPARAMS and RESIDUAL_BRANCHES of model.py, read without importing torch."""
+    path = os.path.join(REPO, "model.py")
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    wanted = ("MODULE_TYPES", "MODULE_HPARAMS", "RESIDUAL_BRANCHES")
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and getattr(node.targets[0], "id", None) in wanted:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out["MODULE_TYPES"], out["MODULE_HPARAMS"], out["RESIDUAL_BRANCHES"]
+
+
+MODULE_TYPES, MODULE_HPARAMS, RESIDUAL_BRANCHES = model_constants()
+
+
+# --- the search space: log2-multipliers named "<module type>.<hp>" or "residual.<branch>" ---
+
+def _unknown(kind, name, choices):
+    hint = difflib.get_close_matches(name, choices, n=1)
+    return UserError(f"--space: unknown {kind} {name!r}" + (f"; did you mean {hint[0]!r}?" if hint
+                                                           else f"; use one of {', '.join(choices)}"))
+
+
+def build_space(spec, config, bound):
+    """{name: (low, high)} in log2 units, in the order the spec names them."""
+    items = [s.strip() for s in spec.split(",")]
+    if not spec.strip() or not all(items):
+        raise UserError(f"--space {spec!r} has an empty item; give a comma list like lr,residual")
+    types = [t for t in MODULE_TYPES if t != "unembedding" or not config["tie_embeddings"]]
+    names = []
+    for item in items:
+        what, colon, only = item.partition(":")
+        if what == "residual":
+            if only and only not in RESIDUAL_BRANCHES:
+                raise _unknown("residual branch", only, RESIDUAL_BRANCHES)
+            names += [f"residual.{b}" for b in ([only] if colon else RESIDUAL_BRANCHES)]
+            continue
+        if what not in MODULE_HPARAMS:
+            raise _unknown("item", what, MODULE_HPARAMS + ("residual",))
+        if colon:
+            if only not in MODULE_TYPES:
+                raise _unknown("module type", only, MODULE_TYPES)
+            if only == "unembedding" and config["tie_embeddings"]:
+                raise UserError(f"--space {item}: the proxy ties its embeddings (no unembedding module); "
+                                "set tie_embeddings = False in the proxy config or drop the item")
+            if only in LN_TYPES and what in ("init_std", "wd"):
+                raise UserError(f"--space {item}: LayerNorms have no {what} multiplier (they start at 1/0, without "
+                                "weight decay)")
+            names.append(f"{only}.{what}")
+        else:
+            names += [f"{t}.{what}" for t in types if not (t in LN_TYPES and what in ("init_std", "wd"))]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise UserError(f"--space {spec!r} names {', '.join(dup)} twice; give each once")
+    space = {}
+    for n in names:
+        hp = n.split(".")[1]
+        high = bound
+        if hp in ("beta1", "beta2"):  # the multiplier scales 1 - beta: keep beta >= 0.001
+            one_minus = 1.0 - config[hp]
+            if one_minus >= 0.999:
+                raise UserError(f"--space {hp}: the proxy's {hp}={config[hp]} leaves no room to search 1 - {hp}")
+            high = min(bound, math.log2(0.999 / one_minus))
+        space[n] = (-bound, high)
+    return space
+
+
+def module_hparams(params):
+    """The train.py setting for a point: {type: {hp: 2**x}}, sorted, floats exact."""
+    out = {}
+    for name in sorted(params):
+        mtype, hp = name.split(".")
+        out.setdefault(mtype, {})[hp] = 2.0 ** float(params[name])
+    return out
+
+
+def distributions(space):
+    return {n: FloatDistribution(lo, hi) for n, (lo, hi) in space.items()}
+
+
+# --- the trust-region sampler (arXiv 2512.22382: local random search around the incumbent) ---
+
+class TrustRegion:
+    """The sampler's state, replayed from the finished trials: centre (log2 point), radius,
+    best value and trial, and the non-improving trials since the last change."""
+
+    def __init__(self, centre, radius):
+        self.centre, self.radius = dict(centre), radius
+        self.best_value, self.best_trial, self.misses = math.inf, None, 0
+
+    def __repr__(self):
+        return f"TrustRegion(radius={self.radius:.4g}, best={self.best_value:.6g} @ {self.best_trial})"
+
+
+class TrustRegionSampler(optuna.samplers.BaseSampler if optuna else object):
+    """Local trust-region random search in log space (Mlodozeniec et al., arXiv 2512.22382,
+    per-module search). Every parameter is a log2-multiplier; a trial draws each one uniformly
+    (or from a Gaussian of std radius/2, truncated) within `radius` of the incumbent's value and
+    inside its bounds, so the region is a box of half-width `radius` around the best point.
+    The state is not kept in memory: it is replayed from the study's finished trials in the order
+    they finished, so every process sharing a storage, and a restarted search, sees the same one:
+      - a complete trial with a lower value than the best so far becomes the centre (only then
+        does the centre move), and the radius is multiplied by `expand` (capped at `max_radius`);
+      - any other finished trial (worse, or failed: a diverged run counts as a miss) is a miss;
+        after `patience` misses in a row the radius is multiplied by `shrink` (floored at
+        `min_radius`) and the count restarts.
+    Trials never evaluated (user attribute status 'stopped' or 'lost') are skipped. Draws are
+    seeded by (seed, trial number): independent of which process asks, reproducible."""
+
+    def __init__(self, space, radius=1.0, patience=4, shrink=0.5, expand=1.0, min_radius=1 / 16,
+                 max_radius=None, distribution="uniform", seed=0, centre=None):
+        self.space = distributions(space) if isinstance(next(iter(space.values()), None), tuple) else dict(space)
+        self.radius0, self.patience, self.shrink, self.expand = radius, patience, shrink, expand
+        self.min_radius = min_radius
+        self.max_radius = max_radius if max_radius is not None else max(
+            [d.high - d.low for d in self.space.values()] + [radius])
+        self.distribution, self.seed = distribution, seed
+        self.centre0 = dict(centre) if centre else {n: 0.0 for n in self.space}
+
+    def state(self, study):
+        tr = TrustRegion(self.centre0, self.radius0)
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+                if t.user_attrs.get("status") not in NOT_EVALUATED]
+        done.sort(key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+        for t in done:
+            if t.state == TrialState.COMPLETE and t.value < tr.best_value:
+                tr.best_value, tr.best_trial = t.value, t.number
+                tr.centre = {n: t.params.get(n, self.centre0[n]) for n in self.space}
+                tr.radius, tr.misses = min(tr.radius * self.expand, self.max_radius), 0
+            else:
+                tr.misses += 1
+                if tr.misses >= self.patience:
+                    tr.radius, tr.misses = max(tr.radius * self.shrink, self.min_radius), 0
+        return tr
+
+    def infer_relative_search_space(self, study, trial):
+        return dict(self.space)
+
+    def sample_relative(self, study, trial, search_space):
+        if not search_space:
+            return {}
+        tr = self.state(study)
+        rng = np.random.default_rng([self.seed, trial.number])
+        return {n: self._draw(rng, tr.centre.get(n, 0.0), tr.radius, d) for n, d in search_space.items()}
+
+    def _draw(self, rng, centre, radius, dist):
+        lo, hi = max(dist.low, centre - radius), min(dist.high, centre + radius)
+        if self.distribution == "gaussian":
+            for _ in range(100):  # truncated to the region by rejection (95% of the mass is inside)
+                x = centre + rng.normal(0.0, radius / 2)
+                if lo <= x <= hi:
+                    return float(x)
+            return float(min(max(x, lo), hi))
+        return float(rng.uniform(lo, hi))
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        # only for a parameter outside `space` (none when trials are asked with it): the box
+        rng = np.random.default_rng([self.seed, trial.number, len(param_name)])
+        return float(rng.uniform(param_distribution.low, param_distribution.high))
+
+
+def make_sampler(args, space):
+    if args.sampler == "trust_region":
+        return TrustRegionSampler(space, radius=args.radius, patience=args.patience, shrink=args.shrink,
+                                  expand=args.expand, min_radius=args.min_radius,
+                                  distribution=args.distribution, seed=args.seed)
+    if args.sampler == "cmaes":
+        if importlib.util.find_spec("cmaes") is None:  # Optuna's CmaEsSampler needs it
+            raise UserError("--sampler cmaes needs the cmaes package (pip install -r requirements.txt)")
+        # Optuna's CMA-ES works on the box mapped to [0, 1] per dimension and reads sigma0 there:
+        # the radius (log2 units) over the narrowest dimension's width
+        width = min(hi - lo for lo, hi in space.values())
+        return optuna.samplers.CmaEsSampler(x0={n: 0.0 for n in space}, sigma0=args.radius / width, seed=args.seed,
+                                            warn_independent_sampling=False)
+    return optuna.samplers.RandomSampler(seed=args.seed)
+
+
+# --- the start point: the best global hyperparameters ---
+
+def from_sweep(path, config):
+    """(learning_rate, init_std or None, note) of the best (lowest mean val_loss over seeds) done
+    setting of a sweep's results CSV, among its rows at the proxy's parameterization and shape."""
+    if not os.path.isfile(path):
+        raise UserError(f"--from_sweep {path} " + ("is a directory, not a file" if os.path.isdir(path)
+                                                    else "does not exist") + "; give a sweep's results.csv")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"--from_sweep {path} cannot be read as UTF-8 CSV ({e}); give a sweep's results.csv") from None
+    need = ("status", "learning_rate", "val_loss")
+    if not rows or any(k not in rows[0] for k in need):
+        raise UserError(f"--from_sweep {path} has no rows with columns {', '.join(need)}; give a sweep's results.csv")
+    shape = dict(parameterization=config["parameterization"], n_layer=str(config["n_layer"]),
+                 n_embd=str(config["n_embd"]))
+    groups = {}
+    for r in rows:
+        if r["status"] != "done" or any(k in r and r[k] != v for k, v in shape.items()):
+            continue
+        try:
+            key = (float(r["learning_rate"]), float(r["init_std"]) if r.get("init_std") else None)
+            groups.setdefault(key, []).append(float(r["val_loss"]))
+        except ValueError:
+            raise UserError(f"--from_sweep {path}: a row has a learning_rate, init_std or val_loss that is "
+                            f"not a number: {r}") from None
+    finite = {k: sum(v) / len(v) for k, v in groups.items() if all(map(math.isfinite, v))}
+    if not finite:
+        raise UserError(f"--from_sweep {path} has no done row at the proxy's {shape['parameterization']} "
+                        f"{shape['n_layer']} x {shape['n_embd']}; give --learning_rate instead")
+    (lr, std), loss = min(finite.items(), key=lambda kv: (kv[1], kv[0][0]))
+    varies = len({k[1] for k in groups}) > 1
+    n = len(groups[(lr, std)])
+    return lr, std if varies else None, f"best of {path}: mean val_loss {loss:.4f} over {n} run(s)"
+
+
+# --- storage and study ---
+
+class FileLock:
+    """flock on <out_root>/search.lock: one process at a time creates the study, counts the
+    budget and claims a trial."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.f = open(self.path, "a")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def make_storage(args):
+    if args.storage and "://" in args.storage:
+        return optuna.storages.RDBStorage(args.storage)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    return JournalStorage(JournalFileBackend(args.storage or os.path.join(args.out_root, "journal.log")))
+
+
+def storage_exists(args):
+    if args.storage and "://" in args.storage:
+        m = re.match(r"sqlite:///(.*)", args.storage)
+        return bool(m) and os.path.isfile(m.group(1))
+    return os.path.isfile(args.storage or os.path.join(args.out_root, "journal.log"))
+
+
+def identity(args, space):
+    """What makes two commands the same search: they must agree to share a storage."""
+    return dict(configs=args.configs, set=args.set_items, learning_rate=args.lr0, init_std=args.std0,
+                space=",".join(space), bound=args.bound)
+
+
+def open_study(args, space, sampler):
+    """Create or load the study; a new one gets the start point queued as its first trial."""
+    storage = make_storage(args)
+    study = optuna.create_study(storage=storage, study_name=args.name, sampler=sampler,
+                                direction="minimize", load_if_exists=True)
+    if study.user_attrs.get("search") is None:
+        study.set_user_attr("search", identity(args, space))
+        study.set_user_attr("note", "params are log2 multipliers: module_hparams[type][hp] = 2**value")
+        if not study.get_trials(deepcopy=False):
+            study.enqueue_trial({n: 0.0 for n in space}, user_attrs={"start_point": True})
+    check_identity(study, args, space)
+    return study
+
+
+def check_identity(study, args, space):
+    old, ident = study.user_attrs.get("search"), identity(args, space)
+    if old is not None and old != ident:
+        diff = next(k for k in ident if old.get(k) != ident[k])
+        raise UserError(f"{args.out_root} holds search {args.name!r} with {diff}={old.get(diff)!r}, this command "
+                        f"has {ident[diff]!r}; run the same command to continue it, or give another --out_root")
+
+
+def counted(t):
+    """A trial that uses the budget: evaluated (complete, or failed for a reason of its own) or
+    in flight."""
+    if t.state == TrialState.COMPLETE or t.state == TrialState.RUNNING:
+        return True
+    return t.state == TrialState.FAIL and t.user_attrs.get("status") not in NOT_EVALUATED
+
+
+def evaluated(trials):
+    return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)
+            and t.user_attrs.get("status") not in NOT_EVALUATED]
+
+
+def fail_and_requeue(study, t, status):
+    """A trial that never finished: FAIL with `status`, and its parameters (and out_dir) queued
+    again so the next claim runs it (a checkpointing run resumes there)."""
+    optuna.trial.Trial(study, t._trial_id).set_user_attr("status", status)
+    study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+    attrs = {k: v for k, v in t.user_attrs.items() if k in ("out_dir", "start_point")}
+    study.enqueue_trial(dict(t.params), user_attrs=dict(attrs, rerun_of=t.number))
+
+
+def reap_lost(study):
+    """RUNNING trials of this host whose search process is gone (killed) and whose out_dir no
+    live train.py owns: lost, queued again."""
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        a = t.user_attrs
+        if a.get("host") == host and not pid_alive(a.get("pid", -1)) and not lock_owner(a.get("out_dir", "")):
+            fail_and_requeue(study, t, "lost")
+
+
+def claim(study, args, space):
+    """Under the file lock: the next trial (asked with the space), or None when the budget is
+    spent (trials in flight elsewhere count)."""
+    with FileLock(os.path.join(args.out_root, "search.lock")):
+        if sum(counted(t) for t in study.get_trials(deepcopy=False)) >= args.trials:
+            return None
+        trial = study.ask(distributions(space))
+        out_dir = trial.user_attrs.get("out_dir") or os.path.join(args.out_root, "trials", f"t{trial.number:04d}")
+        for k, v in dict(out_dir=out_dir, host=socket.gethostname(), pid=os.getpid()).items():
+            trial.set_user_attr(k, v)
+        return trial
+
+
+# --- running trials ---
+
+def train_command(args, params, out_dir):
+    """The train.py command of a point: the proxy config(s), --set, the start point's global
+    values and the point's module_hparams."""
+    cmd = [sys.executable, os.path.join(REPO, "train.py"), *args.configs]
+    cmd += [f"--{k}={v!r}" for k, v in args.set_values.items()]
+    cmd += [f"--learning_rate={args.lr0!r}"] + ([f"--init_std={args.std0!r}"] if args.std0 is not None else [])
+    return cmd + [f"--module_hparams={json.dumps(module_hparams(params))}", f"--out_dir={out_dir}"]
+
+
+def launch(trial, args):
+    out_dir = trial.user_attrs["out_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    job = dict(trial=trial, out_dir=out_dir, t0=time.time(), proc=None, log=None)
+    final = sweep.read_final(out_dir) or {}
+    if final.get("status") in ("done", "diverged"):  # ran before the search was killed: record it
+        job["rc"] = 0 if final["status"] == "done" else EXIT_DIVERGED
+        return job
+    if not any(re.fullmatch(r"ckpt_\d{7}\.pt", n) for n in os.listdir(out_dir)):  # from scratch: clean logs
+        for n in ("metrics.jsonl", "final.json"):
+            if os.path.exists(os.path.join(out_dir, n)):
+                os.remove(os.path.join(out_dir, n))
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads_per_job), MKL_NUM_THREADS=str(args.threads_per_job))
+    job["log"] = open(os.path.join(out_dir, "train.log"), "a")
+    job["proc"] = subprocess.Popen(train_command(args, trial.params, out_dir), stdout=job["log"],
+                                   stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                   preexec_fn=sweep._die_with_parent)
+    return job
+
+
+def returncode(job):
+    return job["rc"] if job["proc"] is None else job["proc"].poll()
+
+
+def record(study, job, stopping):
+    """Tell Optuna how a finished child ended. Returns (status, value): done with the final
+    val_loss; diverged, stopped or error with None."""
+    if job["log"]:
+        job["log"].close()
+    trial, rc = job["trial"], returncode(job)
+    final = sweep.read_final(job["out_dir"]) or {}
+    wall = round(time.time() - job["t0"], 1)
+    trial.set_user_attr("wall_s", wall)
+    val = final.get("val_loss")
+    if rc == 0 and final.get("status") == "done" and isinstance(val, (int, float)) and math.isfinite(val):
+        trial.set_user_attr("status", "done")
+        for k in ("train_loss", "iter"):
+            if final.get(k) is not None:
+                trial.set_user_attr(k, final[k])
+        study.tell(trial, float(val))
+        return "done", float(val)
+    if rc == EXIT_DIVERGED and final.get("status") == "diverged":
+        trial.set_user_attr("status", "diverged")
+        trial.set_user_attr("error", f"diverged at step {final.get('iter')}")
+        study.tell(trial, state=TrialState.FAIL)
+        return "diverged", None
+    if rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT) or (stopping and rc != 0):
+        fail_and_requeue(study, trial, "stopped")
+        return "stopped", None
+    tail = ""
+    try:
+        with open(os.path.join(job["out_dir"], "train.log")) as f:
+            tail = (f.read().strip().splitlines() or [""])[-1]
+    except OSError:
+        pass
+    trial.set_user_attr("status", "error")
+    trial.set_user_attr("error", f"exit {rc}: {tail}"[:500])
+    study.tell(trial, state=TrialState.FAIL)
+    return "error", None
+
+
+def hms(seconds):
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def progress(study, job, status, value, args, sampler, running):
+    trials = study.get_trials(deepcopy=False)
+    done = evaluated(trials)
+    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    best = min(complete, key=lambda t: t.value) if complete else None
+    walls = [t.user_attrs["wall_s"] for t in done if "wall_s" in t.user_attrs]
+    left = max(0, args.trials - len(done) - running)
+    slots = max(1, min(args.jobs, left + running))
+    eta = (sum(walls) / len(walls)) * (left + running) / slots if walls else 0.0
+    t = job["trial"]
+    what = f"val {value:.4f}" if status == "done" else status
+    extra = f"  radius {sampler.state(study).radius:.3g}" if isinstance(sampler, TrustRegionSampler) else ""
+    bests = f"best {best.value:.4f} (trial {best.number})" if best else "best -"
+    print(f"{len(done):4d}/{args.trials}  trial {t.number:<4d} {what:<14s} {bests}{extra}  "
+          f"{round(time.time() - job['t0'], 1):6.1f}s  ETA {hms(eta)}", flush=True)
+
+
+def run(study, args, space, sampler):
+    running, stop = [], {"signal": None}
+    errors_in_a_row = 0
+
+    def on_signal(signum, frame):
+        stop["signal"] = signum
+        for j in running:  # train.py stops at a step boundary (saving, if it checkpoints)
+            if j["proc"] is not None and j["proc"].poll() is None:
+                j["proc"].send_signal(signal.SIGTERM)
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while True:
+            while len(running) < args.jobs and stop["signal"] is None and errors_in_a_row < MAX_ERRORS_IN_A_ROW:
+                trial = claim(study, args, space)
+                if trial is None:
+                    break
+                running.append(launch(trial, args))
+            if not running:
+                break
+            time.sleep(0.1)
+            for j in [j for j in running if returncode(j) is not None]:
+                running.remove(j)
+                status, value = record(study, j, stop["signal"] is not None)
+                errors_in_a_row = errors_in_a_row + 1 if status == "error" else 0
+                if status != "stopped":
+                    progress(study, j, status, value, args, sampler, len(running))
+                    write_outputs(study, args, space, plot=False)
+    finally:  # an error, a signal or the end: no child outlives the search, none left RUNNING
+        sweep.stop_children([j for j in running if j["proc"] is not None])
+        for j in running:
+            try:
+                record(study, j, True)
+            except Exception as e:  # noqa: BLE001  the storage itself failed: nothing more to do
+                print(f"could not record trial {j['trial'].number}: {e}", file=sys.stderr)
+        for s, h in old.items():
+            signal.signal(s, h)
+    write_outputs(study, args, space, plot=True)
+    summary(study, args)
+    if stop["signal"] is not None:
+        print("search stopped; run the same command again to continue it", flush=True)
+        return EXIT_STOPPED
+    if errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+        print(f"{errors_in_a_row} trials in a row failed with an error (not a divergence); not starting more "
+              "(see their train.log; fix the cause, then re-run)", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+# --- outputs ---
+
+def summary(study, args):
+    done = evaluated(study.get_trials(deepcopy=False))
+    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    if not complete:
+        print(f"{len(done)} trials evaluated, none completed: no searched_modules.py (see {args.out_root}/trials.md)")
+        return
+    best = min(complete, key=lambda t: (t.value, t.number))
+    start = next((t for t in complete if t.user_attrs.get("start_point")), None)
+    print(f"best of {len(done)}: trial {best.number}, val_loss {best.value:.4f}"
+          + (f" (start point {start.value:.4f})" if start else "")
+          + f" -> {os.path.join(args.out_root, 'searched_modules.py')}, trials.md, progress.png", flush=True)
+
+
+def fmt_mult(x):
+    return f"{2.0 ** x:.3g}"
+
+
+def write_outputs(study, args, space, plot):
+    trials = sorted(evaluated(study.get_trials(deepcopy=False)), key=lambda t: t.number)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = min(complete, key=lambda t: (t.value, t.number)) if complete else None
+    start = next((t for t in complete if t.user_attrs.get("start_point")), None)
+    if best:
+        write_config(args, best, start, len(trials))
+    write_table(args, trials, best, start, space)
+    if plot and trials:
+        write_plot(args, trials)
+
+
+def write_config(args, best, start, n):
+    c = args.config
+    steps = math.ceil(c["max_tokens"] / (c["global_batch_size"] * c["block_size"])) if c["max_tokens"] > 0 \
+        else c["max_iters"]
+    rel = os.path.relpath(args.out_root, REPO) if args.out_root.startswith(REPO) else args.out_root
+    lines = ["# Per-module hyperparameters found by scripts/search.py (arXiv 2512.22382's per-module search).",
+             f"# Search {args.name!r} in {rel}: best of {n} trials is trial {best.number}, val_loss {best.value:.6g}"
+             + (f" (start point, trial {start.number}: {start.value:.6g})." if start else "."),
+             f"# Proxy: {' '.join(os.path.relpath(p, REPO) if p.startswith(REPO) else p for p in args.configs)}"
+             f" ({c['n_layer']} x {c['n_embd']}, {c['parameterization']}).",
+             f"# Transfer: python train.py config/<target>.py {os.path.join(rel, 'searched_modules.py')}",
+             "# Every value is a base value at the proxy's base shape (and, for completedp, its batch and",
+             "# duration), so the settings below name that base; the target sets its own n_layer, n_embd,",
+             "# n_head, batch size and run length.",
+             f"parameterization = {c['parameterization']!r}",
+             f"tie_embeddings = {c['tie_embeddings']!r}",
+             f"base_n_layer = {c['base_n_layer']!r}",
+             f"base_n_embd = {c['base_n_embd']!r}"]
+    if c["depth_alpha"] is not None:
+        lines.append(f"depth_alpha = {c['depth_alpha']!r}")
+    if c["parameterization"] == "completedp":
+        lines.append(f"base_batch_size = {c['base_batch_size'] or c['global_batch_size']!r}")
+        lines.append(f"base_tokens = {c['base_tokens'] or steps * c['global_batch_size'] * c['block_size']!r}")
+    lines.append(f"learning_rate = {args.lr0!r}")
+    lines.append(f"init_std = {args.std0 if args.std0 is not None else c['init_std']!r}")
+    for k in ("weight_decay", "beta1", "beta2", "eps", "input_mult", "output_mult"):
+        lines.append(f"{k} = {c[k]!r}")
+    lines.append(f"module_hparams = {module_hparams(best.params)!r}")
+    _write(os.path.join(args.out_root, "searched_modules.py"), "\n".join(lines) + "\n")
+
+
+def write_table(args, trials, best, start, space):
+    names = list(space)
+    lines = [f"# Search {args.name!r}: {len(trials)} trials evaluated of {args.trials}", "",
+             f"Proxy: `{' '.join(os.path.relpath(p, REPO) if p.startswith(REPO) else p for p in args.configs)}`; "
+             f"start point learning_rate {args.lr0:g}"
+             + (f", init_std {args.std0:g}" if args.std0 is not None else "")
+             + f"; sampler {args.sampler}; seed {args.seed}. Multipliers are 2^x of the searched log2 values.", ""]
+    if best:
+        lines.append(f"Best: trial {best.number}, val_loss {best.value:.4f}"
+                     + (f" (start point {start.value:.4f}, {best.value - start.value:+.4f})" if start else "") + ".")
+        lines.append("")
+    lines.append("| trial | status | val_loss | best so far | " + " | ".join(names) + " | wall_s |")
+    lines.append("|---" * (len(names) + 5) + "|")
+    so_far = math.inf
+    for t in trials:
+        if t.state == TrialState.COMPLETE:
+            so_far = min(so_far, t.value)
+        val = f"{t.value:.4f}" if t.state == TrialState.COMPLETE else "-"
+        mults = " | ".join(fmt_mult(t.params[n]) if n in t.params else "-" for n in names)
+        best_text = f"{so_far:.4f}" if math.isfinite(so_far) else "-"
+        lines.append(f"| {t.number} | {t.user_attrs.get('status', t.state.name.lower())} | {val} | {best_text} | "
+                     f"{mults} | {t.user_attrs.get('wall_s', '-')} |")
+    _write(os.path.join(args.out_root, "trials.md"), "\n".join(lines) + "\n")
+
+
+def write_plot(args, trials):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no progress.png (pip install -r requirements.txt)")
+        return
+    xs = [t.number for t in trials]
+    vals = [t.value if t.state == TrialState.COMPLETE else math.nan for t in trials]
+    best = np.fmin.accumulate(np.array(vals, dtype=float))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(xs, vals, "o", color="0.6", ms=4, label="trial")
+    ax.step(xs, best, where="post", color="C3", label="best so far")
+    failed = [t.number for t in trials if t.state != TrialState.COMPLETE]
+    if failed:
+        top = max([v for v in vals if math.isfinite(v)], default=1.0)
+        ax.plot(failed, [top] * len(failed), "x", color="C0", label="failed (diverged/error)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("final val loss")
+    ax.set_title(f"search {args.name} ({args.sampler})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out_root, "progress.png"), dpi=120)
+    plt.close(fig)
+
+
+def _write(path, text):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# --- the command line ---
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    ap.add_argument("configs", nargs="+", help="the proxy's train.py config file(s)")
+    ap.add_argument("--from_sweep", metavar="CSV", help="start from the best done setting of a sweep's results.csv")
+    ap.add_argument("--learning_rate", help="start from this base LR (default: the proxy config's)")
+    ap.add_argument("--init_std", help="start from this base init std (default: the proxy config's)")
+    ap.add_argument("--space", default="lr,residual", help="what to search (default lr,residual)")
+    ap.add_argument("--bound", type=float, default=3.0, help="log2-multipliers stay in [-bound, bound] (default 3)")
+    ap.add_argument("--sampler", default="trust_region", help="trust_region (default), cmaes or random")
+    ap.add_argument("--radius", type=float, default=1.0, help="initial trust-region radius in log2 units "
+                    "(cmaes: sigma0; default 1, a factor 2)")
+    ap.add_argument("--patience", type=int, default=4, help="misses in a row before the radius shrinks (default 4)")
+    ap.add_argument("--shrink", type=float, default=0.5, help="radius factor after --patience misses (default 0.5)")
+    ap.add_argument("--expand", type=float, default=1.0, help="radius factor on an improvement (default 1)")
+    ap.add_argument("--min_radius", type=float, default=1 / 16, help="the radius never shrinks below (default 1/16)")
+    ap.add_argument("--distribution", default="uniform", help="uniform (default) or gaussian (std radius/2)")
+    ap.add_argument("--trials", type=int, default=20, help="evaluated trials in the storage (default 20)")
+    ap.add_argument("--seed", type=int, default=0, help="the sampler's seed (train.py's seed is the proxy's)")
+    ap.add_argument("--jobs", type=int, default=1, help="trials at a time in this process")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for all jobs together")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a train.py setting for every trial")
+    ap.add_argument("--name", help="the study's name (default: the first config's stem)")
+    ap.add_argument("--out_root", help="default runs/search/<name>")
+    ap.add_argument("--storage", help="default <out_root>/journal.log; a path (journal file) or sqlite:///FILE.db")
+    ap.add_argument("--dry_run", action="store_true", help="print the plan and the first points; run nothing")
+    ap.add_argument("--show", type=int, default=5, help="--dry_run: points to show (default 5)")
+    return ap.parse_args(argv)
+
+
+def check_args(args):
+    if optuna is None:
+        raise UserError("scripts/search.py needs optuna (pip install -r requirements.txt)")
+    for k in ("trials", "jobs", "threads", "patience", "show"):
+        if getattr(args, k) < 1:
+            raise UserError(f"--{k}={getattr(args, k)} must be at least 1")
+    for k in ("bound", "radius", "min_radius"):
+        v = getattr(args, k)
+        if not (math.isfinite(v) and v > 0):
+            raise UserError(f"--{k}={v} must be a positive number (log2 units)")
+    if args.min_radius > args.radius:
+        raise UserError(f"--min_radius={args.min_radius} is larger than --radius={args.radius}")
+    if not 0 < args.shrink < 1:
+        raise UserError(f"--shrink={args.shrink} must be in (0, 1)")
+    if not (math.isfinite(args.expand) and args.expand >= 1):
+        raise UserError(f"--expand={args.expand} must be at least 1 (1: the radius never grows)")
+    if args.sampler not in SAMPLERS:
+        hint = difflib.get_close_matches(args.sampler, SAMPLERS, n=1)
+        raise UserError(f"--sampler {args.sampler!r} is not one of {', '.join(SAMPLERS)}"
+                        + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    if args.distribution not in ("uniform", "gaussian"):
+        raise UserError(f"--distribution {args.distribution!r} is not 'uniform' or 'gaussian'")
+    if args.from_sweep and (args.learning_rate or args.init_std):
+        raise UserError("--from_sweep and --learning_rate/--init_std both give the start point; give one")
+    for c in args.configs:
+        if c.startswith("-"):
+            raise UserError(f"{c!r} is not a config file; options go after --, e.g. --trials 20")
+
+
+def positive(name, text):
+    try:
+        v = float(eval(text, {"__builtins__": {}}, {})) if re.fullmatch(r"[0-9eE.+\-*/() ]+", text) else None
+    except (SyntaxError, ZeroDivisionError, TypeError, ValueError):
+        v = None
+    if v is None or not math.isfinite(v) or v <= 0:
+        raise UserError(f"--{name}={text} must be a positive number (e.g. 2**-7 or 0.0078)")
+    return v
+
+
+def setup(args):
+    """Resolve everything a search needs from the arguments; UserError on a mistake."""
+    check_args(args)
+    defaults, annotations = sweep.train_defaults()
+    for c in args.configs:
+        if not os.path.isfile(c):
+            raise UserError(f"proxy config {c} " + ("is a directory, not a file" if os.path.isdir(c)
+                                                     else "does not exist") + "; give a train.py config file")
+    args.configs = [os.path.abspath(c) for c in args.configs]
+    args.set_values, args.set_items = {}, []
+    for s in args.set:
+        key, eq, text = s.partition("=")
+        if not eq:
+            raise UserError(f"--set {s!r} has no value; write --set KEY=VALUE")
+        if key in SEARCH_SETS:
+            raise UserError(f"--set {key}=... is set by the search itself; use --learning_rate/--init_std/--space")
+        args.set_values[key] = parse(defaults, [f"--{key}={text}"], annotations)[0][key]
+        args.set_items.append(f"{key}={args.set_values[key]!r}")
+    config, _ = parse(defaults, args.configs + [f"--{k}={v!r}" for k, v in args.set_values.items()], annotations)
+    if config["module_hparams"]:
+        raise UserError("the proxy config sets module_hparams; the search sets them per trial (it starts from "
+                        "every multiplier 1): remove them from the proxy")
+    args.config = config
+    if args.from_sweep:
+        args.lr0, args.std0, args.start_note = from_sweep(args.from_sweep, config)
+    else:
+        args.lr0 = positive("learning_rate", args.learning_rate) if args.learning_rate else config["learning_rate"]
+        args.std0 = positive("init_std", args.init_std) if args.init_std else None
+        args.start_note = "--learning_rate" if args.learning_rate else "the proxy config's learning_rate"
+    args.name = args.name or os.path.splitext(os.path.basename(args.configs[0]))[0]
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", args.name):
+        raise UserError(f"--name {args.name!r} must be letters, digits and _.+- only (it names a directory)")
+    args.out_root = os.path.abspath(args.out_root) if args.out_root else os.path.join(REPO, "runs", "search", args.name)
+    if os.path.isfile(args.out_root):
+        raise UserError(f"--out_root {args.out_root} is a file; give a directory")
+    if args.storage and "://" not in args.storage:
+        args.storage = os.path.abspath(args.storage)
+    args.threads_per_job = max(1, args.threads // args.jobs)
+    space = build_space(args.space, config, args.bound)
+    # the trial command must parse: a mistake in --set or the configs stops here, not in every trial
+    parse(defaults, args.configs + [f"--{k}={v!r}" for k, v in args.set_values.items()]
+          + [f"--learning_rate={args.lr0!r}"] + ([f"--init_std={args.std0!r}"] if args.std0 else [])
+          + [f"--module_hparams={module_hparams({n: 0.0 for n in space})!r}"], annotations)
+    return space
+
+
+def plan(args, space, sampler, existing):
+    rel = lambda p: os.path.relpath(p, REPO) if p.startswith(REPO) else p  # noqa: E731
+    c = args.config
+    print(f"search {args.name!r}: proxy {' '.join(map(rel, args.configs))} ({c['n_layer']} x {c['n_embd']}, "
+          f"{c['parameterization']}{', untied' if not c['tie_embeddings'] else ''})")
+    print(f"start: learning_rate {args.lr0:g}" + (f", init_std {args.std0:g}" if args.std0 is not None else "")
+          + f" ({args.start_note})")
+    print(f"space: {len(space)} log2-multipliers in [-{args.bound:g}, {args.bound:g}]: {', '.join(space)}")
+    if args.sampler == "trust_region":
+        print(f"sampler: trust_region ({args.distribution}, radius {args.radius:g}, x{args.shrink:g} after "
+              f"{args.patience} misses, x{args.expand:g} on an improvement, min {args.min_radius:g}; seed {args.seed})")
+    else:
+        print(f"sampler: {args.sampler} (seed {args.seed}{f', sigma0 {args.radius:g}' if args.sampler == 'cmaes' else ''})")
+    print(f"budget: {args.trials} trials, {args.jobs} at a time x {args.threads_per_job} threads; storage "
+          f"{rel(args.storage or os.path.join(args.out_root, 'journal.log'))} ({len(evaluated(existing))} evaluated there)")
+
+
+def dry_run(args, space, sampler):
+    existing = []
+    if storage_exists(args):
+        try:
+            stored = optuna.load_study(study_name=args.name, storage=make_storage(args))
+        except KeyError:  # the storage holds other studies only
+            stored = None
+        if stored is not None:
+            check_identity(stored, args, space)  # what would stop the search stops its dry run
+            existing = stored.get_trials()
+    plan(args, space, sampler, existing)
+    mem = optuna.create_study(sampler=sampler, direction="minimize")
+    for t in existing:
+        if t.state in (TrialState.COMPLETE, TrialState.FAIL):
+            mem.add_trial(t)
+        elif t.state == TrialState.WAITING:  # queued: the next claims take these first
+            mem.enqueue_trial(t.params)
+    if not existing:
+        mem.enqueue_trial({n: 0.0 for n in space})
+    print(f"next {args.show} points (multipliers 2^x; as if none of them had finished yet):")
+    for _ in range(args.show):
+        t = mem.ask(distributions(space))
+        print(f"  trial {t.number}: " + " ".join(f"{n}={fmt_mult(t.params[n])}" for n in space))
+    t = mem.ask(distributions(space))
+    cmd = train_command(args, t.params, os.path.join(args.out_root, "trials", f"t{t.number:04d}"))
+    print("a trial's command: python " + shlex.join(cmd[1:]))
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    space = setup(args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = make_sampler(args, space)
+    if args.dry_run:
+        return dry_run(args, space, sampler)
+    os.makedirs(args.out_root, exist_ok=True)
+    with FileLock(os.path.join(args.out_root, "search.lock")):
+        study = open_study(args, space, sampler)
+        reap_lost(study)
+    plan(args, space, sampler, study.get_trials(deepcopy=False))
+    return run(study, args, space, sampler)
+
+
+if __name__ == "__main__":
+    run_cli(main)

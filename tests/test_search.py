@@ -1,0 +1,342 @@
+"""scripts/search.py: the trust-region sampler on a synthetic objective (no training), a real
+search of 2-step train.py runs stopped and restarted, failed trials recorded as failed (a fake
+trainer that diverges or crashes), the written config loaded by train.py, and one-line errors.
+CPU, seeded, offline."""
+import csv
+import importlib.util
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import REPO, TINY, run_script
+
+spec = importlib.util.spec_from_file_location("search_script", os.path.join(REPO, "scripts", "search.py"))
+search = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(search)
+UserError = search.UserError
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _args(*argv):
+    """The resolved arguments of a search command (what main() sees)."""
+    args = search.parse_args(list(argv))
+    search.setup(args)
+    return args
+
+
+def mults(params):
+    """The module_hparams a point means, computed here: {type: {hp: 2**x}}."""
+    out = {}
+    for name, x in params.items():
+        mtype, hp = name.split(".")
+        out.setdefault(mtype, {})[hp] = 2.0 ** x
+    return out
+
+
+@pytest.fixture(scope="module")
+def proxy(char_data, tmp_path_factory):
+    """A 2-step Complete(d)P untied proxy on the tiny char data."""
+    path = tmp_path_factory.mktemp("proxy") / "proxy.py"
+    lines = []
+    for a in TINY:  # --key=value -> key = value
+        k, v = a[2:].split("=", 1)
+        lines.append(f"{k} = {v}" if re.fullmatch(r"[0-9.e+-]+", v) else f"{k} = {v!r}")
+    lines += [f"data_dir = {char_data!r}", "max_iters = 2", "eval_interval = 1000", "eval_tokens = 256",
+              "log_interval = 1", "save_checkpoints = False", "parameterization = 'completedp'",
+              "tie_embeddings = False", "learning_rate = 0.01"]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+# --- the sampler, on a synthetic objective ---
+
+def _box(n=4, bound=3.0):
+    return {f"{t}.lr": (-bound, bound) for t in ("embedding", "attn_qkv", "mlp_in", "unembedding")[:n]}
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "gaussian"])
+def test_trust_region_stays_inside_and_moves_only_to_improvements(distribution):
+    space = _box()
+    radius0, patience, shrink, expand, min_r = 1.0, 3, 0.5, 1.5, 0.1
+    sampler = search.TrustRegionSampler(space, radius=radius0, patience=patience, shrink=shrink, expand=expand,
+                                        min_radius=min_r, distribution=distribution, seed=3)
+    study = optuna.create_study(sampler=sampler, direction="minimize")
+    target = {"embedding.lr": 1.7, "attn_qkv.lr": -0.6, "mlp_in.lr": 2.5, "unembedding.lr": -2.2}
+
+    def f(x):
+        return sum((x[n] - target[n]) ** 2 for n in space)
+
+    # the rule, tracked here independently of the sampler's replay
+    centre, radius, best, misses, radii = {n: 0.0 for n in space}, radius0, math.inf, 0, set()
+    for i in range(80):
+        t = study.ask(search.distributions(space))
+        for n, (lo, hi) in space.items():
+            assert lo <= t.params[n] <= hi
+            assert abs(t.params[n] - centre[n]) <= radius + 1e-12, (i, n, t.params[n], centre[n], radius)
+        if i % 9 == 4:  # a failed trial (diverged): a miss, never a centre
+            study.tell(t, state=TrialState.FAIL)
+            value = math.inf
+        else:
+            value = f(t.params)
+            study.tell(t, value)
+        if value < best:
+            best, centre, misses = value, dict(t.params), 0
+            radius = min(radius * expand, sampler.max_radius)
+        else:
+            misses += 1
+            if misses >= patience:
+                radius, misses = max(radius * shrink, min_r), 0
+        radii.add(radius)
+        state = sampler.state(study)
+        assert state.centre == centre  # moved exactly when (and to where) the loss improved
+        assert state.radius == pytest.approx(radius) and state.best_value == best
+    assert min(radii) < radius0 < max(radii)  # it shrank after misses and grew on improvements
+    assert best < f({n: 0.0 for n in space}) / 4  # and it made progress on the objective
+
+
+def test_trust_region_respects_the_box_and_is_seeded():
+    space = {"embedding.lr": (-3.0, 3.0), "residual.attn": (-3.0, 0.5)}
+    centre = {"embedding.lr": 2.8, "residual.attn": 0.4}
+
+    def draws(seed, distribution="uniform", k=200):
+        sampler = search.TrustRegionSampler(space, radius=1.0, seed=seed, centre=centre, distribution=distribution)
+        study = optuna.create_study(sampler=sampler)
+        return [study.ask(search.distributions(space)).params for _ in range(k)]
+    for distribution in ("uniform", "gaussian"):
+        pts = draws(0, distribution)
+        xs, ys = [p["embedding.lr"] for p in pts], [p["residual.attn"] for p in pts]
+        assert 1.8 <= min(xs) and max(xs) <= 3.0 and -0.6 <= min(ys) and max(ys) <= 0.5
+        assert max(xs) - min(xs) > 0.5  # it does spread over the clipped region
+    assert draws(0, k=5) == draws(0, k=5) and draws(0, k=5) != draws(1, k=5)
+
+
+def test_cmaes_starts_at_the_start_point_with_the_radius_as_its_spread(proxy):
+    """Optuna's CMA-ES reads sigma0 in the box mapped to [0, 1]: the search converts the radius
+    (log2 units), so the first generation spreads about one radius around the start point."""
+    args = _args(proxy, "--sampler", "cmaes", "--radius", "0.5", "--space", "lr")
+    space = search.build_space(args.space, args.config, args.bound)
+    study = optuna.create_study(sampler=search.make_sampler(args, space))
+    study.enqueue_trial({n: 0.0 for n in space})
+    study.tell(study.ask(search.distributions(space)), 1.0)
+    xs = [x for _ in range(6) for x in study.ask(search.distributions(space)).params.values()]
+    spread = math.sqrt(sum(x * x for x in xs) / len(xs))  # around the start point 0
+    assert 0.3 < spread < 0.8, spread  # ~0.5; sigma0 taken as log2 units would give ~3 (the box)
+
+
+# --- real trials: restart continues the storage ---
+
+def _search(proxy, out_root, *extra):
+    return run_script([os.path.join("scripts", "search.py"), proxy, "--out_root", str(out_root), *extra],
+                      timeout=300)
+
+
+def test_restarted_search_continues_its_storage(proxy, tmp_path):
+    out = tmp_path / "s"
+    first = _search(proxy, out, "--trials", "2", "--jobs", "2", "--threads", "2", "--seed", "1")
+    assert first.returncode == 0, first.stderr
+    assert "2/2" in first.stdout
+    restart = time.time()
+    second = _search(proxy, out, "--trials", "4", "--jobs", "2", "--threads", "2", "--seed", "1")
+    assert second.returncode == 0, second.stderr
+    assert "(2 evaluated there)" in second.stdout and "4/4" in second.stdout
+    study = optuna.load_study(study_name="proxy", storage=search.make_storage(_args(proxy, "--out_root", str(out))))
+    trials = study.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert set(trials[0].params.values()) == {0.0}  # the start point first
+    for t in trials[:2]:  # finished before the restart, never run again
+        assert t.datetime_complete.timestamp() < restart
+        with open(os.path.join(t.user_attrs["out_dir"], "train.log")) as f:
+            assert f.read().count("step 2: train loss") == 1
+    for t in trials[2:]:
+        assert t.datetime_start.timestamp() >= restart - 1
+    # each trial ran with its own multipliers, and its value is its run's final val_loss
+    for t in trials:
+        with open(os.path.join(t.user_attrs["out_dir"], "config.json")) as f:
+            assert json.load(f)["config"]["module_hparams"] == mults(t.params)
+        with open(os.path.join(t.user_attrs["out_dir"], "final.json")) as f:
+            assert json.load(f)["val_loss"] == t.value
+    assert os.path.isfile(out / "progress.png") and os.path.isfile(out / "searched_modules.py")
+    rows = [ln for ln in (out / "trials.md").read_text().splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    assert len(rows) == 4
+
+
+# --- failures, with a fake trainer ---
+
+FAKE = r"""
+import json, os, sys
+out, mode = sys.argv[1], sys.argv[2]
+n = int(os.path.basename(out)[1:])
+os.makedirs(out, exist_ok=True)
+if mode == "error":
+    print("Traceback (most recent call last): boom")
+    sys.exit(1)
+final = {"status": "diverged", "iter": 1} if mode == "diverged" else \
+        {"status": "done", "iter": 2, "val_loss": 4.0 - 0.1 * n, "train_loss": 4.0}
+with open(os.path.join(out, "final.json"), "w") as f:
+    json.dump(final, f)
+sys.exit(3 if mode == "diverged" else 0)
+"""
+
+
+@pytest.fixture(scope="module")
+def fake_search(proxy, tmp_path_factory):
+    """4 trials of a fake trainer: trial 1 diverges (exit 3), trial 2 crashes (exit 1); the
+    others return val_loss 4 - 0.1 * trial number, so trial 3 is the best."""
+    out = tmp_path_factory.mktemp("fake") / "s"
+    modes = {1: "diverged", 2: "error"}
+    real = search.train_command
+
+    def fake(args, params, out_dir):
+        real(args, params, out_dir)  # the real command is still built (and must not fail)
+        n = int(os.path.basename(out_dir)[1:])
+        return [sys.executable, "-c", FAKE, out_dir, modes.get(n, "done")]
+    search.train_command = fake
+    try:
+        code = search.main([proxy, "--out_root", str(out), "--trials", "4", "--space", "lr:attn_qkv,residual:mlp",
+                            "--threads", "1"])
+    finally:
+        search.train_command = real
+    args = _args(proxy, "--out_root", str(out))
+    return code, out, optuna.load_study(study_name="proxy", storage=search.make_storage(args))
+
+
+def test_failed_trials_are_recorded_and_the_search_goes_on(fake_search):
+    code, out, study = fake_search
+    assert code == 0
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["status"] == "diverged" and trials[1].value is None
+    assert trials[2].user_attrs["status"] == "error" and "boom" in trials[2].user_attrs["error"]
+    assert trials[0].value == 4.0 and study.best_trial.number == 3
+    table = (out / "trials.md").read_text()
+    assert "| 1 | diverged |" in table and "| 2 | error |" in table
+
+
+def test_written_config_loads_in_train_and_reproduces_the_best_trial(fake_search, proxy, tmp_path):
+    _, out, study = fake_search
+    best = study.best_trial
+    assert best.number == 3 and any(x != 0 for x in best.params.values())
+    run_dir = tmp_path / "transfer"
+    res = run_script(["train.py", proxy, str(out / "searched_modules.py"), "--max_iters=2",
+                      f"--out_dir={run_dir}"])
+    assert res.returncode == 0, res.stderr
+    with open(run_dir / "config.json") as f:
+        config = json.load(f)["config"]
+    assert config["module_hparams"] == mults(best.params)  # exactly: floats written with repr
+    assert set(config["module_hparams"]) == {"attn_qkv", "residual"}
+    assert config["learning_rate"] == 0.01 and config["parameterization"] == "completedp"
+
+
+def test_a_real_diverging_run_is_a_failed_trial(proxy, tmp_path, capsys):
+    """train.py itself diverging (exit 3, final.json 'diverged'): FAIL, no config written."""
+    out = tmp_path / "s"
+    assert search.main([proxy, "--out_root", str(out), "--trials", "1", "--learning_rate", "1e30",
+                        "--space", "lr:embedding"]) == 0
+    (t,) = optuna.load_study(study_name="proxy", storage=search.make_storage(
+        _args(proxy, "--out_root", str(out), "--learning_rate", "1e30", "--space", "lr:embedding"))).get_trials()
+    assert t.state == TrialState.FAIL and t.user_attrs["status"] == "diverged"
+    with open(os.path.join(t.user_attrs["out_dir"], "final.json")) as f:
+        assert json.load(f)["status"] == "diverged"
+    assert not (out / "searched_modules.py").exists() and "none completed" in capsys.readouterr().out
+
+
+def test_a_lost_trial_is_queued_again(proxy, tmp_path):
+    """A search killed mid-trial leaves a RUNNING trial: the next start marks it lost and runs
+    the same point again, in the same out_dir."""
+    out = tmp_path / "s"
+    args = _args(proxy, "--out_root", str(out), "--space", "lr:embedding")
+    os.makedirs(out)
+    study = search.open_study(args, {"embedding.lr": (-3.0, 3.0)}, search.make_sampler(args, {"embedding.lr": (-3, 3)}))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    t = study.ask(search.distributions({"embedding.lr": (-3.0, 3.0)}))
+    lost_dir = str(out / "trials" / "t0000")
+    for k, v in dict(host=socket.gethostname(), pid=dead.pid, out_dir=lost_dir).items():
+        t.set_user_attr(k, v)
+    real = search.train_command
+    search.train_command = lambda a, p, d: [sys.executable, "-c", FAKE, d, "done"]
+    try:
+        assert search.main([proxy, "--out_root", str(out), "--trials", "2", "--space", "lr:embedding"]) == 0
+    finally:
+        search.train_command = real
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["status"] == "lost"
+    rerun = next(x for x in trials if x.user_attrs.get("rerun_of") == 0)
+    assert rerun.params == trials[0].params and rerun.user_attrs["out_dir"] == lost_dir
+    assert rerun.state == TrialState.COMPLETE
+    assert sum(x.state == TrialState.COMPLETE for x in trials) == 2  # the lost one used no budget
+
+
+# --- the start point, the dry run, bad input ---
+
+def test_start_point_from_a_sweep_is_the_lowest_mean_over_seeds(proxy, tmp_path):
+    rows = [("completedp", 2, 32, 0.02, 0, "done", 2.00), ("completedp", 2, 32, 0.02, 1, "done", 2.20),
+            ("completedp", 2, 32, 0.01, 0, "done", 2.05), ("completedp", 2, 32, 0.01, 1, "done", 2.05),
+            ("completedp", 2, 32, 0.04, 0, "diverged", "inf"), ("completedp", 4, 32, 0.005, 0, "done", 1.0),
+            ("completep", 2, 32, 0.08, 0, "done", 1.5)]
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sweep", "parameterization", "n_layer", "n_embd", "learning_rate", "init_std", "seed", "status",
+                    "val_loss"])
+        for r in rows:
+            w.writerow(["s", *r[:3], r[3], 0.02, *r[4:]])
+    args = search.parse_args([proxy, "--from_sweep", str(path)])
+    search.setup(args)
+    assert args.lr0 == 0.01 and args.std0 is None  # 0.02 has the single lowest row, 0.01 the lower mean
+
+
+def test_dry_run_plans_without_training_or_storage(proxy, tmp_path, capsys):
+    out = tmp_path / "s"
+    for sampler in ("trust_region", "cmaes"):
+        assert search.main([proxy, "--out_root", str(out), "--dry_run", "--show", "3", "--sampler", sampler]) == 0
+        text = capsys.readouterr().out
+        assert "trial 0: " in text and "trial 2: " in text and "space: 10 log2-multipliers" in text
+        assert "residual.mlp" in text and "--module_hparams=" in text
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--trials", "0"], "--trials=0 must be at least 1"),
+    (["--sampler", "cmaess"], "did you mean 'cmaes'"),
+    (["--space", "lr,wdd"], "did you mean 'wd'"),
+    (["--space", "init_std:block_norm"], "LayerNorms have no init_std multiplier"),
+    (["--space", "lr,lr:attn_qkv"], "attn_qkv.lr twice"),
+    (["--space", "lr:attn"], "unknown module type 'attn'"),
+    (["--learning_rate", "-1"], "must be a positive number"),
+    (["--from_sweep", "nope.csv"], "does not exist"),
+    (["--from_sweep", "x.csv", "--learning_rate", "0.01"], "give one"),
+    (["--set", "learning_rate=0.1"], "set by the search itself"),
+    (["--set", "n_embdd=3"], "n_embd"),
+    (["--radius", "0.01"], "--min_radius=0.0625 is larger than --radius=0.01"),
+    (["--space", "lr:unembedding", "--set", "tie_embeddings=True"], "the proxy ties its embeddings"),
+    (["--from_sweep", os.path.join(REPO, "experiments", "depth_transfer", "results.csv")],
+     "has no done row at the proxy's completedp 2 x 32"),
+])
+def test_bad_arguments_are_one_line_errors(proxy, extra, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        search.setup(search.parse_args([proxy, *extra]))
+
+
+def test_bad_argument_exit_code_and_a_changed_command_on_a_storage(proxy, tmp_path):
+    res = run_script([os.path.join("scripts", "search.py"), proxy, "--trials", "0"])
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.splitlines() == ["error: --trials=0 must be at least 1"]
+    res = run_script([os.path.join("scripts", "search.py"), str(tmp_path / "none.py")])
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1 and "does not exist" in res.stderr
+    out = tmp_path / "s"
+    args = _args(proxy, "--out_root", str(out))
+    os.makedirs(out)
+    search.open_study(args, {"embedding.lr": (-3.0, 3.0)}, None)  # a storage made by another command
+    with pytest.raises(UserError, match="holds search 'proxy' with space="):
+        search.main([proxy, "--out_root", str(out)])
