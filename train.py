@@ -34,7 +34,7 @@ from dataloader import eval_batches, open_dataset
 from model import GPT, PARAMETERIZATIONS, GPTConfig
 from parallel import PARALLEL, full, pad_eval_batches, shard_with_optimizer
 from runs import EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all
-from util import UserError, load_codec, peak_flops, resolve_device
+from util import UserError, hms, load_codec, peak_flops, resolve_device
 
 _REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -184,13 +184,6 @@ def check_config(c, world_size):
         if c[k] is not None and not PARAMETERIZATIONS.get(c["parameterization"], {}).get("batch_duration"):
             raise ConfigError(f"{k}={c[k]} has no meaning for parameterization={c['parameterization']!r}; "
                               "remove it or use parameterization='completedp'")
-
-
-def hms(seconds):
-    """1:02:03 / 2:03: a duration for a log line."""
-    m, sec = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 def provenance(device_type, device_name):

@@ -49,6 +49,13 @@ def resolve_device(device, dtype="auto", local_rank=0, ddp=False):
     return dev, device_type, ptdtype, autocast
 
 
+def hms(seconds):
+    """1:02:03 / 2:03: a duration for a log line."""
+    m, sec = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
 def signed(value, digits=2):
     """`value` with an explicit sign and `digits` decimals; a value that rounds to zero prints
     as +0.00 whatever its sign (a slope of -1e-17 is not negative)."""

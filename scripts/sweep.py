@@ -54,6 +54,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from configurator import ConfigError, parse, read_config_file  # noqa: E402
 from runs import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED, lock_owner  # noqa: E402
+from util import hms  # noqa: E402
 
 SPECIAL = ("base_config", "name", "out_root", "results", "order", "points")
 COORDS = ["parameterization", "n_layer", "n_embd", "n_head", "learning_rate", "init_std",
@@ -335,8 +336,9 @@ def start(point, settings, args, threads):
     return dict(point=point, proc=proc, log=log, t0=time.time())
 
 
-def finish(job, sweep, axes, results, header):
-    """Record a finished child: a row for done/diverged, a message otherwise. Returns ok."""
+def finish(job, sweep, axes, results, header, progress=""):
+    """Record a finished child: a row for done/diverged, a message otherwise (each line
+    prefixed with `progress`, e.g. '[3/72] eta 0:41:10 '). Returns ok."""
     job["log"].close()
     rc, point = job["proc"].returncode, job["point"]
     final = read_final(point["out_dir"])
@@ -344,13 +346,13 @@ def finish(job, sweep, axes, results, header):
     if status in FINISHED and rc in (0, EXIT_DIVERGED):
         row = outcome_row(sweep, point, axes, final, time.time() - job["t0"])
         append_row(results, header, row)
-        print(f"{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {point['out_dir']}", flush=True)
+        print(f"{progress}{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {point['out_dir']}", flush=True)
         return True
     if rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT):  # stopped, or signalled before it could stop
-        print(f"stopped           {point['out_dir']} (re-run the sweep to continue it)", flush=True)
+        print(f"{progress}stopped           {point['out_dir']} (re-run the sweep to continue it)", flush=True)
         return True
     if rc == EXIT_BAD_INPUT and lock_owner(point["out_dir"]):  # taken by another process just now
-        print(f"busy              {point['out_dir']} (another process owns it)", flush=True)
+        print(f"{progress}busy              {point['out_dir']} (another process owns it)", flush=True)
         return True
     tail = ""
     try:
@@ -358,7 +360,7 @@ def finish(job, sweep, axes, results, header):
             tail = (f.read().strip().splitlines() or [""])[-1]
     except OSError:
         pass
-    print(f"FAILED (exit {rc}) {point['out_dir']}: {tail}", file=sys.stderr, flush=True)
+    print(f"{progress}FAILED (exit {rc}) {point['out_dir']}: {tail}", file=sys.stderr, flush=True)
     return False
 
 
@@ -421,6 +423,7 @@ def _run_queue(todo, settings, axes, results, header, args, running):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     queue = list(todo)
+    t0, ended = time.time(), 0  # progress: k/N points of this invocation and an ETA from their pace
     while queue or running:
         while queue and len(running) < args.jobs and stop["signal"] is None:
             job = start(queue.pop(0), settings, args, args.threads_per_job)
@@ -428,7 +431,9 @@ def _run_queue(todo, settings, axes, results, header, args, running):
         time.sleep(0.2)
         for j in [j for j in running if j["proc"].poll() is not None]:
             running.remove(j)
-            ok = finish(j, settings["name"], axes, results, header)
+            ended += 1
+            eta = (time.time() - t0) / ended * (len(todo) - ended)
+            ok = finish(j, settings["name"], axes, results, header, f"[{ended}/{len(todo)}] eta {hms(eta)}  ")
             failed, in_a_row = failed + (not ok), 0 if ok else in_a_row + 1
         if in_a_row >= MAX_FAILURES_IN_A_ROW and stop["signal"] is None:
             print(f"{in_a_row} points failed in a row; not starting more (fix the cause, then re-run)",
@@ -437,6 +442,11 @@ def _run_queue(todo, settings, axes, results, header, args, running):
         if stop["signal"] is not None and not running:
             print("sweep stopped; run the same command again to continue", flush=True)
             break
+    if stop["signal"] not in (None, "failures"):
+        # stopped: exit 4 however many signals come, also one that lands while Python shuts
+        # down (its handlers are gone by then and the default would make it 143)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if failed:
         return 1
     return EXIT_STOPPED if stop["signal"] not in (None, "failures") else 0

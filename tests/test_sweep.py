@@ -8,6 +8,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -69,6 +70,9 @@ def test_tiny_sweep_runs_records_and_restarts(tiny):
 
     res = _sweep(tiny, "--jobs", "2", "--threads", "2")
     assert res.returncode == 0, res.stderr
+    # progress: k/N of the 3 points this invocation runs, each with an ETA (0:00 at the last)
+    marks = re.findall(r"^\[(\d)/(\d)\] eta (\d+:\d\d) ", res.stdout, re.M)
+    assert [(k, n) for k, n, _ in marks] == [("1", "3"), ("2", "3"), ("3", "3")] and marks[-1][2] == "0:00"
     rows = _rows(tiny / "results.csv")
     assert len(rows) == 4
     by_dir = {r["out_dir"]: r for r in rows}
