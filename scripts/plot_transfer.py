@@ -34,14 +34,15 @@ from collections import defaultdict
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from util import signed  # noqa: E402
+from util import UserError, signed  # noqa: E402
 
 X_CHOICES = ("learning_rate", "init_std", "output_mult")
 BY_CHOICES = ("n_layer", "n_embd", "global_batch_size", "max_tokens")
 
 
-class PlotError(Exception):
-    """A results file or argument this script cannot use: printed as one line, exit 2."""
+# A results file or argument this script cannot use: one line, exit 2 (the repository's one
+# error class, util.UserError).
+PlotError = UserError
 
 
 def _num(text):
@@ -51,9 +52,10 @@ def _num(text):
         return math.nan
 
 
-def load(path):
+def load(path, make="python scripts/sweep.py SWEEP_FILE"):
+    """The finished (done or diverged) rows of a results CSV; `make` is the command that writes it."""
     if not os.path.isfile(path):
-        raise PlotError(f"results file {path} does not exist; run scripts/sweep.py first")
+        raise PlotError(f"results file {path} does not exist; run {make} first")
     with open(path, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("status") in ("done", "diverged")]
     if not rows:

@@ -22,7 +22,6 @@ Training FLOPs of a point (`train_flops`): the PaLM-appendix estimate per token,
 non-embedding parameters + 12 L T N for attention, times the tokens.
 """
 import argparse
-import csv
 import math
 import os
 import sys
@@ -31,6 +30,7 @@ from collections import defaultdict
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
+import plot_transfer  # noqa: E402
 import sweep  # noqa: E402
 from util import UserError, run_cli  # noqa: E402
 
@@ -100,10 +100,11 @@ def build_points(a, defaults, annotations):
     missing = [p for p in a.params if p not in lrs]
     if missing:
         raise UserError(f"--lr has no value for {', '.join(missing)}; give each parameterization's proxy optimum")
-    settings = dict(base_config=[a.base_config if os.path.isabs(a.base_config) else os.path.join(REPO, a.base_config)],
-                    name="shapes")
-    if not os.path.isfile(settings["base_config"][0]):
-        raise UserError(f"--base_config {a.base_config} does not exist")
+    configs = [c for c in a.base_config.split(",") if c]
+    settings = dict(base_config=[c if os.path.isabs(c) else os.path.join(REPO, c) for c in configs], name="shapes")
+    for c, path in zip(configs, settings["base_config"]):
+        if not os.path.isfile(path):
+            raise UserError(f"--base_config {c} does not exist")
     axes = {"seed": a.seeds}
     points = []
     for budget in a.budgets:
@@ -140,13 +141,7 @@ def run(a):
 # --- analysis ---
 
 def load(path):
-    if not os.path.isfile(path):
-        raise UserError(f"results file {path} does not exist; run python scripts/shapes.py run first")
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("status") in ("done", "diverged")]
-    if not rows:
-        raise UserError(f"{path} holds no finished runs yet")
-    return rows
+    return plot_transfer.load(path, make="python scripts/shapes.py run")
 
 
 def aggregate(rows, block_size):
@@ -279,7 +274,8 @@ def main(argv=None):
     r.add_argument("--lr", default="sp=2**-6,mup=2**-6,completep=2**-6",
                    help="each parameterization's base LR, tuned on the proxy: PARAM=VALUE,...")
     r.add_argument("--seeds", default="0")
-    r.add_argument("--base_config", default="config/transfer_paper.py", help="the proxy's settings")
+    r.add_argument("--base_config", default="config/transfer_base.py,config/transfer_paper.py",
+                   help="the proxy's settings: train.py config files, comma-separated, applied in order")
     r.add_argument("--out_root", default=os.path.join(REPO, "runs", "shapes"))
     r.add_argument("--results", help="default: <out_root>/results.csv")
     r.add_argument("--jobs", type=int, default=1)

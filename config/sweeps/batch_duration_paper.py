@@ -13,7 +13,7 @@
 #       --where max_tokens=1048576 --out experiments/batch_duration/batch
 #   python scripts/plot_transfer.py runs/batch_duration_paper/results.csv --by max_tokens \
 #       --where global_batch_size=8 --out experiments/batch_duration/duration
-base_config = "config/transfer_paper.py"
+base_config = ["config/transfer_base.py", "config/transfer_paper.py"]
 tie_embeddings = False
 learning_rate = [2.0 ** -k for k in (5, 7, 3, 6, 8, 4)]
 seed = [0, 1]

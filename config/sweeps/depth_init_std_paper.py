@@ -3,7 +3,7 @@
 # init_std 2^-9..2^-3 at a fixed base LR of 2^-6 (near the 2-layer optimum of
 # config/sweeps/depth_lr_paper.py; update it when that sweep has settled), three seeds.
 # 252 points; ~4 core-hours on this CPU. Run after depth_lr_paper.py.
-base_config = "config/transfer_paper.py"
+base_config = ["config/transfer_base.py", "config/transfer_paper.py"]
 parameterization = ["completep", "mup", "sp"]
 n_layer = [2, 4, 8, 16]
 init_std = [2.0 ** -k for k in (6, 8, 4, 9, 7, 5, 3)]

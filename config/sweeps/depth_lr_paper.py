@@ -4,7 +4,7 @@
 # finished seed is a usable grid; half-octave points around each optimum come in a second file.
 # 216 points; about 4 min of one core per (parameterization, LR, seed) over the four depths,
 # ~3.6 core-hours in all.
-base_config = "config/transfer_paper.py"
+base_config = ["config/transfer_base.py", "config/transfer_paper.py"]
 parameterization = ["completep", "mup", "sp"]
 n_layer = [2, 4, 8, 16]
 learning_rate = [2.0 ** -k for k in (6, 8, 4, 9, 7, 5)]

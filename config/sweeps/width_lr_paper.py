@@ -6,7 +6,7 @@
 # completep is not run: at the base depth it is the same model as mup, parameter for
 # parameter and group for group (tests/test_model.py), so its curves would repeat mup's.
 # 144 points; ~2.7 core-hours on this CPU (a 512-wide point ~4 min on one core).
-base_config = "config/transfer_paper.py"
+base_config = ["config/transfer_base.py", "config/transfer_paper.py"]
 parameterization = ["mup", "sp"]
 n_embd = [64, 128, 256, 512]
 learning_rate = [2.0 ** -k for k in (7, 9, 5, 8, 6, 10)]
