@@ -146,3 +146,12 @@ def available_memory(device_type, device=None):
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def log_tail(out_dir):
+    """The last line of a run's train.log (what a failed child said last), or ''."""
+    try:
+        with open(os.path.join(out_dir, "train.log")) as f:
+            return (f.read().strip().splitlines() or [""])[-1]
+    except OSError:
+        return ""

@@ -63,7 +63,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from configurator import parse  # noqa: E402
-from runs import EXIT_DIVERGED, EXIT_STOPPED, lock_owner, pid_alive  # noqa: E402
+from runs import EXIT_DIVERGED, EXIT_STOPPED, lock_owner, log_tail, pid_alive  # noqa: E402
 from util import UserError, run_cli  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(REPO, "scripts", "sweep.py"))
@@ -466,12 +466,7 @@ def record(study, job, stopping):
     if rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT) or (stopping and rc != 0):
         fail_and_requeue(study, trial, "stopped")
         return "stopped", None
-    tail = ""
-    try:
-        with open(os.path.join(job["out_dir"], "train.log")) as f:
-            tail = (f.read().strip().splitlines() or [""])[-1]
-    except OSError:
-        pass
+    tail = log_tail(job["out_dir"])
     trial.set_user_attr("status", "error")
     trial.set_user_attr("error", f"exit {rc}: {tail}"[:500])
     study.tell(trial, state=TrialState.FAIL)

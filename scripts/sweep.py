@@ -53,7 +53,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from configurator import ConfigError, parse, read_config_file  # noqa: E402
-from runs import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED, lock_owner  # noqa: E402
+from runs import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED, lock_owner, log_tail  # noqa: E402
 from util import hms  # noqa: E402
 
 SPECIAL = ("base_config", "name", "out_root", "results", "order", "points")
@@ -354,12 +354,7 @@ def finish(job, sweep, axes, results, header, progress=""):
     if rc == EXIT_BAD_INPUT and lock_owner(point["out_dir"]):  # taken by another process just now
         print(f"{progress}busy              {point['out_dir']} (another process owns it)", flush=True)
         return True
-    tail = ""
-    try:
-        with open(os.path.join(point["out_dir"], "train.log")) as f:
-            tail = (f.read().strip().splitlines() or [""])[-1]
-    except OSError:
-        pass
+    tail = log_tail(point["out_dir"])
     print(f"{progress}FAILED (exit {rc}) {point['out_dir']}: {tail}", file=sys.stderr, flush=True)
     return False
 
