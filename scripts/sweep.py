@@ -45,6 +45,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -464,16 +465,30 @@ def write_slurm(points, settings, args, sweep_file):
              f"#SBATCH --job-name={shlex.quote(settings['name'])}",
              f"#SBATCH --array=0-{len(points) - 1}{throttle}",
              f"#SBATCH --output={os.path.abspath(out_root)}/slurm/%A_%a.log",
-             "#SBATCH --signal=TERM@60",  # train.py stops at a step boundary; a rerun resumes
+             "#SBATCH --open-mode=append",
+             # B: the warning goes to this batch shell (without it, only to job steps: this script
+             # runs none, so python would never hear it); the trap below passes it on
+             "#SBATCH --signal=B:TERM@120",
+             "#SBATCH --requeue",
              *[f"#SBATCH {o}" for o in args.sbatch],
              f"# {len(points)} points of {os.path.relpath(os.path.abspath(sweep_file), REPO)}; each task runs",
-             "# one point and skips it when it has finished, so resubmitting the array is safe.",
+             "# one point and skips it when it has finished, so resubmitting the array is safe. On the",
+             "# scheduler's warning the point saves at a step boundary (exit 4) and the task is requeued.",
              f"cd {shlex.quote(REPO)}",
-             " ".join(a if a.startswith("$") or a.startswith("${") else shlex.quote(a) for a in task)]
+             " ".join(a if a.startswith("$") or a.startswith("${") else shlex.quote(a) for a in task) + " &",
+             "PID=$!",
+             "trap 'kill -TERM $PID 2>/dev/null' TERM",
+             "wait $PID; RC=$?",
+             "while kill -0 $PID 2>/dev/null; do wait $PID; RC=$?; done  # wait returns early when the trap runs",
+             f'if [ "$RC" -eq {EXIT_STOPPED} ]; then scontrol requeue "${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"; fi',
+             'exit "$RC"']
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {path} ({len(points)} array tasks)")
     if args.submit:
+        if shutil.which("sbatch") is None:
+            raise SweepError(f"--submit: sbatch is not on PATH (not a SLURM machine?); {path} is written, submit "
+                             "it from a SLURM login node with: sbatch " + path)
         return subprocess.run(["sbatch", path]).returncode
     print(f"submit with: sbatch {path}")
     return 0

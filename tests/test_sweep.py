@@ -133,7 +133,45 @@ def test_dry_run_slurm_and_index_listing(tiny, capsys):
     script = open(os.path.join(out_root, "sweep.sbatch")).read()
     assert "#SBATCH --array=0-3%2" in script and "#SBATCH --gres=gpu:2" in script
     assert "--index $SLURM_ARRAY_TASK_ID" in script and "--nproc_per_node 2" in script
+    # the warning reaches the batch shell (B:), which forwards it and requeues a stopped task
+    assert "#SBATCH --signal=B:TERM@" in script and "#SBATCH --requeue" in script
+    assert "trap 'kill -TERM $PID" in script and 'scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' in script
     assert not os.path.exists(results)
+    with pytest.raises(sweep.SweepError, match="sbatch is not on PATH"):
+        os.environ["PATH"], saved = "/nonexistent", os.environ["PATH"]
+        try:
+            sweep.main([str(tiny / "tiny.py"), "--slurm", "--submit", "--out_root", out_root, "--results", results])
+        finally:
+            os.environ["PATH"] = saved
+
+
+def test_slurm_array_task_stops_on_the_batch_warning_and_requeues(tiny, tmp_path):
+    """The generated task script, run by bash as SLURM would (scontrol a stand-in): SIGTERM to
+    the batch shell reaches train.py through the sweep, the point saves and stops (exit 4), and
+    the task is requeued (its rerun resumes like any sweep point: test_resume, test_faults)."""
+    (tmp_path / "long.py").write_text((tiny / "base.py").read_text() + "max_iters = 100000\nlog_interval = 1\n"
+                                      "save_checkpoints = True\neval_interval = 100000\n")
+    (tmp_path / "one.py").write_text(f"base_config = {str(tmp_path / 'long.py')!r}\nn_layer = [1]\nseed = [0]\n")
+    out_root, results = tmp_path / "runs", tmp_path / "results.csv"
+    assert sweep.main([str(tmp_path / "one.py"), "--slurm", "--out_root", str(out_root), "--results", str(results)]) == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text('#!/bin/bash\necho "$@" >> "$SCONTROL_LOG"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_ARRAY_JOB_ID="77", SLURM_ARRAY_TASK_ID="0",
+               SCONTROL_LOG=str(tmp_path / "scontrol.log"), OMP_NUM_THREADS="1")
+    job = subprocess.Popen(["bash", str(out_root / "sweep.sbatch")], env=env, cwd=REPO, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    point = out_root / "completep" / "L1_N16" / "base" / "s0"
+    deadline = time.time() + 120
+    while not (point / "metrics.jsonl").exists() or '"loss"' not in (point / "metrics.jsonl").read_text():
+        assert job.poll() is None and time.time() < deadline, job.communicate()[0][-2000:]
+        time.sleep(0.1)
+    job.send_signal(signal.SIGTERM)
+    log, _ = job.communicate(timeout=120)
+    assert job.returncode == 4, log[-2000:]
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "77_0"]
+    assert json.loads((point / "final.json").read_text())["status"] == "stopped" and list(point.glob("ckpt_*.pt"))
 
 
 @pytest.mark.parametrize("content, message", [
