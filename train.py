@@ -327,6 +327,27 @@ def claim_out_dir(master, vocab, device_type, dev):
     return lock, ckpts
 
 
+def forward_backward(model, raw_model, optimizer, loader, lr_t, dev, autocast, grad_accum, ddp, fsdp):
+    """One global batch: each group's LR set to lr_t * lr_mult, the micro-steps' gradients
+    accumulated (synced on the last one only), clipped by the global norm. Returns the batch's
+    loss on this rank and the gradient norm (before clipping)."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr_t * g["lr_mult"]  # schedules multiply; never set a group's LR absolutely
+    loss_sum = torch.zeros((), device=dev)
+    for micro, (x, y) in enumerate(loader.next_step()):
+        if fsdp:  # reduce-scatter gradients on the last micro-step only
+            raw_model.set_requires_gradient_sync(micro == grad_accum - 1)
+        elif ddp:  # sync gradients on the last micro-step only
+            model.require_backward_grad_sync = micro == grad_accum - 1
+        with autocast:
+            _, loss = model(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
+            loss = loss / grad_accum
+        loss.backward()
+        loss_sum += loss.detach()
+    grad_norm = full(torch.nn.utils.clip_grad_norm_(raw_model.parameters(), grad_clip or float("inf")))  # global
+    return loss_sum, grad_norm
+
+
 def main():
     # settings, processes, signals
     config = configure(globals(), sys.argv[1:], NANOGPT_ALIASES)
@@ -528,20 +549,8 @@ def main():
 
         lr_t = learning_rate * lr_multiplier(iter_num, total_iters, lr_schedule, warmup_frac,
                                              decay_frac, min_lr_frac)
-        for g in optimizer.param_groups:
-            g["lr"] = lr_t * g["lr_mult"]  # schedules multiply; never set a group's LR absolutely
-        loss_sum = torch.zeros((), device=dev)
-        for micro, (x, y) in enumerate(loader.next_step()):
-            if fsdp:  # reduce-scatter gradients on the last micro-step only
-                raw_model.set_requires_gradient_sync(micro == grad_accum - 1)
-            elif ddp:  # sync gradients on the last micro-step only
-                model.require_backward_grad_sync = micro == grad_accum - 1
-            with autocast:
-                _, loss = model(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
-                loss = loss / grad_accum
-            loss.backward()
-            loss_sum += loss.detach()
-        grad_norm = full(torch.nn.utils.clip_grad_norm_(raw_model.parameters(), grad_clip or float("inf")))  # global
+        loss_sum, grad_norm = forward_backward(model, raw_model, optimizer, loader, lr_t, dev, autocast,
+                                               grad_accum, ddp, fsdp)
         if not torch.isfinite(grad_norm):
             if master:
                 print(f"error: step {iter_num}: loss {loss_sum.item():.4g}, gradient norm {grad_norm.item():.4g} "
