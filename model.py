@@ -469,9 +469,10 @@ class GPT(nn.Module):
         return groups
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, eps=1e-8,
-                             device_type="cpu", m_B=1.0, m_D=1.0):
+                             device_type="cpu", m_B=1.0, m_D=1.0, fused=None):
+        """AdamW over param_groups; fused kernels by default on CUDA (fused=None), or as told."""
         groups = self.param_groups(learning_rate, weight_decay, eps, betas, m_B, m_D)
-        extra = dict(fused=True) if device_type == "cuda" else {}
+        extra = dict(fused=True) if (device_type == "cuda" if fused is None else fused) else {}
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps, **extra)
 
     def flops_per_token(self):

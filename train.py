@@ -96,6 +96,7 @@ min_lr_frac = 0.1            # the LR at the end, as a fraction of the peak
 device = "auto"              # 'auto' | 'cpu' | 'cuda' | 'cuda:1' | 'mps'
 dtype = "auto"               # 'auto' (bfloat16 on CUDA, else float32) | 'float32' | 'bfloat16'
 compile: bool | None = None  # None: on for CUDA only
+fused: bool | None = None    # fused AdamW kernels; None: on for CUDA only (bench.py --compare measures CPU)
 seed = 1337                  # model init, data order and sampling
 parallel = "ddp"             # under torchrun: 'ddp' | 'fsdp' (FSDP2: sharded model, optimizer, checkpoints)
 # ---------------------------------------------------------------------------------------
@@ -414,7 +415,7 @@ def main():
     def make_optimizer():
         try:  # betas pushed outside [0, 1) by beta multipliers or m_B/m_D: one line
             return model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type,
-                                              m_B=m_B, m_D=m_D)
+                                              m_B=m_B, m_D=m_D, fused=fused)
         except ValueError as e:
             raise ConfigError(str(e)) from None
     optimizer = make_optimizer()

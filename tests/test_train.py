@@ -143,3 +143,22 @@ def test_wandb_offline_needs_no_key(char_data, tmp_path):
     assert json.loads((out / "wandb_id.json").read_text())["id"] == run_id  # the same wandb run
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(d.name.endswith(run_id) for d in runs)
+
+
+def test_fused_adamw_on_cpu_follows_the_same_trajectory(char_data, tmp_path):
+    """--fused=True (bench.py --compare: faster on this CPU) changes the kernels, not the update."""
+    rows = {}
+    for fused in (False, True):
+        out = tmp_path / f"f{fused}"
+        r = run_script(["train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--max_iters=5",
+                        "--eval_interval=5", f"--fused={fused}"])
+        assert r.returncode == 0, r.stderr
+        rows[fused] = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for a, b in zip(rows[False], rows[True]):
+        for k in ("loss", "val_loss", "grad_norm"):
+            if k in a:
+                assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-6), (k, a["iter"])
+    assert len(rows[True]) == len(rows[False]) > 5
+    m = GPT(GPTConfig(n_layer=1, n_embd=16, n_head=2, vocab_size=11, block_size=8))
+    assert m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), fused=True).defaults["fused"] is True
+    assert not m.configure_optimizers(0.1, 1e-3, (0.9, 0.95)).defaults["fused"]  # CPU default: off
