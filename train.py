@@ -328,6 +328,16 @@ def claim_out_dir(master, vocab, device_type, dev):
     return lock, ckpts
 
 
+def end_distributed():
+    """Leave the process group. After the barrier, gloo's worker thread still has to destroy the
+    finished work objects, which takes the GIL; if the group is torn down (joining that thread)
+    while this thread holds the GIL, both wait forever (seen once in the suite: ProcessGroupGloo's
+    destructor joining under the DDP reducer's dealloc). A short sleep releases the GIL first."""
+    dist.barrier()
+    time.sleep(0.1)
+    dist.destroy_process_group()
+
+
 def forward_backward(model, raw_model, optimizer, loader, lr_t, dev, autocast, grad_accum, ddp, fsdp):
     """One global batch: each group's LR set to lr_t * lr_mult, the micro-steps' gradients
     accumulated (synced on the last one only), clipped by the global norm. Returns the batch's
@@ -435,8 +445,7 @@ def main():
                 print(f"{out_dir} finished at step {iter_num} of {total_iters}; nothing to do "
                       "(final.json and metrics.jsonl hold its result)")
             if ddp:
-                dist.barrier()
-                dist.destroy_process_group()
+                end_distributed()
             if lock:
                 lock.release()
             return
@@ -560,8 +569,7 @@ def main():
                       file=sys.stderr)
             finish("diverged", lr=lr_t)
             if ddp:
-                dist.barrier()
-                dist.destroy_process_group()
+                end_distributed()
             sys.exit(EXIT_DIVERGED)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -607,8 +615,7 @@ def main():
     if run is not None:
         run.finish()
     if ddp:
-        dist.barrier()
-        dist.destroy_process_group()
+        end_distributed()
     if lock:
         lock.release()
     if break_code:  # stopped: 4 whether one signal came or several, also one during the exit
