@@ -217,7 +217,7 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
     axes[0][0].set_ylabel(f"{metric} (mean over seeds)")
     axes[0][0].set_ylim(lo - 0.05 * (hi - lo + 1e-9), top + 0.02 * (hi - lo + 1e-9))
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    fig.legend(handles, labels, loc="outside right center", fontsize=8)  # clear of the title
     fig.suptitle(title + "   (star: fitted optimum, x: diverged)", fontsize=10)
     fig.savefig(path, dpi=120)
     plt.close(fig)
