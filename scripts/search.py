@@ -28,7 +28,9 @@ Bookkeeping is Optuna's (ask/tell) in a journal file, <out_root>/journal.log (or
 sqlite:///FILE.db): stop the search at any point (Ctrl-C, SIGTERM) and the same command
 continues it; several processes (--jobs N here, or the same command on other machines sharing
 out_root) run one study together; `optuna-dashboard <out_root>/journal.log` shows it. Each trial
-is a train.py run in <out_root>/trials/tNNNN. Its value is final.json's val_loss; a diverged run
+is a train.py run in <out_root>/trials/tNNNN. Its value is final.json's val_loss; with --seeds
+S1,S2,... a trial is one run per seed in tNNNN/s<seed>, one after another, and its value their mean
+(a proxy whose seed-to-seed spread is as large as the gains searched for needs it); a diverged run
 (exit 3) or a failed one is told to Optuna as TrialState.FAIL (no penalty value) with its status
 and error as user attributes, and the search goes on; a run stopped by a signal, or orphaned by
 a killed search, is marked FAIL 'stopped'/'lost' and queued again with the same parameters (and
@@ -46,6 +48,7 @@ import ast
 import csv
 import difflib
 import fcntl
+import glob
 import importlib.util
 import json
 import math
@@ -335,8 +338,9 @@ def storage_exists(args):
 
 def identity(args, space):
     """What makes two commands the same search: they must agree to share a storage."""
-    return dict(configs=args.configs, set=args.set_items, learning_rate=args.lr0, init_std=args.std0,
-                space=",".join(space), bound=args.bound)
+    ident = dict(configs=args.configs, set=args.set_items, learning_rate=args.lr0, init_std=args.std0,
+                 space=",".join(space), bound=args.bound)
+    return dict(ident, seeds=args.seeds) if args.seeds else ident  # storages made before --seeds match
 
 
 def open_study(args, space, sampler):
@@ -356,9 +360,9 @@ def open_study(args, space, sampler):
 def check_identity(study, args, space):
     old, ident = study.user_attrs.get("search"), identity(args, space)
     if old is not None and old != ident:
-        diff = next(k for k in ident if old.get(k) != ident[k])
+        diff = next(k for k in {**old, **ident} if old.get(k) != ident.get(k))
         raise UserError(f"{args.out_root} holds search {args.name!r} with {diff}={old.get(diff)!r}, this command "
-                        f"has {ident[diff]!r}; run the same command to continue it, or give another --out_root")
+                        f"has {ident.get(diff)!r}; run the same command to continue it, or give another --out_root")
 
 
 def counted(t):
@@ -389,7 +393,9 @@ def reap_lost(study):
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         a = t.user_attrs
-        if a.get("host") == host and not pid_alive(a.get("pid", -1)) and not lock_owner(a.get("out_dir", "")):
+        out_dir = a.get("out_dir", "")
+        dirs = [out_dir] + (glob.glob(os.path.join(out_dir, "s*")) if out_dir else [])
+        if a.get("host") == host and not pid_alive(a.get("pid", -1)) and not any(lock_owner(d) for d in dirs):
             fail_and_requeue(study, t, "lost")
 
 
@@ -408,65 +414,114 @@ def claim(study, args, space):
 
 # --- running trials ---
 
-def train_command(args, params, out_dir):
+def train_command(args, params, out_dir, seed=None):
     """The train.py command of a point: the proxy config(s), --set, the start point's global
-    values and the point's module_hparams."""
+    values, the point's module_hparams and (with --seeds) the run's seed."""
     cmd = [sys.executable, os.path.join(REPO, "train.py"), *args.configs]
     cmd += [f"--{k}={v!r}" for k, v in args.set_values.items()]
     cmd += [f"--learning_rate={args.lr0!r}"] + ([f"--init_std={args.std0!r}"] if args.std0 is not None else [])
+    cmd += [f"--seed={seed}"] if seed is not None else []
     return cmd + [f"--module_hparams={json.dumps(module_hparams(params))}", f"--out_dir={out_dir}"]
 
 
-def launch(trial, args):
+def run_dirs(out_dir, seeds):
+    """(seed, directory) of each train.py run of a trial: the trial's out_dir itself, or with
+    --seeds one s<seed> directory per seed inside it."""
+    return [(None, out_dir)] if not seeds else [(s, os.path.join(out_dir, f"s{s}")) for s in seeds]
+
+
+def launch(trial, args, stop=None):
+    """Start a trial: its runs (one, or one per --seeds seed) go one after another; a run that
+    finished before the search was killed is not run again."""
     out_dir = trial.user_attrs["out_dir"]
     os.makedirs(out_dir, exist_ok=True)
-    job = dict(trial=trial, out_dir=out_dir, t0=time.time(), proc=None, log=None)
-    final = sweep.read_final(out_dir) or {}
-    if final.get("status") in ("done", "diverged"):  # ran before the search was killed: record it
-        job["rc"] = 0 if final["status"] == "done" else EXIT_DIVERGED
-        return job
-    if not any(re.fullmatch(r"ckpt_\d{7}\.pt", n) for n in os.listdir(out_dir)):  # from scratch: clean logs
-        for n in ("metrics.jsonl", "final.json"):
-            if os.path.exists(os.path.join(out_dir, n)):
-                os.remove(os.path.join(out_dir, n))
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads_per_job), MKL_NUM_THREADS=str(args.threads_per_job))
-    job["log"] = open(os.path.join(out_dir, "train.log"), "a")
-    job["proc"] = subprocess.Popen(train_command(args, trial.params, out_dir), stdout=job["log"],
-                                   stderr=subprocess.STDOUT, env=env, cwd=REPO,
-                                   preexec_fn=sweep._die_with_parent)
+    job = dict(trial=trial, out_dir=out_dir, t0=time.time(), proc=None, log=None, rc=None, args=args,
+               stop=stop if stop is not None else {}, pending=run_dirs(out_dir, args.seeds), run_dir=out_dir)
+    advance(job)
     return job
 
 
+def advance(job):
+    """Start the trial's next run that has not finished, or set job['rc'] when none is left (0)
+    or one diverged before (EXIT_DIVERGED)."""
+    args = job["args"]
+    while job["pending"]:
+        seed, run_dir = job["pending"][0]
+        job["run_dir"] = run_dir
+        os.makedirs(run_dir, exist_ok=True)
+        final = sweep.read_final(run_dir) or {}
+        if final.get("status") == "done":
+            job["pending"].pop(0)
+            continue
+        if final.get("status") == "diverged":
+            job["rc"] = EXIT_DIVERGED
+            return
+        if not any(re.fullmatch(r"ckpt_\d{7}\.pt", n) for n in os.listdir(run_dir)):  # from scratch: clean logs
+            for n in ("metrics.jsonl", "final.json"):
+                if os.path.exists(os.path.join(run_dir, n)):
+                    os.remove(os.path.join(run_dir, n))
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads_per_job), MKL_NUM_THREADS=str(args.threads_per_job))
+        job["log"] = open(os.path.join(run_dir, "train.log"), "a")
+        job["proc"] = subprocess.Popen(train_command(args, job["trial"].params, run_dir, seed), stdout=job["log"],
+                                       stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                       preexec_fn=sweep._die_with_parent)
+        return
+    job["rc"] = 0
+
+
 def returncode(job):
-    return job["rc"] if job["proc"] is None else job["proc"].poll()
+    """None while the trial runs; else the exit code that ends it (0: every run done). A run
+    that finishes well starts the next seed's, unless the search is stopping."""
+    while job["rc"] is None:
+        rc = job["proc"].poll()
+        if rc is None:
+            return None
+        job["log"].close()
+        job["proc"], job["log"] = None, None
+        final = sweep.read_final(job["run_dir"]) or {}
+        if rc == 0 and final.get("status") == "done" and job["stop"].get("signal") is None \
+                and not job.get("no_advance"):
+            job["pending"].pop(0)
+            advance(job)
+        else:
+            job["rc"] = rc
+    return job["rc"]
 
 
 def record(study, job, stopping):
-    """Tell Optuna how a finished child ended. Returns (status, value): done with the final
-    val_loss; diverged, stopped or error with None."""
+    """Tell Optuna how a finished trial ended. Returns (status, value): done with the final
+    val_loss (the mean over --seeds), diverged, stopped or error with None."""
     if job["log"]:
         job["log"].close()
-    trial, rc = job["trial"], returncode(job)
-    final = sweep.read_final(job["out_dir"]) or {}
+    if stopping:  # a run that just finished well starts no next seed
+        job["no_advance"] = True
+    trial, rc, args = job["trial"], returncode(job), job["args"]
+    finals = [sweep.read_final(d) or {} for _, d in run_dirs(job["out_dir"], args.seeds)]
+    final = sweep.read_final(job["run_dir"]) or {}
     wall = round(time.time() - job["t0"], 1)
     trial.set_user_attr("wall_s", wall)
-    val = final.get("val_loss")
-    if rc == 0 and final.get("status") == "done" and isinstance(val, (int, float)) and math.isfinite(val):
+    vals = [f.get("val_loss") for f in finals]
+    if rc == 0 and all(f.get("status") == "done" and isinstance(v, (int, float)) and math.isfinite(v)
+                       for f, v in zip(finals, vals)):
         trial.set_user_attr("status", "done")
+        if args.seeds:
+            trial.set_user_attr("seed_losses", [float(v) for v in vals])
         for k in ("train_loss", "iter"):
-            if final.get(k) is not None:
-                trial.set_user_attr(k, final[k])
-        study.tell(trial, float(val))
-        return "done", float(val)
+            if finals[-1].get(k) is not None:
+                trial.set_user_attr(k, finals[-1][k])
+        value = float(np.mean(vals))
+        study.tell(trial, value)
+        return "done", value
     if rc == EXIT_DIVERGED and final.get("status") == "diverged":
         trial.set_user_attr("status", "diverged")
-        trial.set_user_attr("error", f"diverged at step {final.get('iter')}")
+        trial.set_user_attr("error", f"diverged at step {final.get('iter')}"
+                            + (f" ({os.path.basename(job['run_dir'])})" if args.seeds else ""))
         study.tell(trial, state=TrialState.FAIL)
         return "diverged", None
     if rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT) or (stopping and rc != 0):
         fail_and_requeue(study, trial, "stopped")
         return "stopped", None
-    tail = log_tail(job["out_dir"])
+    tail = log_tail(job["run_dir"])
     trial.set_user_attr("status", "error")
     trial.set_user_attr("error", f"exit {rc}: {tail}"[:500])
     study.tell(trial, state=TrialState.FAIL)
@@ -512,7 +567,7 @@ def run(study, args, space, sampler):
                 trial = claim(study, args, space)
                 if trial is None:
                     break
-                running.append(launch(trial, args))
+                running.append(launch(trial, args, stop))
             if not running:
                 break
             time.sleep(0.1)
@@ -612,13 +667,17 @@ def write_table(args, trials, best, start, space):
              f"Proxy: `{' '.join(os.path.relpath(p, REPO) if p.startswith(REPO) else p for p in args.configs)}`; "
              f"start point learning_rate {args.lr0:g}"
              + (f", init_std {args.std0:g}" if args.std0 is not None else "")
-             + f"; sampler {args.sampler}; seed {args.seed}. Multipliers are 2^x of the searched log2 values.", ""]
+             + f"; sampler {args.sampler}; seed {args.seed}"
+             + (f"; each trial the mean over train.py seeds {', '.join(map(str, args.seeds))}" if args.seeds else "")
+             + ". Multipliers are 2^x of the searched log2 values.", ""]
     if best:
         lines.append(f"Best: trial {best.number}, val_loss {best.value:.4f}"
                      + (f" (start point {start.value:.4f}, {best.value - start.value:+.4f})" if start else "") + ".")
         lines.append("")
-    lines.append("| trial | status | val_loss | best so far | " + " | ".join(names) + " | wall_s |")
-    lines.append("|---" * (len(names) + 5) + "|")
+    per_seed = bool(args.seeds)
+    lines.append("| trial | status | val_loss | " + ("per seed | " if per_seed else "") + "best so far | "
+                 + " | ".join(names) + " | wall_s |")
+    lines.append("|---" * (len(names) + 5 + per_seed) + "|")
     so_far = math.inf
     for t in trials:
         if t.state == TrialState.COMPLETE:
@@ -626,7 +685,8 @@ def write_table(args, trials, best, start, space):
         val = f"{t.value:.4f}" if t.state == TrialState.COMPLETE else "-"
         mults = " | ".join(fmt_mult(t.params[n]) if n in t.params else "-" for n in names)
         best_text = f"{so_far:.4f}" if math.isfinite(so_far) else "-"
-        lines.append(f"| {t.number} | {t.user_attrs.get('status', t.state.name.lower())} | {val} | {best_text} | "
+        seeds = (" / ".join(f"{v:.4f}" for v in t.user_attrs.get("seed_losses", [])) or "-") + " | " if per_seed else ""
+        lines.append(f"| {t.number} | {t.user_attrs.get('status', t.state.name.lower())} | {val} | {seeds}{best_text} | "
                      f"{mults} | {t.user_attrs.get('wall_s', '-')} |")
     _write(os.path.join(args.out_root, "trials.md"), "\n".join(lines) + "\n")
 
@@ -686,6 +746,8 @@ def parse_args(argv):
     ap.add_argument("--distribution", default="uniform", help="uniform (default) or gaussian (std radius/2)")
     ap.add_argument("--trials", type=int, default=20, help="evaluated trials in the storage (default 20)")
     ap.add_argument("--seed", type=int, default=0, help="the sampler's seed (train.py's seed is the proxy's)")
+    ap.add_argument("--seeds", help="comma list of train.py seeds: a trial runs once per seed, one after another, "
+                    "and its value is the mean final val_loss (default: one run at the proxy config's seed)")
     ap.add_argument("--jobs", type=int, default=1, help="trials at a time in this process")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for all jobs together")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a train.py setting for every trial")
@@ -724,6 +786,21 @@ def check_args(args):
     for c in args.configs:
         if c.startswith("-"):
             raise UserError(f"{c!r} is not a config file; options go after --, e.g. --trials 20")
+
+
+def seed_list(text, set_values):
+    """--seeds as a list of distinct ints, or None."""
+    if text is None:
+        return None
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        seeds = None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r} must be distinct integers separated by commas, e.g. --seeds 0,1")
+    if "seed" in set_values:
+        raise UserError("--set seed=... and --seeds both give train.py's seed; give one")
+    return seeds
 
 
 def positive(name, text):
@@ -774,6 +851,7 @@ def setup(args):
     if args.storage and "://" not in args.storage:
         args.storage = os.path.abspath(args.storage)
     args.threads_per_job = max(1, args.threads // args.jobs)
+    args.seeds = seed_list(args.seeds, args.set_values)
     space = build_space(args.space, config, args.bound)
     # the trial command must parse: a mistake in --set or the configs stops here, not in every trial
     parse(defaults, args.configs + [f"--{k}={v!r}" for k, v in args.set_values.items()]
@@ -795,6 +873,9 @@ def plan(args, space, sampler, existing):
               f"{args.patience} misses, x{args.expand:g} on an improvement, min {args.min_radius:g}; seed {args.seed})")
     else:
         print(f"sampler: {args.sampler} (seed {args.seed}{f', sigma0 {args.radius:g}' if args.sampler == 'cmaes' else ''})")
+    if args.seeds:
+        print(f"each trial: {len(args.seeds)} runs (seeds {', '.join(map(str, args.seeds))}), one after another; "
+              "its value is their mean final val_loss")
     print(f"budget: {args.trials} trials, {args.jobs} at a time x {args.threads_per_job} threads; storage "
           f"{rel(args.storage or os.path.join(args.out_root, 'journal.log'))} ({len(evaluated(existing))} evaluated there)")
 
@@ -823,8 +904,9 @@ def dry_run(args, space, sampler):
         t = mem.ask(distributions(space))
         print(f"  trial {t.number}: " + " ".join(f"{n}={fmt_mult(t.params[n])}" for n in space))
     t = mem.ask(distributions(space))
-    cmd = train_command(args, t.params, os.path.join(args.out_root, "trials", f"t{t.number:04d}"))
-    print("a trial's command: python " + shlex.join(cmd[1:]))
+    seed, run_dir = run_dirs(os.path.join(args.out_root, "trials", f"t{t.number:04d}"), args.seeds)[0]
+    cmd = train_command(args, t.params, run_dir, seed)
+    print(("a trial's first command: python " if args.seeds else "a trial's command: python ") + shlex.join(cmd[1:]))
     return 0
 
 

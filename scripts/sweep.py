@@ -39,6 +39,7 @@ import argparse
 import ast
 import csv
 import fcntl
+import hashlib
 import itertools
 import json
 import math
@@ -64,7 +65,7 @@ OUTCOME = ["status", "train_loss", "val_loss", "best_val_loss", "steps", "tokens
 FINISHED = ("done", "diverged")  # the one rule for "finished": a row or final.json with one of these
 MAX_FAILURES_IN_A_ROW = 3  # a broken train.py or environment: stop instead of burning the grid
 LABELS = {"learning_rate": "lr", "init_std": "std", "output_mult": "om", "input_mult": "im",
-          "global_batch_size": "B", "max_tokens": "D"}
+          "global_batch_size": "B", "max_tokens": "D", "module_hparams": "modules"}
 UNLABELLED = ("base_batch_size", "base_tokens")  # name the proxy; not in out_dir names
 STOP_GRACE_S = 60  # how long stopped children may take to save a checkpoint before SIGKILL
 
@@ -170,8 +171,11 @@ def override(k, v):
 
 
 def label(k, v):
-    """lr2^-7, std0.02, warmup_frac0.1: one axis value in a directory name."""
-    if isinstance(v, float) and v > 0 and math.log2(v) == round(math.log2(v)):
+    """lr2^-7, std0.02, warmup_frac0.1: one axis value in a directory name; a dict setting
+    (module_hparams) by a digest of its JSON, or 'none' when empty."""
+    if isinstance(v, dict):
+        text = hashlib.sha1(json.dumps(v, sort_keys=True).encode()).hexdigest()[:8] if v else "none"
+    elif isinstance(v, float) and v > 0 and math.log2(v) == round(math.log2(v)):
         text = f"2^{round(math.log2(v))}"
     else:
         text = f"{v:g}" if isinstance(v, float) else str(v)
@@ -265,6 +269,8 @@ def append_row(results, header, row):
 
 
 def _csv_field(v):
+    if isinstance(v, dict):
+        v = json.dumps(v, sort_keys=True)
     if isinstance(v, float):
         return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else "inf")
     s = str(v)

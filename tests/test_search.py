@@ -196,8 +196,8 @@ def fake_search(proxy, tmp_path_factory):
     modes = {1: "diverged", 2: "error"}
     real = search.train_command
 
-    def fake(args, params, out_dir):
-        real(args, params, out_dir)  # the real command is still built (and must not fail)
+    def fake(args, params, out_dir, seed=None):
+        real(args, params, out_dir, seed)  # the real command is still built (and must not fail)
         n = int(os.path.basename(out_dir)[1:])
         return [sys.executable, "-c", FAKE, out_dir, modes.get(n, "done")]
     search.train_command = fake
@@ -220,6 +220,61 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(fake_search):
     assert trials[0].value == 4.0 and study.best_trial.number == 3
     table = (out / "trials.md").read_text()
     assert "| 1 | diverged |" in table and "| 2 | error |" in table
+
+
+FAKE_SEEDS = r"""
+import json, os, sys
+out, mode = sys.argv[1], sys.argv[2]
+n, seed = int(os.path.basename(os.path.dirname(out))[1:]), int(os.path.basename(out)[1:])
+os.makedirs(out, exist_ok=True)
+with open(os.path.join(os.path.dirname(out), "ran.txt"), "a") as f:
+    f.write(f"{seed}\n")
+final = {"status": "diverged", "iter": 1} if mode == "diverged" else \
+        {"status": "done", "iter": 2, "val_loss": 4.0 - 0.1 * n + 0.5 * seed * seed, "train_loss": 4.0}
+with open(os.path.join(out, "final.json"), "w") as f:
+    json.dump(final, f)
+sys.exit(3 if mode == "diverged" else 0)
+"""
+
+
+def test_seeds_make_a_trial_the_mean_of_one_run_per_seed(proxy, tmp_path):
+    """--seeds 0,2: each trial runs s0 then s2 in its out_dir, each with its own --seed, and its
+    value is the mean; a seed that diverges fails the trial and runs no further seed; a trial
+    whose first seed finished before a restart runs only the second."""
+    out = tmp_path / "s"
+    real, commands = search.train_command, []
+
+    def fake(args, params, out_dir, seed=None):
+        cmd = real(args, params, out_dir, seed)
+        commands.append(cmd)
+        n = int(os.path.basename(os.path.dirname(out_dir))[1:])
+        return [sys.executable, "-c", FAKE_SEEDS, out_dir, "diverged" if (n, seed) == (1, 0) else "done"]
+    argv = [proxy, "--out_root", str(out), "--trials", "3", "--space", "lr:attn_qkv", "--threads", "1",
+            "--seeds", "0,2"]
+    done = out / "trials" / "t0002" / "s0"  # trial 2's first seed ran before: only s2 is left
+    os.makedirs(done)
+    (done / "final.json").write_text(json.dumps({"status": "done", "iter": 2, "val_loss": 1.0}))
+    search.train_command = fake
+    try:
+        assert search.main(argv) == 0
+    finally:
+        search.train_command = real
+    t0, t1, t2 = optuna.load_study(study_name="proxy", storage=search.make_storage(_args(*argv))).get_trials()
+    assert t0.state == TrialState.COMPLETE and t0.value == 4.0 + 0.5 * 4 / 2  # mean of 4.0 and 6.0
+    assert t0.user_attrs["seed_losses"] == [4.0, 6.0]
+    assert (out / "trials" / "t0000" / "ran.txt").read_text() == "0\n2\n"  # in order, one each
+    assert t1.state == TrialState.FAIL and t1.user_attrs["status"] == "diverged"
+    assert (out / "trials" / "t0001" / "ran.txt").read_text() == "0\n"  # s2 never started
+    assert (out / "trials" / "t0002" / "ran.txt").read_text() == "2\n"
+    assert t2.value == (1.0 + 4.0 - 0.2 + 2.0) / 2
+    seeds = [c[c.index(next(a for a in c if a.startswith("--seed="))):][0] for c in commands]
+    dirs = [next(a for a in c if a.startswith("--out_dir=")) for c in commands]
+    assert seeds == ["--seed=0", "--seed=2", "--seed=0", "--seed=2"]
+    assert [os.path.relpath(d.split("=", 1)[1], out) for d in dirs] == [
+        "trials/t0000/s0", "trials/t0000/s2", "trials/t0001/s0", "trials/t0002/s2"]
+    assert "| 0 | done | 5.0000 | 4.0000 / 6.0000 |" in (out / "trials.md").read_text()
+    with pytest.raises(UserError, match="with seeds=\\[0, 2\\], this command has None"):
+        search.main(argv[:-2])  # the same storage without --seeds is another search
 
 
 def test_written_config_loads_in_train_and_reproduces_the_best_trial(fake_search, proxy, tmp_path):
@@ -264,7 +319,7 @@ def test_a_lost_trial_is_queued_again(proxy, tmp_path):
     for k, v in dict(host=socket.gethostname(), pid=dead.pid, out_dir=lost_dir).items():
         t.set_user_attr(k, v)
     real = search.train_command
-    search.train_command = lambda a, p, d: [sys.executable, "-c", FAKE, d, "done"]
+    search.train_command = lambda a, p, d, seed=None: [sys.executable, "-c", FAKE, d, "done"]
     try:
         assert search.main([proxy, "--out_root", str(out), "--trials", "2", "--space", "lr:embedding"]) == 0
     finally:
@@ -317,6 +372,9 @@ def test_dry_run_plans_without_training_or_storage(proxy, tmp_path, capsys):
     (["--from_sweep", "nope.csv"], "does not exist"),
     (["--from_sweep", "x.csv", "--learning_rate", "0.01"], "give one"),
     (["--set", "learning_rate=0.1"], "set by the search itself"),
+    (["--seeds", "0,x"], "must be distinct integers"),
+    (["--seeds", "1,1"], "must be distinct integers"),
+    (["--seeds", "1", "--set", "seed=3"], "give one"),
     (["--set", "n_embdd=3"], "n_embd"),
     (["--radius", "0.01"], "--min_radius=0.0625 is larger than --radius=0.01"),
     (["--space", "lr:unembedding", "--set", "tie_embeddings=True"], "the proxy ties its embeddings"),
