@@ -109,7 +109,7 @@ def read_config_file(path):
         where = f" line {e.lineno}" if e.lineno else ""
         raise ConfigError(f"config file {path}{where}: {e.msg}; it must be plain "
                           "Python assignments like n_layer = 4") from None
-    ns = {}
+    ns = {"__file__": os.path.abspath(path)}  # so a config can find files beside it
     try:
         exec(code, ns)
     except (Exception, SystemExit) as e:  # a config file is code; report its failure in one line

@@ -576,3 +576,29 @@ def test_batch_duration_sweep_file_expands_to_its_arms(tmp_path):
         seen.add((c["parameterization"], c["global_batch_size"], c["max_tokens"]))
         assert 2 ** -8 <= c["learning_rate"] <= 2 ** -3
     assert seen == {(p, b, d) for p in ("completedp", "completep") for b, d in ((8, 2 ** 20), (8, 2 ** 22), (16, 2 ** 20))}
+
+
+def test_module_hparams_points_read_from_a_file_beside_the_sweep(tiny, tmp_path):
+    """A sweep file can read a searched set beside it (config files see their own __file__);
+    module_hparams as an axis: each run gets its dict exactly, the directory a digest (or
+    'none'), the results row the dict as JSON."""
+    searched = {"mlp_out": {"lr": 0.25}, "residual": {"attn": 0.5}}
+    (tmp_path / "set.py").write_text(f"module_hparams = {searched!r}\n")
+    (tmp_path / "mh.py").write_text(
+        f"base_config = {str(tiny / 'base.py')!r}\nn_layer = 1\nseed = [0]\nparameterization = 'completedp'\ntie_embeddings = False\n"
+        "import os as _os\n_ns = {}\n"
+        "exec(open(_os.path.join(_os.path.dirname(__file__), 'set.py')).read(), _ns)\n"
+        "points = [dict(module_hparams={}), dict(module_hparams=_ns['module_hparams'])]\n")
+    results = tmp_path / "results.csv"
+    cmd = [sys.executable, os.path.join(REPO, "scripts", "sweep.py"), str(tmp_path / "mh.py"),
+           "--out_root", str(tmp_path / "runs"), "--results", str(results), "--jobs", "2", "--threads", "2"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = _rows(results)
+    dirs = sorted(os.path.relpath(os.path.join(REPO, r["out_dir"]), tmp_path / "runs") for r in rows)
+    assert dirs[1] == "completedp/L1_N16/modulesnone/s0" and re.fullmatch(r"completedp/L1_N16/modules[0-9a-f]{8}/s0", dirs[0])
+    for r in rows:
+        with open(os.path.join(REPO, r["out_dir"], "config.json")) as f:
+            ran = json.load(f)["config"]["module_hparams"]
+        assert json.loads(r["module_hparams"]) == ran and ran in ({}, searched)
+    assert sorted(json.loads(r["module_hparams"]) != {} for r in rows) == [False, True]
