@@ -4,6 +4,7 @@ of them should import from another entry point: device and precision set-up, the
 table, the tokenizer of a dataset's meta.json, the one-line error convention, number
 formatting.
 """
+import os
 import re
 from contextlib import nullcontext
 
@@ -77,7 +78,17 @@ def run_cli(main, *errors):
     except (UserError, *errors) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # `... | head` closed the pipe: stop quietly, as a shell tool does
+        quiet_stdout()
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def quiet_stdout():
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    import sys
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def load_codec(meta):

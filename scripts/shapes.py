@@ -134,7 +134,13 @@ def run(a):
         todo = sum(os.path.abspath(p["out_dir"]) not in done for p in points)
         print(f"{len(points)} points ({todo} to run); results -> {results}")
         return 0
-    ns = argparse.Namespace(jobs=a.jobs, threads_per_job=max(1, a.threads // a.jobs), nproc_per_node=1)
+    gpus = None
+    if a.gpus:
+        gpus = [g.strip() for g in a.gpus.split(",")]
+        if not all(g.isdigit() for g in gpus) or len(set(gpus)) != len(gpus):
+            raise UserError(f"--gpus {a.gpus!r} must be distinct GPU ids separated by commas, e.g. --gpus 0,1,2,3")
+    jobs = a.jobs or (len(gpus) if gpus else 1)
+    ns = argparse.Namespace(jobs=jobs, threads_per_job=max(1, a.threads // jobs), nproc_per_node=1, gpus=gpus)
     return sweep.run_local(points, settings, axes, results, ns)
 
 
@@ -278,7 +284,8 @@ def main(argv=None):
                    help="the proxy's settings: train.py config files, comma-separated, applied in order")
     r.add_argument("--out_root", default=os.path.join(REPO, "runs", "shapes"))
     r.add_argument("--results", help="default: <out_root>/results.csv")
-    r.add_argument("--jobs", type=int, default=1)
+    r.add_argument("--jobs", type=int, help="points at a time (default 1, or one per --gpus id)")
+    r.add_argument("--gpus", help="comma list of GPU ids: each running point gets one (CUDA_VISIBLE_DEVICES)")
     r.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     r.add_argument("--dry_run", action="store_true")
     z = sub.add_parser("analyze", help="tables and figures from a results CSV")
@@ -296,7 +303,7 @@ def main(argv=None):
     a.params = [p for p in a.params.split(",") if p]
     if bad := [p for p in a.params if p not in PARAMS]:
         raise UserError(f"unknown parameterization {bad[0]!r} in --params; use {', '.join(PARAMS)}")
-    if a.head_size <= 0 or a.tpp <= 0 or a.jobs < 1 or not a.seeds:
+    if a.head_size <= 0 or a.tpp <= 0 or (a.jobs is not None and a.jobs < 1) or not a.seeds:
         raise UserError("--head_size, --tpp, --jobs and --seeds must be positive / non-empty")
     a.out_root = os.path.abspath(a.out_root)
     return run(a)

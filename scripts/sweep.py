@@ -56,7 +56,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from configurator import ConfigError, parse, read_config_file  # noqa: E402
 from runs import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED, lock_owner, log_tail  # noqa: E402
-from util import hms  # noqa: E402
+from util import hms, run_cli  # noqa: E402
 
 SPECIAL = ("base_config", "name", "out_root", "results", "order", "points")
 COORDS = ["parameterization", "n_layer", "n_embd", "n_head", "learning_rate", "init_std",
@@ -325,8 +325,9 @@ def state(point, done_dirs):
     return "run", final.get("status") if final.get("status") == "stopped" else "todo"
 
 
-def start(point, settings, args, threads):
-    """A running job for the point, or None if another process has taken its out_dir meanwhile."""
+def start(point, settings, args, threads, gpus=None):
+    """A running job for the point, or None if another process has taken its out_dir meanwhile.
+    `gpus`: the device ids it may see (CUDA_VISIBLE_DEVICES), from --gpus."""
     out = point["out_dir"]
     os.makedirs(out, exist_ok=True)
     if lock_owner(out):
@@ -337,10 +338,20 @@ def start(point, settings, args, threads):
             if os.path.exists(os.path.join(out, n)):
                 os.remove(os.path.join(out, n))
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     log = open(os.path.join(out, "train.log"), "a")
     proc = subprocess.Popen(command(point, settings, args.nproc_per_node), stdout=log,
                             stderr=subprocess.STDOUT, env=env, cwd=REPO, preexec_fn=_die_with_parent)
-    return dict(point=point, proc=proc, log=log, t0=time.time())
+    return dict(point=point, proc=proc, log=log, t0=time.time(), gpus=gpus)
+
+
+def gpu_slots(args):
+    """--gpus split into one group of --nproc_per_node ids per concurrent point, or None."""
+    if not getattr(args, "gpus", None):
+        return None
+    ids = args.gpus
+    return [ids[i:i + args.nproc_per_node] for i in range(0, len(ids) - args.nproc_per_node + 1, args.nproc_per_node)]
 
 
 def finish(job, sweep, axes, results, header, progress=""):
@@ -425,14 +436,20 @@ def _run_queue(todo, settings, axes, results, header, args, running):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     queue = list(todo)
+    free = gpu_slots(args)  # each running point holds one slot of GPUs; None: no --gpus
     t0, ended = time.time(), 0  # progress: k/N points of this invocation and an ETA from their pace
     while queue or running:
-        while queue and len(running) < args.jobs and stop["signal"] is None:
-            job = start(queue.pop(0), settings, args, args.threads_per_job)
+        while queue and len(running) < args.jobs and stop["signal"] is None and free != []:
+            slot = free.pop(0) if free else None
+            job = start(queue.pop(0), settings, args, args.threads_per_job, slot)
             running.extend([job] if job else [])
+            if job is None and slot is not None:
+                free.append(slot)
         time.sleep(0.2)
         for j in [j for j in running if j["proc"].poll() is not None]:
             running.remove(j)
+            if j.get("gpus") is not None:
+                free.append(j["gpus"])
             ended += 1
             eta = (time.time() - t0) / ended * (len(todo) - ended)
             ok = finish(j, settings["name"], axes, results, header, f"[{ended}/{len(todo)}] eta {hms(eta)}  ")
@@ -505,10 +522,13 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sweep_file")
     ap.add_argument("--dry_run", action="store_true", help="list the points and their state, run nothing")
-    ap.add_argument("--jobs", type=int, default=1, help="points at a time (SLURM: array throttle)")
+    ap.add_argument("--jobs", type=int, help="points at a time (SLURM: array throttle; default 1, or one per "
+                    "--gpus group)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="CPU threads for all jobs together, split evenly (default: all cores)")
     ap.add_argument("--nproc_per_node", type=int, default=1, help=">1: each point runs under torchrun")
+    ap.add_argument("--gpus", help="comma list of GPU ids, e.g. 0,1,2,3,4,5,6,7: each running point gets "
+                    "--nproc_per_node of them (CUDA_VISIBLE_DEVICES); --jobs defaults to how many groups they make")
     ap.add_argument("--index", type=int, help="run only this point (0-based, in sweep order)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a train.py setting for every point, e.g. --set device=cuda")
@@ -519,6 +539,17 @@ def main(argv=None):
     ap.add_argument("--sbatch", action="append", default=[], metavar="OPT",
                     help="an extra #SBATCH line, e.g. --sbatch=--gres=gpu:8")
     args = ap.parse_args(argv)
+    if args.gpus is not None:
+        ids = [g.strip() for g in args.gpus.split(",")]
+        if not all(re.fullmatch(r"\d+", g) for g in ids) or len(set(ids)) != len(ids):
+            raise SweepError(f"--gpus {args.gpus!r} must be distinct GPU ids separated by commas, e.g. --gpus 0,1,2,3")
+        args.gpus = ids
+        if args.nproc_per_node > len(ids):
+            raise SweepError(f"--nproc_per_node {args.nproc_per_node} needs at least that many --gpus, got {len(ids)}")
+        if args.slurm:
+            raise SweepError("--gpus is for local runs; a SLURM array task gets its GPUs from --sbatch=--gres=gpu:N")
+    if args.jobs is None:
+        args.jobs = len(args.gpus) // args.nproc_per_node if args.gpus else 1
     if args.jobs < 1 or args.threads < 1 or args.nproc_per_node < 1:
         raise SweepError("--jobs, --threads and --nproc_per_node must be at least 1")
     if args.submit and not args.slurm:
@@ -566,8 +597,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except SweepError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+    run_cli(main, SweepError)

@@ -602,3 +602,51 @@ def test_module_hparams_points_read_from_a_file_beside_the_sweep(tiny, tmp_path)
             ran = json.load(f)["config"]["module_hparams"]
         assert json.loads(r["module_hparams"]) == ran and ran in ({}, searched)
     assert sorted(json.loads(r["module_hparams"]) != {} for r in rows) == [False, True]
+
+
+GPU_CHILD = """
+import json, os, sys, time
+out = sys.argv[1]
+t0 = time.time()
+time.sleep(0.3)
+with open(os.path.join(out, "gpu.json"), "w") as f:
+    json.dump({"gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), "t0": t0, "t1": time.time()}, f)
+with open(os.path.join(out, "final.json"), "w") as f:
+    json.dump({"status": "done", "iter": 1, "val_loss": 1.0, "train_loss": 1.0}, f)
+"""
+
+
+@pytest.mark.parametrize("nproc, gpus, jobs, slots", [(1, "3,5", None, [["3"], ["5"]]),
+                                                      (2, "0,1,2,3,4", None, [["0", "1"], ["2", "3"]]),
+                                                      (1, "0,1,2", 1, [["0"], ["1"], ["2"]])])
+def test_gpus_give_each_running_point_its_own_devices(tiny, tmp_path, monkeypatch, nproc, gpus, jobs, slots):
+    """--gpus: a running point sees only its slot's ids (CUDA_VISIBLE_DEVICES); no two points
+    that overlap in time share one; --jobs defaults to the number of slots."""
+    monkeypatch.setattr(sweep, "command", lambda point, settings, n: [sys.executable, "-c", GPU_CHILD, point["out_dir"]])
+    argv = [str(tiny / "tiny.py"), "--out_root", str(tmp_path / "runs"), "--results", str(tmp_path / "r.csv"),
+            "--gpus", gpus, "--nproc_per_node", str(nproc)] + (["--jobs", str(jobs)] if jobs else [])
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert sweep.main(argv) == 0
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    seen = []
+    for r in _rows(tmp_path / "r.csv"):
+        with open(os.path.join(REPO, r["out_dir"], "gpu.json")) as f:
+            seen.append(json.load(f))
+    assert len(seen) == 4 and all(s["gpus"].split(",") in slots for s in seen)
+    for a in seen:
+        for b in seen:
+            if a is not b and a["gpus"] == b["gpus"]:
+                assert a["t1"] <= b["t0"] or b["t1"] <= a["t0"], "two running points shared a GPU"
+    concurrent = max(sum(b["t0"] < a["t1"] and a["t0"] < b["t1"] for b in seen) for a in seen)
+    assert concurrent <= (jobs or len(slots))
+
+
+def test_bad_gpus_are_one_line(tiny, tmp_path):
+    for extra, message in [(["--gpus", "0,0"], "distinct GPU ids"), (["--gpus", "a"], "distinct GPU ids"),
+                           (["--gpus", "0", "--nproc_per_node", "2"], "needs at least that many --gpus"),
+                           (["--gpus", "0", "--slurm"], "--gpus is for local runs")]:
+        with pytest.raises(sweep.SweepError, match=message):
+            sweep.main([str(tiny / "tiny.py"), "--out_root", str(tmp_path / "runs"), *extra])

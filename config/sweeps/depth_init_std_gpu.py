@@ -1,0 +1,17 @@
+# GPU scale of config/sweeps/depth_init_std_paper.py: depth transfer of the base init std at
+# the CompleteP paper's proxy (config/gpt2_proxy.py: base 2 x 256, head size 64, 300M tokens at
+# every depth, the paper's optimizer settings), depths 2..128, init_std 2^-9..2^-3 at the base
+# LR 2^-8 (replace it with depth_lr_gpu.py's 2-layer optimum), three seeds.
+#   python scripts/sweep.py config/sweeps/depth_init_std_gpu.py --gpus 0,1,2,3,4,5,6,7
+#   python scripts/plot_transfer.py runs/depth_init_std_gpu/results.csv --x init_std \
+#       --out experiments/depth_transfer_gpu/depth_init_std
+# 441 points, ~95 GPU-hours (the same estimate as depth_lr_gpu.py).
+base_config = "config/gpt2_proxy.py"
+parameterization = ["completep", "mup", "sp"]
+n_layer = [2, 4, 8, 16, 32, 64, 128]
+init_std = [2.0 ** -k for k in (6, 8, 4, 9, 7, 5, 3)]
+learning_rate = 2 ** -8
+seed = [0, 1, 2]
+save_checkpoints = False
+eval_interval = 1000000
+order = ["seed", "n_layer", "parameterization", "init_std"]

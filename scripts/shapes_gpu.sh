@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# GPU scale of the compute-efficiency study (scripts/shapes.py; the CompleteP paper's Figure 1,
+# arXiv 2505.01618) on one 8-GPU node: non-embedding budgets of 10M and 50M parameters, shapes
+# from 2 to 64 layers (N:L from ~320 down to 2-4), 20 tokens per parameter, the paper's proxy
+# settings (config/gpt2_proxy.py: base 2 x 256, head size 64, context 1024, weight decay 0, eps
+# 1e-12, 10% warmup then linear decay to zero), each parameterization at its 2-layer optimum from
+# config/sweeps/depth_lr_gpu.py (set LRS below to that sweep's results; 2^-8 is the paper's
+# neighbourhood), one point per GPU. Restartable: finished points are skipped.
+#   python data/openwebtext/prepare.py
+#   scripts/shapes_gpu.sh                 # add --dry_run to list the shapes and points
+# Cost (an estimate from the FLOP count at 40% of an H100's bf16 peak, not a measurement): a
+# 50M-parameter point trains 1B tokens in ~30 min; 36 points, ~10 GPU-hours, ~1.5 hours here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LRS=${LRS:-"sp=2**-8,mup=2**-8,completep=2**-8"}
+GPUS=${GPUS:-0,1,2,3,4,5,6,7}
+python scripts/shapes.py run --base_config config/gpt2_proxy.py --head_size 32 --budgets 10000000 \
+    --depths 2,4,8,16,32,64 --lr "$LRS" --out_root runs/shapes_gpu --gpus "$GPUS" "$@"
+python scripts/shapes.py run --base_config config/gpt2_proxy.py --head_size 64 --budgets 50000000 \
+    --depths 2,4,8,16,32,64 --lr "$LRS" --out_root runs/shapes_gpu --gpus "$GPUS" "$@"
+[[ " $* " == *" --dry_run "* ]] && exit 0
+python scripts/shapes.py analyze runs/shapes_gpu/results.csv --block_size 1024 --out experiments/shapes_gpu/shapes
