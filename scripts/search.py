@@ -710,7 +710,7 @@ def write_plot(args, trials):
         top = max([v for v in vals if math.isfinite(v)], default=1.0)
         ax.plot(failed, [top] * len(failed), "x", color="C0", label="failed (diverged/error)")
     ax.set_xlabel("trial")
-    ax.set_ylabel("final val loss")
+    ax.set_ylabel(f"final val loss (mean of {len(args.seeds)} seeds)" if args.seeds else "final val loss")
     ax.set_title(f"search {args.name} ({args.sampler})")
     ax.legend()
     fig.tight_layout()

@@ -47,7 +47,7 @@ def test_tiny_study_end_to_end(char_data, tmp_path):
                     "base_n_layer = 1\nbase_n_embd = 16\neval_tokens = 256\nlog_interval = 10\ndevice = 'cpu'\n")
     args = ["scripts/shapes.py", "run", "--budgets", "3000", "--depths", "1,2", "--tpp", "1", "--head_size", "8",
             "--params", "mup,completep", "--lr", "mup=2**-6,completep=2**-6", "--base_config", str(base),
-            "--out_root", str(tmp_path / "runs"), "--seeds", "0"]
+            "--out_root", str(tmp_path / "runs"), "--seeds", "0", "--jobs", "2", "--threads", "2"]
     r = run_script(args + ["--dry_run"])
     assert r.returncode == 0 and "4 points (4 to run)" in r.stdout, r.stdout + r.stderr
     r = run_script(args, timeout=600)

@@ -650,3 +650,29 @@ def test_bad_gpus_are_one_line(tiny, tmp_path):
                            (["--gpus", "0", "--slurm"], "--gpus is for local runs")]:
         with pytest.raises(sweep.SweepError, match=message):
             sweep.main([str(tiny / "tiny.py"), "--out_root", str(tmp_path / "runs"), *extra])
+
+
+def test_module_transfer_sweep_file_pairs_global_and_searched(tmp_path):
+    """config/sweeps/module_transfer.py: the target (4 x 128, 2^22 tokens, the proxy as its base)
+    with every multiplier 1 and with experiments/module_transfer/searched_modules.py's set, on
+    seeds the search did not use; every point passes train.py's checks."""
+    sys.path.insert(0, REPO)
+    import train
+    from configurator import read_config_file
+    searched = read_config_file(os.path.join(REPO, "experiments", "module_transfer", "searched_modules.py"))
+    defaults, annotations = sweep.train_defaults()
+    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", "module_transfer.py"), defaults)
+    pts = sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
+    assert len(pts) == 6
+    arms = {}
+    for p in pts:
+        c = p["config"]
+        train.check_config(c, 1)
+        assert (c["n_layer"], c["n_embd"], c["n_head"], c["max_tokens"]) == (4, 128, 4, 2 ** 22)
+        assert (c["base_n_layer"], c["base_n_embd"], c["base_batch_size"], c["base_tokens"]) == (2, 64, 8, 2 ** 20)
+        assert c["parameterization"] == "completedp" and c["tie_embeddings"] is False
+        for k in ("learning_rate", "init_std", "weight_decay", "beta1", "beta2", "eps"):
+            assert c[k] == searched[k], k  # the searched file's base values are the proxy's
+        arms.setdefault(json.dumps(c["module_hparams"], sort_keys=True), []).append(c["seed"])
+    assert sorted(arms) == sorted([json.dumps({}), json.dumps(searched["module_hparams"], sort_keys=True)])
+    assert all(sorted(s) == [2, 3, 4] for s in arms.values())
