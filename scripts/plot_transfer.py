@@ -14,6 +14,9 @@ the multiplier relative to the smallest value (the base). --where KEY=VALUE keep
 that value, so a sweep whose points move batch and horizon along separate arms is read one arm
 at a time.
 
+With two or more seeds the table also gives the drift's seed uncertainty: each seed's own
+drift, and a bootstrap over seeds (sd and 2.5-97.5% interval of the slope).
+
 The optimum of a curve is the vertex of the parabola through its best point and the two
 neighbours in log2(x). Where that is not possible it is the best grid point, flagged:
 'edge-low'/'edge-high' (the best point ends the grid: the optimum may lie beyond it),
@@ -148,6 +151,36 @@ def analyse(agg, window=1):
     return result
 
 
+def seed_uncertainty(rows, x, by, metric, window=1, n_boot=500, rng_seed=0):
+    """{parameterization: dict(per_seed={seed: slope}, sd, lo, hi, n_seeds)}: the drift of each
+    seed's own curves, and a bootstrap over seeds (resample the seeds with replacement, average
+    their curves, fit, take the slope; sd and the 2.5-97.5% interval of n_boot resamples).
+    Empty when fewer than 2 seeds ran."""
+    by_seed = defaultdict(list)
+    for r in rows:
+        by_seed[r.get("seed", "")].append(r)
+    seeds = sorted(by_seed, key=lambda s: (_num(s), s))
+    if len(seeds) < 2:
+        return {}
+    per_seed = {s: analyse(aggregate(by_seed[s], x, by, metric), window) for s in seeds}
+    rng = np.random.default_rng(rng_seed)
+    boots = defaultdict(list)
+    for _ in range(n_boot):
+        pick = rng.choice(len(seeds), size=len(seeds), replace=True)
+        res = analyse(aggregate([r for i in pick for r in by_seed[seeds[i]]], x, by, metric), window)
+        for p, v in res.items():
+            if math.isfinite(v["slope"]):
+                boots[p].append(v["slope"])
+    out = {}
+    for p in {p for res in per_seed.values() for p in res}:
+        b = np.array(boots.get(p, []))
+        out[p] = dict(per_seed={s: per_seed[s][p]["slope"] for s in seeds if p in per_seed[s]},
+                      sd=float(b.std(ddof=1)) if len(b) > 1 else math.nan,
+                      lo=float(np.percentile(b, 2.5)) if len(b) else math.nan,
+                      hi=float(np.percentile(b, 97.5)) if len(b) else math.nan, n_seeds=len(seeds))
+    return out
+
+
 ORDER = ["sp", "mup", "depth_mup", "completep"]
 
 
@@ -155,7 +188,7 @@ def _sorted_params(ps):
     return sorted(ps, key=lambda p: (ORDER.index(p) if p in ORDER else len(ORDER), p))
 
 
-def write_table(path, res, x, by, metric, source, window=1):
+def write_table(path, res, x, by, metric, source, window=1, unc=None):
     base = min(b for p in res for b, _, _ in res[p]["rows"])
     lines = [f"# Optimal {x} per ({by}, parameterization)", "",
              f"From `{source}`; {metric}, mean over seeds. Optimum: vertex of the parabola "
@@ -179,6 +212,19 @@ def write_table(path, res, x, by, metric, source, window=1):
         r = res[p]
         n = sum(f is not None for _, _, f in r["rows"])
         lines.append(f"| {p} | {signed(r['slope'])} | {n} | {r['n_edge']} |")
+    if unc:
+        n_seeds = next(iter(unc.values()))["n_seeds"]
+        lines += ["", f"## Seed uncertainty of the drift ({n_seeds} seeds)", "",
+                  "Per seed: the drift of that seed's curves alone. Bootstrap: the seeds resampled with "
+                  "replacement, their curves averaged and fitted again (500 resamples); sd and the 2.5-97.5% "
+                  "interval of the slope. With few seeds the bootstrap has few distinct resamples: read the "
+                  "interval as a spread, not a confidence level.", "",
+                  "| parameterization | slope (mean curve) | per seed | bootstrap sd | 2.5-97.5% |", "|---|---|---|---|---|"]
+        for p in _sorted_params(unc):
+            u = unc[p]
+            per = ", ".join(f"s{s}: {signed(v)}" for s, v in u["per_seed"].items())
+            lines.append(f"| {p} | {signed(res[p]['slope'])} | {per} | {u['sd']:.2f} | "
+                         f"{signed(u['lo'])} .. {signed(u['hi'])} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -259,14 +305,17 @@ def main(argv=None):
     res = analyse(agg, args.window)
     out = args.out or os.path.splitext(args.results)[0] + f"_{x}"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    write_table(out + ".md", res, x, by, args.metric, args.results, args.window)
+    unc = seed_uncertainty(rows, x, by, args.metric, args.window)
+    write_table(out + ".md", res, x, by, args.metric, args.results, args.window, unc)
     sweep_name = rows[0].get("sweep") or os.path.basename(os.path.dirname(os.path.abspath(args.results)))
     title = args.title or f"{sweep_name}: {args.metric} against {x}, one curve per {by}"
     plot(out + ".png", agg, res, x, by, args.metric, title, args.ymax)
     for p in _sorted_params(res):
         opts = ", ".join(f"{b:g}: 2^{f['log2_opt']:.2f}{' (' + f['note'] + ')' if f['note'] else ''}"
                          for b, _, f in res[p]["rows"] if f is not None)
-        print(f"{p:10s} drift {signed(res[p]['slope'])}   optimum by {by}: {opts}")
+        spread = (f" (seeds: {', '.join(signed(v) for v in unc[p]['per_seed'].values())}; bootstrap sd "
+                  f"{unc[p]['sd']:.2f})") if p in unc else ""
+        print(f"{p:10s} drift {signed(res[p]['slope'])}{spread}   optimum by {by}: {opts}")
     print(f"wrote {out}.png and {out}.md")
     return 0
 

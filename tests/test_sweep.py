@@ -261,6 +261,36 @@ def test_plot_finds_known_optima_and_drift(tmp_path):
     assert os.path.getsize(tmp_path / "out.png") > 10_000
 
 
+def test_drift_seed_uncertainty_per_seed_and_bootstrap(tmp_path):
+    """Each seed's loss is an exact parabola with its own drift (-0.2, -0.6, -0.4): the per-seed
+    slopes come out exactly; a resample's mean curve has the mean of its seeds' centres, so
+    every bootstrap slope lies between the extreme seeds and the spread is not zero."""
+    slopes = {0: -0.2, 1: -0.6, 2: -0.4}
+    header = sweep.columns({"n_layer": None, "learning_rate": None})
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, header)
+        w.writeheader()
+        for seed, slope in slopes.items():
+            for d in (2, 4, 8, 16):
+                c = -6.0 + slope * math.log2(d / 2)
+                for k in range(-10, -2):
+                    loss = (k - c) ** 2 + 2 + 0.05 * seed
+                    w.writerow(dict(sweep="s", parameterization="completep", n_layer=d, n_embd=64, n_head=2,
+                                    learning_rate=2.0 ** k, init_std=0.02, output_mult=1.0, seed=seed, status="done",
+                                    train_loss=loss, val_loss=loss, best_val_loss=loss, steps=1, tokens=1,
+                                    wall_s=1.0, out_dir=f"x/{d}/{k}/{seed}"))
+    rows = plot_transfer.load(str(path))
+    unc = plot_transfer.seed_uncertainty(rows, "learning_rate", "n_layer", "val_loss")["completep"]
+    assert unc["per_seed"] == {k: pytest.approx(v, abs=1e-6) for k, v in {"0": -0.2, "1": -0.6, "2": -0.4}.items()}
+    assert -0.6 - 1e-6 <= unc["lo"] < unc["hi"] <= -0.2 + 1e-6 and unc["sd"] > 0.05
+    assert plot_transfer.main([str(path), "--out", str(tmp_path / "o")]) == 0
+    table = (tmp_path / "o.md").read_text()
+    assert "| completep | -0.40 | s0: -0.20, s1: -0.60, s2: -0.40 |" in table
+    single = [r for r in rows if r["seed"] == "0"]
+    assert plot_transfer.seed_uncertainty(single, "learning_rate", "n_layer", "val_loss") == {}
+
+
 def test_fit_optimum_edges_and_divergence():
     fit = plot_transfer.fit_optimum
     assert fit([0, 1, 2], [1.0, 2.0, 3.0])["note"] == "edge-low"
