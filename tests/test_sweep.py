@@ -706,3 +706,24 @@ def test_module_transfer_sweep_file_pairs_global_and_searched(tmp_path):
         arms.setdefault(json.dumps(c["module_hparams"], sort_keys=True), []).append(c["seed"])
     assert sorted(arms) == sorted([json.dumps({}), json.dumps(searched["module_hparams"], sort_keys=True)])
     assert all(sorted(s) == [2, 3, 4] for s in arms.values())
+
+
+def test_module_transfer_isolation_sweep_changes_one_thing_at_a_time(tmp_path):
+    """config/sweeps/module_transfer_isolate.py: both arms at (2 x 64, 2^20), (2 x 64, 2^22) and
+    (4 x 128, 2^20), the proxy always the base; seeds 2-4."""
+    sys.path.insert(0, REPO)
+    import train
+    defaults, annotations = sweep.train_defaults()
+    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", "module_transfer_isolate.py"),
+                                             defaults)
+    pts = sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
+    cells = {}
+    for p in pts:
+        c = p["config"]
+        train.check_config(c, 1)
+        assert (c["base_n_layer"], c["base_n_embd"], c["base_batch_size"], c["base_tokens"]) == (2, 64, 8, 2 ** 20)
+        key = (c["n_layer"], c["n_embd"], c["max_tokens"], bool(c["module_hparams"]))
+        cells.setdefault(key, []).append(c["seed"])
+    assert sorted(cells) == sorted((L, N, D, m) for L, N, D in ((2, 64, 2 ** 20), (2, 64, 2 ** 22), (4, 128, 2 ** 20))
+                                   for m in (False, True))
+    assert all(sorted(s) == [2, 3, 4] for s in cells.values())
