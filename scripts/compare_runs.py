@@ -113,7 +113,7 @@ def plot(groups, root, out, title):
     except ImportError:
         raise UserError("matplotlib is not installed (pip install -r requirements.txt)") from None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    lo, hi = math.inf, -math.inf
+    lo, hi = [math.inf, math.inf], [-math.inf, -math.inf]  # per panel: the last 80% of the runs
     for i, (name, rows) in enumerate(groups.items()):
         color = f"C{i}"
         curves = [read_curves(root, r) for r in rows]
@@ -131,17 +131,16 @@ def plot(groups, root, out, title):
             xs, ys = runs[0][0][:n], np.mean([ys[:n] for _, ys in runs], axis=0)
             ax.plot(xs, ys, color=color, lw=2, marker="o" if k == 0 else None, ms=3,
                     label=f"{name} (mean of {len(runs)})")
-            if k == 0:
-                tail = [y for x, y in zip(xs, ys) if x >= xs[-1] * 0.2]
-                lo, hi = min(lo, min(tail)), max(hi, max(tail))
-    for ax, what in zip(axes, ("val loss (each evaluation)", "train loss (EMA 0.2 of the logged steps)")):
+            tail = [y for x, y in zip(xs, ys) if x >= xs[-1] * 0.2]
+            lo[k], hi[k] = min(lo[k], min(tail)), max(hi[k], max(tail))
+    for k, (ax, what) in enumerate(zip(axes, ("val loss (each evaluation)", "train loss (EMA 0.2 of the logged steps)"))):
         ax.set_xlabel("tokens")
         ax.set_ylabel(what)
         ax.legend()
         ax.grid(alpha=0.3)
-        if math.isfinite(lo):
-            pad = 0.05 * (hi - lo or 1)
-            ax.set_ylim(lo - pad, hi + pad)
+        if math.isfinite(lo[k]):
+            pad = 0.05 * (hi[k] - lo[k] or 1)
+            ax.set_ylim(lo[k] - pad, hi[k] + pad)
             ax.set_xlim(left=0)
     fig.suptitle(title)
     fig.tight_layout()
