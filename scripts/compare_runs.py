@@ -6,8 +6,11 @@ share, and the loss curves of every run in one figure.
         --names global,searched --out experiments/module_transfer/target
 
 A group is the set of done rows of the results CSV (scripts/sweep.py's) with one value of the
---by column; --names labels the groups in the order they first appear. Curves are read from
-each row's out_dir/metrics.jsonl (out_dir relative to --root, default the repository). Writes
+--by column (after --where KEY=VALUE keeps the rows of one cell of the other axes); --names
+labels the groups in the order of their values: numbers ascending, other text shortest first
+(`{}`, no module multipliers, before any set), then alphabetical; the first is the baseline.
+Curves are read from each row's out_dir/metrics.jsonl (out_dir relative to --root, default the
+repository). Writes
 OUT.md (the table) and OUT.png (val loss at each evaluation and smoothed train loss against
 tokens: each seed thin, the group's mean thick).
 
@@ -26,14 +29,21 @@ sys.path.insert(0, REPO)
 from util import UserError, run_cli  # noqa: E402
 
 
-def read_groups(path, by, names):
-    """{name: [row, ...]} of the done rows, groups in first-appearance order."""
+def read_groups(path, by, names, where=()):
+    """{name: [row, ...]} of the done rows (those matching every KEY=VALUE of `where`), groups in
+    the order of their value: numbers ascending, other text shortest first (so `{}`, no module
+    multipliers, comes before any set of them), then alphabetical."""
     if not os.path.isfile(path):
         raise UserError(f"results file {path} does not exist; give a sweep's results.csv")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if rows and by not in rows[0]:
         raise UserError(f"{path} has no column {by!r}; columns: {', '.join(rows[0])}")
+    for w in where:
+        key, eq, value = w.partition("=")
+        if not eq or (rows and key not in rows[0]):
+            raise UserError(f"--where {w!r} must be KEY=VALUE with KEY a column of {path}")
+        rows = [r for r in rows if r[key] == value or _num(r[key]) == _num(value)]
     groups = {}
     for r in rows:
         if r.get("status") == "done":
@@ -42,7 +52,15 @@ def read_groups(path, by, names):
         raise UserError(f"{path} has {len(groups)} group(s) of done rows by {by!r}; need at least 2 to compare")
     if names and len(names) != len(groups):
         raise UserError(f"--names gives {len(names)} names for {len(groups)} groups by {by!r}")
-    return {(names[i] if names else f"{by}={k}"): v for i, (k, v) in enumerate(groups.items())}
+    order = sorted(groups, key=lambda k: (0, _num(k), 0, "") if math.isfinite(_num(k)) else (1, 0.0, len(k), k))
+    return {(names[i] if names else f"{by}={k}"): groups[k] for i, k in enumerate(order)}
+
+
+def _num(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def read_curves(root, row):
@@ -154,13 +172,15 @@ def main(argv=None):
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("results", help="a sweep's results.csv")
     ap.add_argument("--by", default="module_hparams", help="the column that names a group (default module_hparams)")
-    ap.add_argument("--names", help="comma list: a name for each group, in the order they first appear")
+    ap.add_argument("--names", help="comma list: a name for each group, in the order of their values (see above)")
+    ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                    help="keep only rows with this value, e.g. --where max_tokens=1048576 (repeatable)")
     ap.add_argument("--root", default=REPO, help="the folder the rows' out_dir are relative to (default the repo)")
     ap.add_argument("--out", required=True, help="output prefix: OUT.md and OUT.png")
     ap.add_argument("--title", default="", help="the figure's title")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.names.split(",")] if args.names else None
-    groups = read_groups(args.results, args.by, names)
+    groups = read_groups(args.results, args.by, names, args.where)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     text = table(groups, args.by, os.path.relpath(args.results, REPO) if os.path.abspath(args.results)
                  .startswith(REPO) else args.results)

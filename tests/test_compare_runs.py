@@ -62,8 +62,32 @@ def test_table_and_figure(results, tmp_path):
     (["--by", "nope"], "has no column 'nope'"),
     (["--names", "a,b,c"], "gives 3 names for 2 groups"),
     (["--root", "/nonexistent"], "give --root"),
+    (["--where", "nope=1"], "KEY=VALUE with KEY a column"),
+    (["--where", "seed=3"], "1 group(s) of done rows"),
 ])
 def test_bad_input_is_one_line(results, tmp_path, extra, message):
     res = run_script(["scripts/compare_runs.py", str(results), "--out", str(tmp_path / "o"),
                       "--root", str(tmp_path), *extra])
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1 and message in res.stderr, res.stderr
+
+
+def test_where_keeps_one_cell(results, tmp_path):
+    """--where seed=0 leaves one run per group: the paired difference is that seed's."""
+    out = tmp_path / "w"
+    res = run_script(["scripts/compare_runs.py", str(results), "--names", "global,searched", "--where", "seed=0",
+                      "--root", str(tmp_path), "--out", str(out)])
+    assert res.returncode == 0, res.stderr
+    paired = [c.strip() for c in [ln for ln in (tmp_path / "w.md").read_text().splitlines()
+                                  if ln.startswith("| searched |")][1].strip("|").split("|")]
+    assert paired[1] == "1" and float(paired[2]) == pytest.approx(1.9 - 2.0, abs=6e-5)
+
+
+def test_group_order_is_by_value_not_by_row_order(results, tmp_path):
+    """Rows in the order runs finished: the searched set's first. `{}` is still the baseline."""
+    text = results.read_text().splitlines()
+    results.write_text("\n".join([text[0]] + text[1:][::-1]) + "\n")
+    res = run_script(["scripts/compare_runs.py", str(results), "--names", "global,searched",
+                      "--root", str(tmp_path), "--out", str(tmp_path / "r")])
+    assert res.returncode == 0, res.stderr
+    g = _cells((tmp_path / "r.md").read_text(), "global")
+    assert float(g[2]) == pytest.approx((2.0 + 2.2 + 2.1) / 3, abs=6e-5)
