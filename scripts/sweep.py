@@ -177,6 +177,8 @@ def label(k, v):
         text = hashlib.sha1(json.dumps(v, sort_keys=True).encode()).hexdigest()[:8] if v else "none"
     elif isinstance(v, float) and v > 0 and math.log2(v) == round(math.log2(v)):
         text = f"2^{round(math.log2(v))}"
+    elif isinstance(v, float) and v > 0 and abs(4 * math.log2(v) - round(4 * math.log2(v))) < 1e-9:
+        text = f"2^{round(4 * math.log2(v)) / 4:g}"  # quarter-octave grids: lr2^-7.5
     else:
         text = f"{v:g}" if isinstance(v, float) else str(v)
     return f"{LABELS.get(k, k)}{text}"

@@ -727,3 +727,23 @@ def test_module_transfer_isolation_sweep_changes_one_thing_at_a_time(tmp_path):
     assert sorted(cells) == sorted((L, N, D, m) for L, N, D in ((2, 64, 2 ** 20), (2, 64, 2 ** 22), (4, 128, 2 ** 20))
                                    for m in (False, True))
     assert all(sorted(s) == [2, 3, 4] for s in cells.values())
+
+
+def test_labels_name_powers_of_two_to_the_quarter_octave():
+    assert sweep.label("learning_rate", 2.0 ** -7) == "lr2^-7"
+    assert sweep.label("learning_rate", 2.0 ** -7.5) == "lr2^-7.5"
+    assert sweep.label("learning_rate", 2.0 ** -6.25) == "lr2^-6.25"
+    assert sweep.label("learning_rate", 0.003) == "lr0.003"
+    assert sweep.label("module_hparams", {}) == "modulesnone"
+
+
+def test_fine_depth_pass_shares_the_coarse_pass_results(tmp_path):
+    """config/sweeps/depth_lr_paper_fine.py writes into the coarse pass's results file with its
+    own, half-octave points: no out_dir of one is an out_dir of the other."""
+    defaults, annotations = sweep.train_defaults()
+    dirs = {}
+    for f in ("depth_lr_paper.py", "depth_lr_paper_fine.py"):
+        settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", f), defaults)
+        assert settings["name"] == "depth_lr_paper"
+        dirs[f] = {p["out_dir"] for p in sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))}
+    assert len(dirs["depth_lr_paper_fine.py"]) == 108 and not dirs["depth_lr_paper.py"] & dirs["depth_lr_paper_fine.py"]
