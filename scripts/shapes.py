@@ -24,6 +24,7 @@ non-embedding parameters + 12 L T N for attention, times the tokens.
 import argparse
 import math
 import os
+import re
 import sys
 from collections import defaultdict
 
@@ -150,19 +151,27 @@ def load(path):
     return plot_transfer.load(path, make="python scripts/shapes.py run")
 
 
+def nominal_budget(row):
+    """The --budgets value a row was trained for: its out_dir's P<budget> folder (run() lays
+    points out as <out_root>/P<budget>/...), else its own non-embedding parameter count."""
+    m = re.search(r"(?:^|/)P(\d+)/", row.get("out_dir", ""))
+    return int(m.group(1)) if m else nonembedding_params(int(row["n_layer"]), int(row["n_embd"]))
+
+
 def aggregate(rows, block_size):
-    """{param: [(budget, L, N, ratio, flops, mean loss, seeds)]} sorted by budget then L."""
+    """{param: [(budget, L, N, ratio, flops, mean loss, seeds)]} sorted by budget then L; budget
+    is the nominal one (nominal_budget), the shape's own count is nonembedding_params(L, N)."""
     cells = defaultdict(list)
     for r in rows:
         L, N = int(r["n_layer"]), int(r["n_embd"])
         loss = float(r["val_loss"]) if r["status"] == "done" else math.inf
-        cells[(r["parameterization"], L, N, int(float(r["tokens"])))].append(loss)
+        cells[(r["parameterization"], nominal_budget(r), L, N, int(float(r["tokens"])))].append(loss)
     out = defaultdict(list)
-    for (p, L, N, tokens), losses in cells.items():
+    for (p, budget, L, N, tokens), losses in cells.items():
         P = nonembedding_params(L, N)
         finite = [x for x in losses if math.isfinite(x)]
         mean = sum(finite) / len(finite) if len(finite) == len(losses) else math.inf
-        out[p].append((P, L, N, N / L, train_flops(L, N, P, block_size, tokens), mean, len(losses)))
+        out[p].append((budget, L, N, N / L, train_flops(L, N, P, block_size, tokens), mean, len(losses)))
     for p in out:
         out[p].sort()
     return out
@@ -212,10 +221,12 @@ def analyze(a):
     lines = ["# Compute efficiency across width/depth ratios", "",
              f"From `{a.results}`; val loss, mean over seeds; FLOPs = (6 x non-embedding params + "
              f"12 L T N) x tokens, T = {block}.", "",
-             "| parameterization | budget (params) | L | N | N:L | FLOPs | val loss | seeds |", "|---|---|---|---|---|---|---|---|"]
+             "| parameterization | budget | params | L | N | N:L | FLOPs | val loss | seeds |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for p in sorted(agg, key=lambda x: PARAMS.index(x) if x in PARAMS else 9):
-        for P, L, N, ratio, flops, loss, seeds in agg[p]:
-            lines.append(f"| {p} | {P:,} | {L} | {N} | {ratio:.2f} | {flops:.3g} | {loss:.4f} | {seeds} |")
+        for budget, L, N, ratio, flops, loss, seeds in agg[p]:
+            lines.append(f"| {p} | {budget:,} | {nonembedding_params(L, N):,} | {L} | {N} | {ratio:.2f} | "
+                         f"{flops:.3g} | {loss:.4f} | {seeds} |")
     sav = flop_savings(agg)
     lines += ["", "## FLOP saving of completep over mup at equal loss", "",
               "The loss mup reaches at its largest budget, and the FLOPs completep needs for it, read from "
@@ -241,8 +252,8 @@ def plot(path, agg):
     budgets = sorted({P0 for p in agg for P0, *_ in agg[p]})
     for p, pts in agg.items():
         ok = [t for t in pts if math.isfinite(t[5])]
-        for b in budgets:  # budget here = the rounded count; group by nearest
-            grp = [t for t in ok if t[0] == b]
+        for b in budgets:
+            grp = sorted(t for t in ok if t[0] == b)
             if grp:
                 ax1.plot([t[3] for t in grp], [t[5] for t in grp], "o-", color=colors.get(p), ms=4,
                          label=p if b == budgets[0] else None)

@@ -41,6 +41,12 @@ def test_flop_saving_read_at_equal_loss():
     assert saving == pytest.approx(1 - math.exp(-0.5))
 
 
+def test_nominal_budget_from_the_points_folder():
+    assert sh.nominal_budget({"out_dir": "runs/shapes/P50000/mup/L2_N48/base/s0", "n_layer": "2", "n_embd": "48"}) == 50000
+    row = {"out_dir": "elsewhere/mup/L2_N48/s0", "n_layer": "2", "n_embd": "48"}
+    assert sh.nominal_budget(row) == 2 * (12 * 48 * 48 + 13 * 48) + 2 * 48  # its own count
+
+
 def test_tiny_study_end_to_end(char_data, tmp_path):
     base = tmp_path / "proxy.py"
     base.write_text(f"data_dir = {char_data!r}\nblock_size = 16\nbatch_size = 4\nglobal_batch_size = 4\n"
@@ -60,6 +66,7 @@ def test_tiny_study_end_to_end(char_data, tmp_path):
     assert r.returncode == 0, r.stderr
     table = (tmp_path / "fig.md").read_text()
     assert table.count("| mup |") == 2 and table.count("| completep |") == 2 and "one budget" in table
+    assert table.count("| mup | 3,000 |") == 2  # both shapes under their nominal budget, not their own counts
     assert os.path.getsize(tmp_path / "fig.png") > 10_000
     r = run_script(["scripts/shapes.py", "run", "--lr", "mup=0"])
     assert r.returncode == 2 and r.stderr.startswith("error: --lr: mup=0 must be positive")
