@@ -381,7 +381,7 @@ def main():
     # device and precision
     dev, device_type, ptdtype, autocast = resolve_device(device, dtype, local_rank, ddp)
     if device_type == "cuda":
-        torch.cuda.set_device(dev)
+        torch.cuda.set_device(torch.device(dev).index or 0)  # set_device('cuda') is an error: name the index
     if ddp:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     use_compile = (device_type == "cuda") if compile is None else compile
@@ -545,10 +545,12 @@ def main():
         if iter_num >= total_iters:
             break
         # a scheduler's SIGTERM/SIGINT (or halt_at_iter) stops at a step boundary, saved
-        flag = torch.tensor([stop["signal"] is not None or iter_num == halt_at_iter != start_iter], dtype=torch.float32)
-        if ddp:
+        stopping = stop["signal"] is not None or iter_num == halt_at_iter != start_iter
+        if ddp:  # every rank stops at the same step; nccl reduces device tensors only
+            flag = torch.tensor([float(stopping)], device=dev)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item():
+            stopping = flag.item() > 0
+        if stopping:
             checkpoint()
             if master:
                 print(f"stopped at step {iter_num} ({stop['signal'] or 'halt_at_iter'}); checkpoint "

@@ -143,8 +143,15 @@ def main(argv=None):
     failed = prep.returncode != 0
     if failed:
         lines.append(f"| data | FAIL | | {prep.stderr.strip().splitlines()[-1:]} |")
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+
+    def write_report():  # after every step, so a check cut short still leaves what it found
+        with open(a.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
     fsdp_ok = has_setting("parallel")
-    for name, cmds, check in steps(scratch, ngpu):
+    t_start = time.time()
+    for i, (name, cmds, check) in enumerate(steps(scratch, ngpu)):
         if name.startswith("fsdp") and not fsdp_ok:
             lines.append(f"| {name} | skipped | | train.py has no `parallel` setting yet |")
             continue
@@ -152,16 +159,19 @@ def main(argv=None):
         for c in cmds:
             r = subprocess.run(c, cwd=REPO, env=env, capture_output=True, text=True)
             outs.append(r.stdout + r.stderr)
-            rc = rc or r.returncode
+            # a run halted by --halt_at_iter ends with exit 4 (stopped, checkpoint saved) by design
+            rc = rc or (0 if r.returncode == 4 and any(x.startswith("--halt_at_iter") for x in c) else r.returncode)
+        with open(os.path.join(scratch, f"{i + 1}_{name.split(':')[0]}.log"), "w") as f:  # each step's full output
+            f.write("\n".join(f"$ {' '.join(c)}\n{o}" for c, o in zip(cmds, outs)))
         ok, detail = check(outs) if rc == 0 else (False, f"exit {rc}: {(outs[-1].strip().splitlines() or [''])[-1]}")
         failed |= not ok
         lines.append(f"| {name} | {'PASS' if ok else 'FAIL'} | {time.time() - t0:.0f} s | {detail} |")
         print(lines[-1], flush=True)
-    report = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(report)
-    print(report + f"wrote {a.out}")
+        write_report()
+    lines += ["", f"Whole check: {time.time() - t_start:.0f} s wall; each step's full output is in "
+              f"{os.path.relpath(scratch, REPO)}/<n>_<step>.log."]
+    write_report()
+    print("\n".join(lines) + f"\nwrote {a.out}")
     return 1 if failed else 0
 
 
