@@ -68,7 +68,8 @@ class Parameterization:
     residual_mult: float    # x + residual_mult * f(LN(x)), both branches
     input_mult: float       # applied to wte(idx) + wpe(pos)
     logit_mult: float       # applied to x W^T of the unembedding
-    attn_exponent: float    # attention scale is d_head ** -attn_exponent
+    attn_exponent: float    # attention scale is attn_mult * d_head ** -attn_exponent
+    attn_mult: float        # muP's base multiplier on the attention logits
     roles: dict             # role -> RoleRule
     batch_duration: bool    # Complete(d)P's m_B/m_D optimizer rules apply
     module_hparams: dict    # validated per-module multipliers (base-scale values)
@@ -76,7 +77,7 @@ class Parameterization:
     n_layer: int
 
     def attn_scale(self, head_dim):
-        return head_dim ** -self.attn_exponent
+        return self.attn_mult * head_dim ** -self.attn_exponent
 
     def module_mult(self, mtype, hp, layer=None):
         """The multiplier module_hparams[mtype][hp] (1.0 when unset) at block `layer`. A list is
@@ -170,9 +171,9 @@ def resolve_parameterization(cfg):
     if row["unembed_in_weights"] and cfg.tie_embeddings:
         raise ValueError(f"parameterization={cfg.parameterization!r} needs an untied unembedding "
                          "(its 1/m_N lives in the lm_head weights); set tie_embeddings=False")
-    if not row["width"] and (cfg.input_mult != 1.0 or cfg.output_mult != 1.0):
-        raise ValueError(f"input_mult={cfg.input_mult}/output_mult={cfg.output_mult} are "
-                         "muP multipliers; leave them at 1.0 for parameterization='sp'")
+    if not row["width"] and (cfg.input_mult != 1.0 or cfg.output_mult != 1.0 or cfg.attn_mult != 1.0):
+        raise ValueError(f"input_mult={cfg.input_mult}/output_mult={cfg.output_mult}/attn_mult={cfg.attn_mult} "
+                         "are muP multipliers; leave them at 1.0 for parameterization='sp'")
 
     sigma = cfg.init_std
     # m_N = n_embd / base_n_embd, m_L = n_layer / base_n_layer (docs/parameterization.md section 1): derived, never typed.
@@ -210,6 +211,7 @@ def resolve_parameterization(cfg):
         input_mult=cfg.input_mult,                    # input_mult * (wte + wpe)
         logit_mult=cfg.output_mult / (w / u),         # output_mult / m_N * x W^T (completedp: no 1/m_N)
         attn_exponent=1.0 if row["width"] else 0.5,   # q.k / d_head vs q.k / sqrt(d_head)
+        attn_mult=cfg.attn_mult,                      # attn_mult * q.k / d_head (muP family)
         roles=roles,
         batch_duration=row["batch_duration"],
         module_hparams=_check_module_hparams(cfg.module_hparams, cfg),
@@ -237,6 +239,7 @@ class GPTConfig:
     init_std: float = 0.02         # sigma
     input_mult: float = 1.0
     output_mult: float = 1.0
+    attn_mult: float = 1.0         # muP family: attention logits attn_mult * q.k / d_head
     tie_embeddings: bool = True
     module_hparams: dict = field(default_factory=dict)  # per-module multipliers (MODULE_TYPES)
 
@@ -251,6 +254,8 @@ class GPTConfig:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         if self.init_std <= 0:
             raise ValueError(f"init_std={self.init_std} must be positive")
+        if not (math.isfinite(self.attn_mult) and self.attn_mult > 0):
+            raise ValueError(f"attn_mult={self.attn_mult} must be a positive finite number")
         resolve_parameterization(self)  # validate now, with one-line errors
 
 

@@ -74,6 +74,7 @@ depth_alpha: float | None = None  # None: 0.5 for depth_mup, 1.0 for completep
 init_std = 0.02              # sigma, the base init std
 input_mult = 1.0             # muP forward multiplier on wte + wpe (base value)
 output_mult = 1.0            # muP forward multiplier on the logits (times 1/m_N)
+attn_mult = 1.0              # muP forward multiplier on the attention logits (times 1/d_head)
 tie_embeddings = True        # lm_head shares wte's weight (nanoGPT's default)
 module_hparams = {}          # per-module base multipliers, e.g. {"attn_qkv": {"lr": 1.6}} (README)
 base_batch_size: int | None = None  # completedp: sequences per step of the proxy (None: m_B = 1)
@@ -208,7 +209,7 @@ def finite(row):
 def print_table(p, groups, m_B=1.0, m_D=1.0):
     print(f"parameterization {p.name}: m_N={p.m_N:g} m_L={p.m_L:g} alpha={p.alpha:g} m_B={m_B:g} m_D={m_D:g} | "
           f"residual x{p.residual_mult:.4g} | input x{p.input_mult:.4g} | logits x{p.logit_mult:.4g} | "
-          f"attention 1/d_head^{p.attn_exponent:g}")
+          f"attention {1 if p.attn_mult == 1 else f'{p.attn_mult:.4g}'}/d_head^{p.attn_exponent:g}")
     if p.module_hparams:
         print(f"  module_hparams {json.dumps(p.module_hparams)}")
     print(f"  {'group':<12} {'params':>9} {'init_std':>9} {'lr_mult':>9} {'lr':>10} {'wd':>9} {'eps':>9} "
@@ -412,7 +413,7 @@ def main():
                       n_embd=n_embd, dropout=dropout, bias=bias, parameterization=parameterization,
                       base_n_embd=base_n_embd, base_n_layer=base_n_layer, depth_alpha=depth_alpha,
                       init_std=init_std, input_mult=input_mult, output_mult=output_mult,
-                      tie_embeddings=tie_embeddings, module_hparams=module_hparams)
+                      attn_mult=attn_mult, tie_embeddings=tie_embeddings, module_hparams=module_hparams)
     try:
         gptconf = GPTConfig(**model_args)
     except ValueError as e:

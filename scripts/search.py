@@ -336,9 +336,23 @@ def storage_exists(args):
     return os.path.isfile(args.storage or os.path.join(args.out_root, "journal.log"))
 
 
+def portable(path):
+    """A config path as a search's identity records it: relative to the repository when it lies
+    there, so that clones at other paths and other machines can share one storage; else absolute.
+    A path recorded by a clone elsewhere matches by its longest tail that names a file here."""
+    a = os.path.abspath(path)
+    if a.startswith(REPO + os.sep):
+        return os.path.relpath(a, REPO)
+    parts = a.split(os.sep)
+    for i in range(1, len(parts)):
+        if os.path.isfile(os.path.join(REPO, *parts[i:])):
+            return os.path.join(*parts[i:])
+    return a
+
+
 def identity(args, space):
     """What makes two commands the same search: they must agree to share a storage."""
-    ident = dict(configs=args.configs, set=args.set_items, learning_rate=args.lr0, init_std=args.std0,
+    ident = dict(configs=[portable(c) for c in args.configs], set=args.set_items, learning_rate=args.lr0, init_std=args.std0,
                  space=",".join(space), bound=args.bound)
     return dict(ident, seeds=args.seeds) if args.seeds else ident  # storages made before --seeds match
 
@@ -359,6 +373,8 @@ def open_study(args, space, sampler):
 
 def check_identity(study, args, space):
     old, ident = study.user_attrs.get("search"), identity(args, space)
+    if old is not None and isinstance(old.get("configs"), list):  # recorded by another clone, or absolute
+        old = dict(old, configs=[portable(c) for c in old["configs"]])
     if old is not None and old != ident:
         diff = next(k for k in {**old, **ident} if old.get(k) != ident.get(k))
         raise UserError(f"{args.out_root} holds search {args.name!r} with {diff}={old.get(diff)!r}, this command "

@@ -21,12 +21,12 @@ CASES = [("sp", None, None), ("mup", None, None), ("depth_mup", None, 0.5),
          ("completep", None, 1.0), ("depth_mup", 0.75, 0.75), ("completep", 0.75, 0.75)]
 
 
-def build(param, alpha=None, tied=True, n=N, l=L, input_mult=1.0, output_mult=1.0, seed=0):
+def build(param, alpha=None, tied=True, n=N, l=L, input_mult=1.0, output_mult=1.0, seed=0, attn_mult=1.0):
     torch.manual_seed(seed)
     cfg = GPTConfig(block_size=16, vocab_size=97, n_layer=l, n_head=HEADS, n_embd=n, bias=True,
                     parameterization=param, base_n_embd=BASE_N, base_n_layer=BASE_L,
                     depth_alpha=alpha, init_std=SIGMA, input_mult=input_mult,
-                    output_mult=output_mult, tie_embeddings=tied)
+                    output_mult=output_mult, tie_embeddings=tied, attn_mult=attn_mult)
     return GPT(cfg)
 
 
@@ -160,6 +160,33 @@ def test_sp_base_shape_differs_from_mup_only_where_spec_says():
     assert not torch.allclose(a, b)
 
 
+def manual_attention(attn, x, scale):
+    """Causal softmax(scale * q.k) v through c_attn and c_proj, written out by hand."""
+    B, T, C = x.shape
+    q, k, v = attn.c_attn(x).split(C, dim=2)
+    q, k, v = (t.view(B, T, HEADS, C // HEADS).transpose(1, 2) for t in (q, k, v))
+    s = scale * q @ k.transpose(-2, -1)
+    s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+    return attn.c_proj((F.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, C))
+
+
+@pytest.mark.parametrize("param", ["mup", "completep"])
+def test_attn_mult_multiplies_the_attention_logits(param):
+    """muP family: logits attn_mult * q.k / d_head. With attn_mult = sqrt(d_head) the attention is
+    SP's q.k / sqrt(d_head) on the same weights."""
+    d_head = N // HEADS
+    x = torch.randn(2, 16, N, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mup = build(param, attn_mult=3.0).double().transformer.h[1].attn
+    with torch.no_grad():
+        out = mup(x)
+        torch.testing.assert_close(out, manual_attention(mup, x, 3.0 / d_head))
+        assert not torch.allclose(out, manual_attention(mup, x, 1.0 / d_head))  # the multiplier matters here
+        as_sp = build(param, attn_mult=math.sqrt(d_head)).double().transformer.h[1].attn
+        sp = build("sp").double().transformer.h[1].attn
+        sp.load_state_dict(as_sp.state_dict())
+        torch.testing.assert_close(as_sp(x), sp(x))
+
+
 @pytest.mark.parametrize("param", ["sp", "completep"])
 def test_causality(param):
     model = build(param, l=2, n=64).eval()
@@ -203,6 +230,9 @@ def test_generation_uses_training_logits(monkeypatch, tied):
     (dict(parameterization="depth_mup", depth_alpha=0.4), "[0.5, 1]"),
     (dict(parameterization="sp", output_mult=2.0), "output_mult"),
     (dict(parameterization="sp", input_mult=2.0), "input_mult"),
+    (dict(parameterization="sp", attn_mult=2.0), "attn_mult"),
+    (dict(attn_mult=0.0), "attn_mult=0.0 must be a positive finite number"),
+    (dict(attn_mult=float("inf")), "attn_mult=inf must be a positive finite number"),
     (dict(n_embd=100, n_head=3), "divisible"),
     (dict(base_n_embd=0), "positive"),
     (dict(base_n_layer=-2), "positive"),

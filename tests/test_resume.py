@@ -233,6 +233,22 @@ def test_resume_into_a_different_model_is_refused(data_dir, straight, tmp_path):
     assert sorted(os.listdir(out)) == sorted(os.listdir(straight)), "a refused resume wrote files"
 
 
+def test_checkpoint_from_before_a_new_model_setting_resumes(data_dir, straight, tmp_path):
+    """A checkpoint written before a model setting existed (attn_mult here) holds no value for
+    it: it had the setting's default then, so a run with the default resumes, and a run with
+    another value is refused."""
+    out = str(tmp_path / "run")
+    shutil.copytree(straight, out)
+    for path in glob.glob(os.path.join(out, "*.pt")):
+        ckpt = torch.load(path, weights_only=True)
+        assert ckpt["model_config"].pop("attn_mult") == 1.0
+        torch.save(ckpt, path)
+    line = one_line_error(train(data_dir, out, "--attn_mult=2.0"))
+    assert "cannot resume" in line and "attn_mult=1.0 there, 2.0 here" in line, line
+    res = ok(train(data_dir, out, f"--max_iters={N + 8}"))
+    assert "resuming from" in res.stdout
+
+
 def test_truncated_checkpoint_is_one_line_then_previous_one_resumes(data_dir, straight, tmp_path):
     out = str(tmp_path / "run")
     shutil.copytree(straight, out)

@@ -170,6 +170,23 @@ def test_restarted_search_continues_its_storage(proxy, tmp_path):
     assert len(rows) == 4
 
 
+def test_same_search_from_another_clone_or_machine():
+    """A storage shared by clones at other paths (other machines): an in-repo config is recorded
+    relative to the repository, and one recorded as another clone's absolute path still matches;
+    another config does not."""
+    args = _args(os.path.join(REPO, "config", "search_proxy.py"))
+    space = ["attn_qkv.lr"]
+    assert search.identity(args, space)["configs"] == [os.path.join("config", "search_proxy.py")]
+
+    class Study:
+        user_attrs = {"search": dict(search.identity(args, space),
+                                     configs=["/elsewhere/clone/config/search_proxy.py"])}
+    search.check_identity(Study, args, space)  # the same search: no error
+    Study.user_attrs = {"search": dict(Study.user_attrs["search"], configs=["/elsewhere/clone/config/gpt2_proxy.py"])}
+    with pytest.raises(UserError, match="configs="):
+        search.check_identity(Study, args, space)
+
+
 # --- failures, with a fake trainer ---
 
 FAKE = r"""
