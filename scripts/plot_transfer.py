@@ -12,7 +12,8 @@ markdown table of the optima and the drift = slope of log2(optimum) against log2
 Curves may be by depth, width, global_batch_size or max_tokens; the drift is against log2 of
 the multiplier relative to the smallest value (the base). --where KEY=VALUE keeps the rows with
 that value, so a sweep whose points move batch and horizon along separate arms is read one arm
-at a time.
+at a time; KEY!=VALUE, KEY>=VALUE and KEY<=VALUE drop rows (--where n_layer>=4: the drift from
+4 layers on, the smallest depth left being its base; --where seed!=2).
 
 With two or more seeds the table also gives the drift's seed uncertainty: each seed's own
 drift, and a bootstrap over seeds (sd and 2.5-97.5% interval of the slope).
@@ -31,6 +32,7 @@ import argparse
 import csv
 import math
 import os
+import re
 import sys
 from collections import defaultdict
 
@@ -269,6 +271,18 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
     plt.close(fig)
 
 
+def _where(cell, op, value):
+    """Does a results cell satisfy KEY op VALUE? = and != compare as numbers where both are."""
+    a, b = _num(cell), _num(value)
+    numbers = not (math.isnan(a) or math.isnan(b))
+    same = cell == value or (numbers and a == b)
+    if op == "=":
+        return same
+    if op == "!=":
+        return not same
+    return numbers and (a >= b if op == ">=" else a <= b)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", help="a results CSV written by scripts/sweep.py")
@@ -281,18 +295,23 @@ def main(argv=None):
     ap.add_argument("--title", help="figure title (default: the sweep's name, the metric and the axes)")
     ap.add_argument("--out", help="output prefix: writes PREFIX.png and PREFIX.md (default: next to the CSV)")
     ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                    help="keep only rows with this value, e.g. --where max_tokens=131072 (repeatable)")
+                    help="keep only rows with this value, e.g. --where max_tokens=131072; also KEY!=VALUE, "
+                         "KEY>=VALUE, KEY<=VALUE, e.g. --where n_layer>=4 (the smallest value left is the "
+                         "base of the drift) (repeatable)")
     args = ap.parse_args(argv)
     if args.window < 1:
         raise PlotError(f"--window {args.window} must be at least 1")
     rows = load(args.results)
     for w in args.where:
-        key, eq, value = w.partition("=")
-        if not eq or key not in rows[0]:
-            raise PlotError(f"--where {w!r} must be KEY=VALUE with KEY a column of {args.results}")
-        rows = [r for r in rows if r[key] == value or _num(r[key]) == _num(value)]
+        m = re.fullmatch(r"(\w+)(!=|>=|<=|=)(.+)", w)
+        if not m or m.group(1) not in rows[0]:
+            raise PlotError(f"--where {w!r} must be KEY=VALUE (or !=, >=, <=) with KEY a column of {args.results}")
+        key, op, value = m.groups()
+        if op in (">=", "<=") and math.isnan(_num(value)):
+            raise PlotError(f"--where {w!r}: {op} needs a number")
+        rows = [r for r in rows if _where(r[key], op, value)]
         if not rows:
-            raise PlotError(f"no finished run has {key}={value}")
+            raise PlotError(f"no finished run has {key}{op}{value}")
     x = args.x or varying(rows, X_CHOICES, "hyperparameter")
     by = args.by or varying(rows, BY_CHOICES, "curve variable")
     also = [k for k in BY_CHOICES if k != by and k in rows[0] and len({r[k] for r in rows}) > 1]

@@ -583,6 +583,16 @@ def test_plot_batch_and_horizon_arms(tmp_path):
         assert len(res["sp"]["rows"]) == (3 if by == "global_batch_size" else 2)
     with pytest.raises(plot_transfer.PlotError, match="no finished run"):
         plot_transfer.main([str(path), "--by", "max_tokens", "--where", "global_batch_size=5"])
+    # comparisons drop rows: B >= 8 leaves 8 and 16, and 8 becomes the drift's base (x1)
+    assert plot_transfer.main([str(path), "--by", "global_batch_size", "--where", "max_tokens=1024",
+                               "--where", "global_batch_size>=8", "--where", "seed!=1",
+                               "--out", str(tmp_path / "B8")]) == 0
+    text = (tmp_path / "B8.md").read_text()
+    assert "| sp | 8 (x1) | 1 |" in text and "| sp | 16 (x2) | 1 |" in text and "(x4)" not in text
+    with pytest.raises(plot_transfer.PlotError, match="needs a number"):
+        plot_transfer.main([str(path), "--where", "global_batch_size>=big"])
+    with pytest.raises(plot_transfer.PlotError, match="KEY=VALUE"):
+        plot_transfer.main([str(path), "--where", "global_batch_size~4"])
 
 
 def test_batch_duration_sweep_file_expands_to_its_arms(tmp_path):
