@@ -1,8 +1,8 @@
 # A suspect of config/sweeps/depth_lr_paper.py's result, isolated: the base model's attention
 # temperature. With 2 heads of size 32 at the 64-wide base, muP's 1/d_head attention (attn_mult
 # 1) makes the base model's attention logits sqrt(32) = 5.7x colder than SP's 1/sqrt(d_head),
-# and the 2-layer curves (of this sweep's parent and of the width sweep) show a dip at 2^-5
-# that deeper ones do not. Here attn_mult = sqrt(32): at the base head size the attention is
+# and muP ends above SP at every width of config/sweeps/width_lr_paper_h200.py, the base
+# included. Here attn_mult = sqrt(32): at the base head size the attention is
 # SP's, and 1/d_head from there on. completep only (its drift is the question), the parent's
 # depths, LR grid and settings, seeds 0 and 1 (paired with the parent's seeds 0 and 1).
 # 48 points; ~1 core-hour on this CPU.
