@@ -34,6 +34,7 @@ import math
 import os
 import re
 import sys
+import textwrap
 from collections import defaultdict
 
 import numpy as np
@@ -266,7 +267,9 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
     axes[0][0].set_ylim(lo - 0.05 * (hi - lo + 1e-9), top + 0.02 * (hi - lo + 1e-9))
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=8)  # clear of the title
-    fig.suptitle(title + "   (star: fitted optimum, x: diverged)", fontsize=10)
+    # wrapped to the figure's width: a one-panel figure cannot hold a long title on one line
+    text = title + "   (star: fitted optimum, x: diverged)"
+    fig.suptitle("\n".join(textwrap.wrap(text, width=int(13 * (3.8 * len(params) + 1.4)))), fontsize=10)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
