@@ -28,6 +28,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from runs import EXIT_STOPPED  # noqa: E402
 from util import UserError, run_cli  # noqa: E402
 
 TOL = 0.02  # relative loss tolerance between runs that differ only in bf16/compile/reduction order
@@ -60,7 +61,8 @@ def close(a, b, tol=TOL):
 
 
 def steps(scratch, ngpu):
-    """[(name, [commands], check)]: check(outputs) -> (ok, detail)."""
+    """[(name, [commands], check, [exit code each command must end with])]:
+    check(outputs) -> (ok, detail)."""
     py = sys.executable
     torchrun = [py, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ngpu}"]
     d = {k: os.path.join(scratch, k) for k in ("straight", "resumed", "ddp", "fsdp")}
@@ -90,20 +92,33 @@ def steps(scratch, ngpu):
         a, b = final_loss(d["fsdp"]), final_loss(d["straight"])
         return close(a, b), f"FSDP2 on {ngpu} GPUs {a} vs 1 GPU {b}"
 
-    out = [
+    fsdp = [*torchrun, "train.py", *RUN, "--parallel=fsdp", f"--out_dir={d['fsdp']}"]
+    return [
         ("bench: GPT-2 small, bf16 + compile vs fp32 eager",
          [[py, "bench.py", *shape, "--dtype=bfloat16", "--compile=True"],
-          [py, "bench.py", *shape, "--dtype=float32", "--compile=False"]], bench_check),
+          [py, "bench.py", *shape, "--dtype=float32", "--compile=False"]], bench_check, [0, 0]),
         ("train: 300 steps, bf16, compile, fused AdamW",
-         [[py, "train.py", *RUN, f"--out_dir={d['straight']}"]], train_check),
-        ("resume: stop at 150, run again",
+         [[py, "train.py", *RUN, f"--out_dir={d['straight']}"]], train_check, [0]),
+        ("resume: stop at 150, run again",  # the halted run ends 'stopped, checkpoint saved'
          [[py, "train.py", *RUN, "--halt_at_iter=150", f"--out_dir={d['resumed']}"],
-          [py, "train.py", *RUN, f"--out_dir={d['resumed']}"]], resume_check),
-        (f"ddp: nccl on {ngpu} GPU(s)", [[*torchrun, "train.py", *RUN, f"--out_dir={d['ddp']}"]], ddp_check),
+          [py, "train.py", *RUN, f"--out_dir={d['resumed']}"]], resume_check, [EXIT_STOPPED, 0]),
+        (f"ddp: nccl on {ngpu} GPU(s)", [[*torchrun, "train.py", *RUN, f"--out_dir={d['ddp']}"]], ddp_check, [0]),
+        (f"fsdp: FSDP2 on {ngpu} GPU(s)", [fsdp], fsdp_check, [0]),
     ]
-    fsdp = [*torchrun, "train.py", *RUN, "--parallel=fsdp", f"--out_dir={d['fsdp']}"]
-    out.append((f"fsdp: FSDP2 on {ngpu} GPU(s)", [fsdp], fsdp_check))
-    return out
+
+
+def run_step(cmds, codes, check, env):
+    """Run a step's commands in order: (ok, detail, outputs). A command that ends with another
+    exit code than its own (0, or 4 for a run halted on purpose) fails the step, naming it."""
+    outs, bad = [], None
+    for c, want in zip(cmds, codes):
+        r = subprocess.run(c, cwd=REPO, env=env, capture_output=True, text=True)
+        outs.append(r.stdout + r.stderr)
+        if bad is None and r.returncode != want:
+            bad = f"exit {r.returncode}" + (f" (expected {want})" if want else "")
+    if bad is not None:
+        return False, f"{bad}: {(outs[-1].strip().splitlines() or [''])[-1]}", outs
+    return (*check(outs), outs)
 
 
 def has_setting(name):
@@ -119,7 +134,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     scratch = os.path.join(REPO, "out", "gpu_check")
     if a.dry_run:
-        for name, cmds, _ in steps(scratch, "N"):
+        for name, cmds, _, _ in steps(scratch, "N"):
             print(f"{name}:")
             for c in cmds:
                 print("   ", " ".join("python" if x == sys.executable else x.replace(REPO + os.sep, "") for x in c))
@@ -151,19 +166,14 @@ def main(argv=None):
 
     fsdp_ok = has_setting("parallel")
     t_start = time.time()
-    for i, (name, cmds, check) in enumerate(steps(scratch, ngpu)):
+    for i, (name, cmds, check, codes) in enumerate(steps(scratch, ngpu)):
         if name.startswith("fsdp") and not fsdp_ok:
             lines.append(f"| {name} | skipped | | train.py has no `parallel` setting yet |")
             continue
-        t0, outs, rc = time.time(), [], 0
-        for c in cmds:
-            r = subprocess.run(c, cwd=REPO, env=env, capture_output=True, text=True)
-            outs.append(r.stdout + r.stderr)
-            # a run halted by --halt_at_iter ends with exit 4 (stopped, checkpoint saved) by design
-            rc = rc or (0 if r.returncode == 4 and any(x.startswith("--halt_at_iter") for x in c) else r.returncode)
+        t0 = time.time()
+        ok, detail, outs = run_step(cmds, codes, check, env)
         with open(os.path.join(scratch, f"{i + 1}_{name.split(':')[0]}.log"), "w") as f:  # each step's full output
             f.write("\n".join(f"$ {' '.join(c)}\n{o}" for c, o in zip(cmds, outs)))
-        ok, detail = check(outs) if rc == 0 else (False, f"exit {rc}: {(outs[-1].strip().splitlines() or [''])[-1]}")
         failed |= not ok
         lines.append(f"| {name} | {'PASS' if ok else 'FAIL'} | {time.time() - t0:.0f} s | {detail} |")
         print(lines[-1], flush=True)

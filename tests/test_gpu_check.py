@@ -3,6 +3,7 @@ and its parsing and comparisons work on real output of bench.py and train.py."""
 import importlib.util
 import json
 import os
+import sys
 
 
 
@@ -25,6 +26,24 @@ def test_dry_run_lists_every_step_with_runnable_commands():
     names = [line for line in r.stdout.splitlines() if not line.startswith(" ")]
     assert [n.split(":")[0] for n in names] == ["bench", "train", "resume", "ddp", "fsdp"]
     assert "--halt_at_iter=150" in r.stdout and "torch.distributed.run" in r.stdout
+
+
+def test_a_step_passes_on_each_commands_own_exit_code():
+    """The halted run of the resume step ends with exit 4 by design: that passes; 0 where 4 is
+    expected, or 4 where 0 is, fails the step without running its check."""
+    def cmd(code):
+        return [sys.executable, "-c", f"print('ran'); raise SystemExit({code})"]
+    checked = []
+
+    def check(outs):
+        checked.append(outs)
+        return True, "checked"
+    ok, detail, outs = gc.run_step([cmd(4), cmd(0)], [4, 0], check, dict(os.environ))
+    assert (ok, detail) == (True, "checked") and outs == ["ran\n", "ran\n"] and len(checked) == 1
+    ok, detail, _ = gc.run_step([cmd(0), cmd(0)], [4, 0], check, dict(os.environ))
+    assert not ok and detail.startswith("exit 0 (expected 4)") and len(checked) == 1
+    ok, detail, _ = gc.run_step([cmd(4)], [0], check, dict(os.environ))
+    assert not ok and detail == "exit 4: ran" and len(checked) == 1
 
 
 def test_parses_real_bench_output_and_compares_losses(char_data, tmp_path):
