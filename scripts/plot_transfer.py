@@ -155,10 +155,12 @@ def analyse(agg, window=1):
 
 
 def seed_uncertainty(rows, x, by, metric, window=1, n_boot=500, rng_seed=0):
-    """{parameterization: dict(per_seed={seed: slope}, sd, lo, hi, n_seeds)}: the drift of each
-    seed's own curves, and a bootstrap over seeds (resample the seeds with replacement, average
-    their curves, fit, take the slope; sd and the 2.5-97.5% interval of n_boot resamples).
-    Empty when fewer than 2 seeds ran."""
+    """{parameterization: dict(per_seed={seed: slope}, sd, lo, hi, n_seeds, curves)}: the drift of
+    each seed's own curves, and a bootstrap over seeds (resample the seeds with replacement,
+    average their curves, fit, take the slope; sd and the 2.5-97.5% interval of n_boot
+    resamples). The same for each curve's optimum: curves = {by value: dict(per_seed={seed:
+    (log2 opt, note)}, sd)}, sd over the resamples' fitted log2 optima. Empty when fewer than 2
+    seeds ran."""
     by_seed = defaultdict(list)
     for r in rows:
         by_seed[r.get("seed", "")].append(r)
@@ -168,19 +170,33 @@ def seed_uncertainty(rows, x, by, metric, window=1, n_boot=500, rng_seed=0):
     per_seed = {s: analyse(aggregate(by_seed[s], x, by, metric), window) for s in seeds}
     rng = np.random.default_rng(rng_seed)
     boots = defaultdict(list)
+    curve_boots = defaultdict(lambda: defaultdict(list))
     for _ in range(n_boot):
         pick = rng.choice(len(seeds), size=len(seeds), replace=True)
         res = analyse(aggregate([r for i in pick for r in by_seed[seeds[i]]], x, by, metric), window)
         for p, v in res.items():
             if math.isfinite(v["slope"]):
                 boots[p].append(v["slope"])
+            for b, _, fit in v["rows"]:
+                if fit is not None:
+                    curve_boots[p][b].append(fit["log2_opt"])
+
+    def sd(values):
+        return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
     out = {}
     for p in {p for res in per_seed.values() for p in res}:
         b = np.array(boots.get(p, []))
+        curves = {}
+        for v in sorted({v for s in seeds if p in per_seed[s] for v, _, _ in per_seed[s][p]["rows"]}):
+            fits = {s: next((f for b_, _, f in per_seed[s][p]["rows"] if b_ == v), None)
+                    for s in seeds if p in per_seed[s]}
+            curves[v] = dict(per_seed={s: (f["log2_opt"], f["note"]) for s, f in fits.items() if f is not None},
+                             sd=sd(curve_boots[p][v]))
         out[p] = dict(per_seed={s: per_seed[s][p]["slope"] for s in seeds if p in per_seed[s]},
-                      sd=float(b.std(ddof=1)) if len(b) > 1 else math.nan,
-                      lo=float(np.percentile(b, 2.5)) if len(b) else math.nan,
-                      hi=float(np.percentile(b, 97.5)) if len(b) else math.nan, n_seeds=len(seeds))
+                      sd=sd(b), lo=float(np.percentile(b, 2.5)) if len(b) else math.nan,
+                      hi=float(np.percentile(b, 97.5)) if len(b) else math.nan, n_seeds=len(seeds),
+                      curves=curves)
     return out
 
 
@@ -199,16 +215,30 @@ def write_table(path, res, x, by, metric, source, window=1, unc=None):
                 f"fitted (least squares) to the best grid point and up to {window} finite neighbours a side")
              + f" in log2({x}); a note marks a best grid point that could not be fitted "
              "(see scripts/plot_transfer.py).", "",
-             f"| parameterization | {by} | seeds | log2 opt | opt {x} | best grid | {metric} at opt | note |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"| parameterization | {by} | seeds | log2 opt | opt {x} | best grid | {metric} at opt | note |"
+             + (" bootstrap sd of log2 opt | per-seed log2 opt |" if unc else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|---|" if unc else "")]
+    if unc:
+        lines[4:4] = ["With several seeds, each curve's optimum also gets its seed uncertainty: the sd of "
+                      "the fitted log2 optimum over the bootstrap resamples of the seeds (see below), and "
+                      "each seed's own fit (* marks one that could not be fitted, e.g. at the grid's "
+                      "edge: its best grid point is shown).", ""]
     for p in _sorted_params(res):
         for b, seeds, f in res[p]["rows"]:
-            b = f"{b:g} (x{b / base:g})"
+            extra = ""
+            if unc and p in unc:
+                c = unc[p]["curves"].get(b)
+                if c is None:
+                    extra = " - | - |"
+                else:
+                    per = ", ".join(f"s{s_} {v:.2f}{'*' if note else ''}" for s_, (v, note) in c["per_seed"].items())
+                    extra = f" {c['sd']:.2f} | {per} |"
+            bl = f"{b:g} (x{b / base:g})"
             if f is None:
-                lines.append(f"| {p} | {b} | {seeds} | - | - | - | - | all diverged |")
+                lines.append(f"| {p} | {bl} | {seeds} | - | - | - | - | all diverged |" + extra)
             else:
-                lines.append(f"| {p} | {b} | {seeds} | {f['log2_opt']:.2f} | {2 ** f['log2_opt']:.3g} | "
-                             f"2^{f['best']:g} | {f['loss_opt']:.4f} | {f['note']} |")
+                lines.append(f"| {p} | {bl} | {seeds} | {f['log2_opt']:.2f} | {2 ** f['log2_opt']:.3g} | "
+                             f"2^{f['best']:g} | {f['loss_opt']:.4f} | {f['note']} |" + extra)
     lines += ["", f"## Drift: slope of log2(optimal {x}) against log2({by} / {base:g})", "",
               "| parameterization | slope | curves | of which edge/flagged |", "|---|---|---|---|"]
     for p in _sorted_params(res):

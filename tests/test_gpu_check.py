@@ -20,6 +20,16 @@ def test_refuses_without_cuda_in_one_line():
     assert r.stderr.startswith("error: no CUDA device") and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_gpu_evidence_refuses_without_cuda_or_with_a_bad_budget_and_touches_nothing():
+    made = os.path.join(REPO, "runs", "width_init_std_paper_h200")
+    existed = os.path.exists(made)
+    for args in ([], ["480"], ["8m"]):
+        r = run_script(["scripts/gpu_evidence.sh", *args], cmd=["bash"], env={"CUDA_VISIBLE_DEVICES": ""})
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert r.stderr.startswith("error: SECONDS" if args == ["8m"] else "error: no CUDA device")
+    assert os.path.exists(made) == existed
+
+
 def test_dry_run_lists_every_step_with_runnable_commands():
     r = run_script(["scripts/gpu_check.py", "--dry_run"])
     assert r.returncode == 0, r.stderr

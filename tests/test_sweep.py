@@ -287,6 +287,17 @@ def test_drift_seed_uncertainty_per_seed_and_bootstrap(tmp_path):
     assert plot_transfer.main([str(path), "--out", str(tmp_path / "o")]) == 0
     table = (tmp_path / "o.md").read_text()
     assert "| completep | -0.40 | s0: -0.20, s1: -0.60, s2: -0.40 |" in table
+    # each curve's optimum: every seed's own vertex, and a bootstrap spread that is zero only where
+    # the seeds agree (2 layers: all at -6) and grows with depth as their centres fan out
+    curves = unc["curves"]
+    for d in (2, 4, 8, 16):
+        want = {str(s): -6.0 + slope * math.log2(d / 2) for s, slope in slopes.items()}
+        assert {s: v for s, (v, note) in curves[d]["per_seed"].items()} == {
+            s: pytest.approx(v, abs=1e-6) for s, v in want.items()}
+        assert all(note == "" for _, note in curves[d]["per_seed"].values())
+    assert curves[2]["sd"] == pytest.approx(0.0, abs=1e-9)
+    assert 0.05 < curves[4]["sd"] < curves[8]["sd"] < curves[16]["sd"]
+    assert "| completep | 16 (x8) | 3 | -7.20 |" in table and "s0 -6.60, s1 -7.80, s2 -7.20 |" in table
     single = [r for r in rows if r["seed"] == "0"]
     assert plot_transfer.seed_uncertainty(single, "learning_rate", "n_layer", "val_loss") == {}
 

@@ -1,7 +1,9 @@
 # GPU scale of config/sweeps/depth_init_std_paper.py: depth transfer of the base init std at
 # the CompleteP paper's proxy (config/gpt2_proxy.py: base 2 x 256, head size 64, 300M tokens at
-# every depth, the paper's optimizer settings), depths 2..128, init_std 2^-9..2^-3 at the base
-# LR 2^-8 (replace it with depth_lr_gpu.py's 2-layer optimum), three seeds.
+# every depth, the paper's optimizer settings), depths 2..128, init_std 2^-8..2^-2 at the base
+# LR 2^-8 (replace it with depth_lr_gpu.py's 2-layer optimum), three seeds. The CPU sweep put
+# the 64-wide optimum at 2^-3 = 1/sqrt(64) for every depth, so this grid is centred near
+# 1/sqrt(256) = 2^-4 and reaches 2^-2.
 #   python scripts/sweep.py config/sweeps/depth_init_std_gpu.py --gpus 0,1,2,3,4,5,6,7
 #   python scripts/plot_transfer.py runs/depth_init_std_gpu/results.csv --x init_std \
 #       --out experiments/depth_transfer_gpu/depth_init_std
@@ -9,7 +11,7 @@
 base_config = "config/gpt2_proxy.py"
 parameterization = ["completep", "mup", "sp"]
 n_layer = [2, 4, 8, 16, 32, 64, 128]
-init_std = [2.0 ** -k for k in (6, 8, 4, 9, 7, 5, 3)]
+init_std = [2.0 ** -k for k in (5, 7, 3, 8, 6, 4, 2)]
 learning_rate = 2 ** -8
 seed = [0, 1, 2]
 save_checkpoints = False
