@@ -15,8 +15,10 @@ that value, so a sweep whose points move batch and horizon along separate arms i
 at a time; KEY!=VALUE, KEY>=VALUE and KEY<=VALUE drop rows (--where n_layer>=4: the drift from
 4 layers on, the smallest depth left being its base; --where seed!=2).
 
-With two or more seeds the table also gives the drift's seed uncertainty: each seed's own
-drift, and a bootstrap over seeds (sd and 2.5-97.5% interval of the slope).
+With two or more seeds the table also gives the seed uncertainty of the drift and of each
+curve's optimum: each seed's own fit, and a bootstrap over seeds (sd, and the 2.5-97.5%
+interval of the slope). A last table gives what the transfer costs on the grid: the loss at the
+base curve's best grid value minus each curve's best, with the paired seed standard error.
 
 The optimum of a curve is the vertex of the parabola through its best point and the two
 neighbours in log2(x). Where that is not possible it is the best grid point, flagged:
@@ -200,6 +202,42 @@ def seed_uncertainty(rows, x, by, metric, window=1, n_boot=500, rng_seed=0):
     return out
 
 
+def transfer_cost(rows, x, by, metric):
+    """What using the base curve's best grid value at every other curve costs: {parameterization:
+    [(by value, x0, xb, cost, se)]}, x0 the best grid x of the base curve (the smallest by value)
+    and xb that of the curve, both on the mean over seeds; cost = mean loss at x0 - mean loss at
+    xb (inf where a seed diverged at x0); se the standard error of the per-seed paired
+    difference (nan with one seed). The transfer claim in numbers, on the grid, no fit."""
+    cells = defaultdict(dict)
+    for r in rows:
+        loss = _num(r[metric]) if r["status"] == "done" else math.inf
+        cells[(r["parameterization"], _num(r[by]), _num(r[x]))][r.get("seed", "")] = loss
+    agg = aggregate(rows, x, by, metric)
+    out = {}
+    for p, curves in agg.items():
+        def best_x(pts):
+            finite = [t for t in pts if math.isfinite(t[1])]
+            return min(finite, key=lambda t: t[1])[0] if finite else None
+        base = min(curves)
+        x0 = best_x(curves[base])
+        out[p] = []
+        for b in sorted(curves):
+            xb = best_x(curves[b])
+            if x0 is None or xb is None:
+                continue
+            at0, atb = cells[(p, b, x0)], cells[(p, b, xb)]
+            seeds = sorted(set(at0) & set(atb))
+            if not seeds:  # the base's best x was not run at this curve
+                continue
+            d = np.array([at0[k] - atb[k] for k in seeds])
+            if not np.all(np.isfinite(d)):
+                out[p].append((b, x0, xb, math.inf, math.nan))
+                continue
+            se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
+            out[p].append((b, x0, xb, float(d.mean()), se))
+    return out
+
+
 ORDER = ["sp", "mup", "depth_mup", "completep"]
 
 
@@ -207,7 +245,7 @@ def _sorted_params(ps):
     return sorted(ps, key=lambda p: (ORDER.index(p) if p in ORDER else len(ORDER), p))
 
 
-def write_table(path, res, x, by, metric, source, window=1, unc=None):
+def write_table(path, res, x, by, metric, source, window=1, unc=None, cost=None):
     base = min(b for p in res for b, _, _ in res[p]["rows"])
     lines = [f"# Optimal {x} per ({by}, parameterization)", "",
              f"From `{source}`; {metric}, mean over seeds. Optimum: vertex of the parabola "
@@ -258,6 +296,17 @@ def write_table(path, res, x, by, metric, source, window=1, unc=None):
             per = ", ".join(f"s{s}: {signed(v)}" for s, v in u["per_seed"].items())
             lines.append(f"| {p} | {signed(res[p]['slope'])} | {per} | {u['sd']:.2f} | "
                          f"{signed(u['lo'])} .. {signed(u['hi'])} |")
+    if cost:
+        lines += ["", f"## Cost of transferring the base curve's best {x}", "",
+                  f"The base curve's ({by} {base:g}) best grid {x}, used unchanged at each {by}: its {metric} "
+                  f"minus that curve's best grid point's, both means over seeds, no fit; se: standard "
+                  "error of the per-seed paired difference.", "",
+                  f"| parameterization | {by} | base best {x} | best {x} here | cost | se |", "|---|---|---|---|---|---|"]
+        for p in _sorted_params(cost):
+            for b, x0, xb, c, se in cost[p]:
+                cs = "diverged" if math.isinf(c) else f"{c:.3f}"
+                lines.append(f"| {p} | {b:g} | 2^{math.log2(x0):g} | 2^{math.log2(xb):g} | {cs} | "
+                             f"{'-' if math.isnan(se) else f'{se:.3f}'} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -358,7 +407,8 @@ def main(argv=None):
     out = args.out or os.path.splitext(args.results)[0] + f"_{x}"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     unc = seed_uncertainty(rows, x, by, args.metric, args.window)
-    write_table(out + ".md", res, x, by, args.metric, args.results, args.window, unc)
+    write_table(out + ".md", res, x, by, args.metric, args.results, args.window, unc,
+                transfer_cost(rows, x, by, args.metric))
     sweep_name = rows[0].get("sweep") or os.path.basename(os.path.dirname(os.path.abspath(args.results)))
     title = args.title or f"{sweep_name}: {args.metric} against {x}, one curve per {by}"
     plot(out + ".png", agg, res, x, by, args.metric, title, args.ymax)

@@ -258,6 +258,25 @@ def test_plot_finds_known_optima_and_drift(tmp_path):
     assert res["completep"]["slope"] == pytest.approx(0.0, abs=1e-6)
     table = (tmp_path / "out.md").read_text()
     assert "| sp | -0.50 | 4 | 0 |" in table and "| completep | +0.00 | 4 | 0 |" in table
+    # the cost of the base curve's best grid LR (2-layer sp: centre -7.3, best grid -7) at each
+    # depth, from the parabolas: at 16 layers the centre is -8.8, best grid -9, so the cost is
+    # (1.8^2 + 2) - (0.2^2 + 2); the seeds' offsets cancel in the paired difference (se 0)
+    cost = {b: (x0, xb, c, se) for b, x0, xb, c, se in plot_transfer.transfer_cost(rows, "learning_rate", "n_layer", "val_loss")["sp"]}
+    for d in depths:
+        centre = centres[("sp", d)]
+        xb = round(centre)
+        assert cost[d][0] == 2.0 ** -7 and cost[d][1] == 2.0 ** xb
+        assert cost[d][2] == pytest.approx((-7 - centre) ** 2 - (xb - centre) ** 2, abs=1e-9)
+        assert cost[d][3] == pytest.approx(0.0, abs=1e-9)
+    assert cost[16][2] == pytest.approx(3.2, abs=1e-9)
+    assert all(c == pytest.approx(0.0, abs=1e-9) for _, _, _, c, _ in
+               plot_transfer.transfer_cost(rows, "learning_rate", "n_layer", "val_loss")["completep"])
+    assert "| sp | 16 | 2^-7 | 2^-9 | 3.200 | 0.000 |" in table
+    # a base LR that diverges at a deeper curve costs "diverged", not a number
+    _synthetic(path, centres, diverge={("sp", 8, -7)})
+    worse = {b: c for b, _, _, c, _ in plot_transfer.transfer_cost(plot_transfer.load(str(path)), "learning_rate",
+                                                                   "n_layer", "val_loss")["sp"]}
+    assert math.isinf(worse[8]) and math.isfinite(worse[16])
     assert os.path.getsize(tmp_path / "out.png") > 10_000
 
 
