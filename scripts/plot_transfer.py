@@ -212,12 +212,13 @@ def transfer_cost(rows, x, by, metric):
     for r in rows:
         loss = _num(r[metric]) if r["status"] == "done" else math.inf
         cells[(r["parameterization"], _num(r[by]), _num(r[x]))][r.get("seed", "")] = loss
+    def best_x(pts):
+        finite = [t for t in pts if math.isfinite(t[1])]
+        return min(finite, key=lambda t: t[1])[0] if finite else None
+
     agg = aggregate(rows, x, by, metric)
     out = {}
     for p, curves in agg.items():
-        def best_x(pts):
-            finite = [t for t in pts if math.isfinite(t[1])]
-            return min(finite, key=lambda t: t[1])[0] if finite else None
         base = min(curves)
         x0 = best_x(curves[base])
         out[p] = []
