@@ -253,15 +253,15 @@ def write_table(path, res, x, by, metric, source, window=1, unc=None, cost=None)
              + ("through the best grid point and its two neighbours" if window == 1 else
                 f"fitted (least squares) to the best grid point and up to {window} finite neighbours a side")
              + f" in log2({x}); a note marks a best grid point that could not be fitted "
-             "(see scripts/plot_transfer.py).", "",
-             f"| parameterization | {by} | seeds | log2 opt | opt {x} | best grid | {metric} at opt | note |"
-             + (" bootstrap sd of log2 opt | per-seed log2 opt |" if unc else ""),
-             "|---|---|---|---|---|---|---|---|" + ("---|---|" if unc else "")]
+             "(see scripts/plot_transfer.py).", ""]
     if unc:
-        lines[4:4] = ["With several seeds, each curve's optimum also gets its seed uncertainty: the sd of "
-                      "the fitted log2 optimum over the bootstrap resamples of the seeds (see below), and "
-                      "each seed's own fit (* marks one that could not be fitted, e.g. at the grid's "
-                      "edge: its best grid point is shown).", ""]
+        lines += ["With several seeds, each curve's optimum also gets its seed uncertainty: the sd of "
+                  "the fitted log2 optimum over the bootstrap resamples of the seeds (see below), and "
+                  "each seed's own fit (* marks one that could not be fitted, e.g. at the grid's "
+                  "edge: its best grid point is shown).", ""]
+    lines += [f"| parameterization | {by} | seeds | log2 opt | opt {x} | best grid | {metric} at opt | note |"
+              + (" bootstrap sd of log2 opt | per-seed log2 opt |" if unc else ""),
+              "|---|---|---|---|---|---|---|---|" + ("---|---|" if unc else "")]
     for p in _sorted_params(res):
         for b, seeds, f in res[p]["rows"]:
             extra = ""
