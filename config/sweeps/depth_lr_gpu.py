@@ -10,6 +10,10 @@
 # unembedding, at 40% of an H100's bf16 peak, not a measurement): ~3 min a point at 2 layers,
 # ~35 min at 128; ~95 GPU-hours in all, about 12 hours on one 8-GPU node. Seed is outermost,
 # so the first ~4 hours give one full seed.
+# Run config/sweeps/depth_init_std_gpu.py first and set init_std here to its best 2-layer value:
+# on the CPU the LR verdict changed with the init std (experiments/depth_transfer_paper at 0.02,
+# experiments/depth_transfer_paper_init at the tuned 2^-3), and config/gpt2_proxy.py's 0.02 is
+# 1.6 octaves below 1/sqrt(256).
 base_config = "config/gpt2_proxy.py"
 parameterization = ["completep", "mup", "sp"]
 n_layer = [2, 4, 8, 16, 32, 64, 128]
