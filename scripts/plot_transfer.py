@@ -13,7 +13,9 @@ Curves may be by depth, width, global_batch_size or max_tokens; the drift is aga
 the multiplier relative to the smallest value (the base). --where KEY=VALUE keeps the rows with
 that value, so a sweep whose points move batch and horizon along separate arms is read one arm
 at a time; KEY!=VALUE, KEY>=VALUE and KEY<=VALUE drop rows (--where n_layer>=4: the drift from
-4 layers on, the smallest depth left being its base; --where seed!=2).
+4 layers on, the smallest depth left being its base; --where seed!=2). A value may be written as
+a power of two, as the run directories name it: --where 'learning_rate!=2^-6.5' drops the
+half-octave points of a merged octave and half-octave sweep.
 
 With two or more seeds the table also gives the seed uncertainty of the drift and of each
 curve's optimum: each seed's own fit, and a bootstrap over seeds (sd, and the 2.5-97.5%
@@ -354,9 +356,16 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
     plt.close(fig)
 
 
+def _value(text):
+    """A --where VALUE as a number: a decimal, or a power of two as the run directories name
+    it (2^-5.5, also 2**-5.5); nan if neither."""
+    m = re.fullmatch(r"2(?:\^|\*\*)(-?\d+(?:\.\d+)?)", text.strip())
+    return 2.0 ** float(m.group(1)) if m else _num(text)
+
+
 def _where(cell, op, value):
     """Does a results cell satisfy KEY op VALUE? = and != compare as numbers where both are."""
-    a, b = _num(cell), _num(value)
+    a, b = _num(cell), _value(value)
     numbers = not (math.isnan(a) or math.isnan(b))
     same = cell == value or (numbers and a == b)
     if op == "=":
@@ -380,7 +389,8 @@ def main(argv=None):
     ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                     help="keep only rows with this value, e.g. --where max_tokens=131072; also KEY!=VALUE, "
                          "KEY>=VALUE, KEY<=VALUE, e.g. --where n_layer>=4 (the smallest value left is the "
-                         "base of the drift) (repeatable)")
+                         "base of the drift); a value may be a power of two, --where 'learning_rate!=2^-5.5' "
+                         "(repeatable)")
     args = ap.parse_args(argv)
     if args.window < 1:
         raise PlotError(f"--window {args.window} must be at least 1")
@@ -390,7 +400,7 @@ def main(argv=None):
         if not m or m.group(1) not in rows[0]:
             raise PlotError(f"--where {w!r} must be KEY=VALUE (or !=, >=, <=) with KEY a column of {args.results}")
         key, op, value = m.groups()
-        if op in (">=", "<=") and math.isnan(_num(value)):
+        if op in (">=", "<=") and math.isnan(_value(value)):
             raise PlotError(f"--where {w!r}: {op} needs a number")
         rows = [r for r in rows if _where(r[key], op, value)]
         if not rows:

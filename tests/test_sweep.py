@@ -625,6 +625,34 @@ def test_plot_batch_and_horizon_arms(tmp_path):
         plot_transfer.main([str(path), "--where", "global_batch_size~4"])
 
 
+
+def test_plot_where_takes_powers_of_two(tmp_path):
+    """A merged octave + half-octave sweep read on its octave grid alone: --where
+    'learning_rate!=2^-6.5' (the run directories' notation) drops exactly the half-octave rows,
+    whose losses here would pull the 4-layer optimum up by half an octave."""
+    header = sweep.columns({"learning_rate": None, "n_layer": None})
+    path = tmp_path / "merged.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, header)
+        w.writeheader()
+        for L in (2, 4):
+            lrs = [float(k) for k in range(-9, -3)] + ([-6.5, -5.5] if L == 4 else [])
+            for k in lrs:
+                loss = (k + 6.2) ** 2 + 2 if k == round(k) else 1.0  # octave parabola at 2^-6.2
+                w.writerow(dict(sweep="m", parameterization="mup", n_layer=L, n_embd=64, n_head=2,
+                                learning_rate=2.0 ** k, init_std=0.02, output_mult=1.0, seed=0,
+                                status="done", train_loss=loss, val_loss=loss, best_val_loss=loss,
+                                steps=1, tokens=1, wall_s=1.0, out_dir=f"x/{L}/{k}"))
+    assert plot_transfer.main([str(path), "--where", "learning_rate!=2^-6.5", "--where",
+                               "learning_rate!=2**-5.5", "--out", str(tmp_path / "octave")]) == 0
+    text = (tmp_path / "octave.md").read_text()
+    assert "| mup | 4 (x2) | 1 | -6.20 |" in text and "| mup | 2 (x1) | 1 | -6.20 |" in text
+    plot_transfer.main([str(path), "--out", str(tmp_path / "all")])
+    assert "| mup | 4 (x2) | 1 | -6.20 |" not in (tmp_path / "all.md").read_text()
+    assert plot_transfer._where(repr(0.0625), ">=", "2^-4") and not plot_transfer._where(repr(0.0625), ">=", "2^-3.5")
+    with pytest.raises(plot_transfer.PlotError, match="needs a number"):
+        plot_transfer.main([str(path), "--where", "learning_rate>=2^x"])
+
 def test_batch_duration_sweep_file_expands_to_its_arms(tmp_path):
     """config/sweeps/batch_duration_paper.py: (B, D), (B, 4D), (2B, D) for completedp (rules on,
     the proxy named by base_batch_size/base_tokens) and completep (rules off), 6 LRs, 2 seeds;
