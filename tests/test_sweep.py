@@ -625,7 +625,6 @@ def test_plot_batch_and_horizon_arms(tmp_path):
         plot_transfer.main([str(path), "--where", "global_batch_size~4"])
 
 
-
 def test_plot_where_takes_powers_of_two(tmp_path):
     """A merged octave + half-octave sweep read on its octave grid alone: --where
     'learning_rate!=2^-6.5' (the run directories' notation) drops exactly the half-octave rows,
@@ -652,6 +651,7 @@ def test_plot_where_takes_powers_of_two(tmp_path):
     assert plot_transfer._where(repr(0.0625), ">=", "2^-4") and not plot_transfer._where(repr(0.0625), ">=", "2^-3.5")
     with pytest.raises(plot_transfer.PlotError, match="needs a number"):
         plot_transfer.main([str(path), "--where", "learning_rate>=2^x"])
+
 
 def test_batch_duration_sweep_file_expands_to_its_arms(tmp_path):
     """config/sweeps/batch_duration_paper.py: (B, D), (B, 4D), (2B, D) for completedp (rules on,
