@@ -68,6 +68,11 @@ LABELS = {"learning_rate": "lr", "init_std": "std", "output_mult": "om", "input_
           "global_batch_size": "B", "max_tokens": "D", "module_hparams": "modules"}
 UNLABELLED = ("base_batch_size", "base_tokens")  # name the proxy; not in out_dir names
 STOP_GRACE_S = 60  # how long stopped children may take to save a checkpoint before SIGKILL
+# train.py settings that steer the run but not its result: a finished point whose config.json
+# differs from the sweep only in these is still the same point (see settings_changed)
+RUN_CONTROL = ("out_dir", "init_from", "eval_interval", "log_interval", "eval_only", "save_checkpoints",
+               "keep_last", "halt_at_iter", "sample_tokens", "wandb_log", "wandb_project", "wandb_run_name",
+               "wandb_mode", "device", "compile", "fused", "parallel")
 
 
 class SweepError(Exception):
@@ -312,14 +317,39 @@ def command(point, settings, nproc):
         [f"--out_dir={point['out_dir']}"]
 
 
+def settings_changed(point):
+    """The settings in which the finished run in point's out_dir (its config.json) differs from
+    what the sweep now asks of that point, as 'key=theirs there, ours here' strings. The out_dir
+    names only the swept coordinates, so a changed fixed setting (an init_std in a base config,
+    a --set) would otherwise count the old run as this point's result. Settings the old run
+    predates (absent there) and RUN_CONTROL are not compared; no config.json, nothing to compare."""
+    try:
+        with open(os.path.join(point["out_dir"], "config.json")) as f:
+            theirs = json.load(f)["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(theirs, dict):
+        return []
+    ours = json.loads(json.dumps(point["config"]))  # as train.py wrote it: lists, not tuples
+    return [f"{k}={theirs[k]!r} there, {v!r} here" for k, v in ours.items()
+            if k in theirs and k not in RUN_CONTROL and theirs[k] != v]
+
+
 def state(point, done_dirs):
     """(what to do, status to show): 'skip' (a finished row in the results file, even without
     its out_dir: a copied results file continues a sweep), 'record' (finished, no row yet),
-    'busy' (another live process owns its out_dir) or 'run'. --dry_run shows the same."""
+    'busy' (another live process owns its out_dir) or 'run'. --dry_run shows the same.
+    A finished point whose out_dir ran other settings than the sweep now sets is refused."""
     status = done_dirs.get(os.path.abspath(point["out_dir"]))
+    final = read_final(point["out_dir"]) or {}
+    if status in FINISHED or final.get("status") in FINISHED:
+        diff = settings_changed(point)
+        if diff:
+            raise SweepError(f"{point['out_dir']} finished with other settings ({'; '.join(diff[:3])}"
+                             f"{'; ...' if len(diff) > 3 else ''}) than this sweep sets; counting it would mix settings in one "
+                             "result: give this sweep another --out_root (or name), or delete that out_dir and its row")
     if status in FINISHED:
         return "skip", status
-    final = read_final(point["out_dir"]) or {}
     if final.get("status") in FINISHED:
         return "record", final["status"]
     if lock_owner(point["out_dir"]):
@@ -408,9 +438,9 @@ def run_local(points, settings, axes, results, args):
     header = columns(axes)
     check_results(results, header)  # a mismatched results file stops the sweep before any point runs
     done_dirs = recorded(results)
+    states = [state(p, done_dirs)[0] for p in points]  # every point checked before any is recorded or run
     todo, busy = [], 0
-    for p in points:
-        s, _ = state(p, done_dirs)
+    for p, s in zip(points, states):
         if s == "record":  # finished before its row was written (killed in between)
             append_row(results, header, outcome_row(settings["name"], p, axes, read_final(p["out_dir"]), math.nan))
         elif s == "run":
@@ -584,8 +614,9 @@ def main(argv=None):
     if args.dry_run:
         check_results(args.results, columns(axes))  # what would stop the real run stops this one
         done_dirs = recorded(args.results)
-        for i, p in enumerate(points):
-            print(f"{i:4d}  {state(p, done_dirs)[1]:8s}  {p['out_dir']}")  # the rule run_local follows
+        shown = [state(p, done_dirs)[1] for p in points]  # the rule run_local follows, checked first
+        for i, (p, status) in enumerate(zip(points, shown)):
+            print(f"{i:4d}  {status:8s}  {p['out_dir']}")
         print(f"{len(points)} points; results -> {args.results}")
         return 0
     if args.slurm:

@@ -506,6 +506,32 @@ def test_one_rule_for_finished_rows(tiny, tmp_path, capsys):
         lock.release()
 
 
+def test_a_finished_point_run_with_other_settings_is_refused(tiny, tmp_path):
+    """The out_dir names only the swept coordinates: a sweep that changes a fixed setting
+    (init_std here) over the same out_root must not count the old runs as its own results."""
+    argv = _tiny_args(tiny, tmp_path, "--index", "0")
+    assert sweep.main(argv) == 0
+    done = tmp_path / "runs" / "completep" / "L1_N16" / "lr2^-8" / "s0"
+    stamp, rows = os.path.getmtime(done / "final.json"), _rows(tmp_path / "r.csv")
+    assert len(rows) == 1 and rows[0]["status"] == "done" and rows[0]["init_std"] == "0.02"
+
+    (tmp_path / "init.py").write_text((tiny / "tiny.py").read_text() + "init_std = 0.5\n")
+    for extra in (["--dry_run"], ["--index", "0"], []):
+        with pytest.raises(sweep.SweepError, match=re.escape(f"{done} finished with other settings "
+                                                             "(init_std=0.02 there, 0.5 here)")):
+            sweep.main([str(tmp_path / "init.py"), *argv[1:5], *extra])
+    # its row not yet written (killed before the append): the same refusal, nothing recorded
+    (tmp_path / "r.csv").unlink()
+    with pytest.raises(sweep.SweepError, match="init_std=0.02 there, 0.5 here"):
+        sweep.main([str(tmp_path / "init.py"), *argv[1:5]])
+    assert not (tmp_path / "r.csv").exists()
+    assert os.path.getmtime(done / "final.json") == stamp and not (tmp_path / "runs" / "completep" / "L2_N16").exists()
+
+    # settings that steer a run but not its result do not count: the point is still finished
+    assert sweep.main(argv + ["--set", "log_interval=1", "--set", "sample_tokens=5"]) == 0
+    assert len(_rows(tmp_path / "r.csv")) == 1 and os.path.getmtime(done / "final.json") == stamp
+
+
 @pytest.mark.parametrize("where", ["sbatch", "name", "out_root"])
 def test_no_shell_line_can_be_injected_into_the_sbatch_script(tiny, tmp_path, where):
     argv = _tiny_args(tiny, tmp_path, "--slurm")
