@@ -21,6 +21,8 @@ With two or more seeds the table also gives the seed uncertainty of the drift an
 curve's optimum: each seed's own fit, and a bootstrap over seeds (sd, and the 2.5-97.5%
 interval of the slope). A last table gives what the transfer costs on the grid: the loss at the
 base curve's best grid value minus each curve's best, with the paired seed standard error.
+A curve whose points ran different seeds (a seed stopped part-way) averages different seeds at
+different x; it is flagged in the table (seeds "1-2") and on stderr, not dropped or trimmed.
 
 The optimum of a curve is the vertex of the parabola through its best point and the two
 neighbours in log2(x). Where that is not possible it is the best grid point, flagged:
@@ -82,16 +84,19 @@ def varying(rows, choices, what):
 
 
 def aggregate(rows, x, by, metric):
-    """{parameterization: {by value: [(x, mean, lo, hi, seeds, diverged)] sorted by x}}."""
+    """{parameterization: {by value: [(x, mean, lo, hi, n, diverged, seeds)] sorted by x}}, seeds
+    the sorted seed labels that ran the point (n rows; a curve whose points ran different seeds
+    averages different seeds at different x: analyse() reports it)."""
     cells = defaultdict(list)
     for r in rows:
         loss = _num(r[metric]) if r["status"] == "done" else math.inf
-        cells[(r["parameterization"], _num(r[by]), _num(r[x]))].append(loss)
+        cells[(r["parameterization"], _num(r[by]), _num(r[x]))].append((r.get("seed", ""), loss))
     out = defaultdict(lambda: defaultdict(list))
-    for (p, b, xv), losses in cells.items():
-        a = np.array(losses)
+    for (p, b, xv), runs in cells.items():
+        a = np.array([loss for _, loss in runs])
         bad = not np.all(np.isfinite(a))
-        out[p][b].append((xv, math.inf if bad else a.mean(), a.min(), a.max(), len(a), bad))
+        out[p][b].append((xv, math.inf if bad else a.mean(), a.min(), a.max(), len(a), bad,
+                          tuple(sorted({s for s, _ in runs}))))
     for p in out:
         for b in out[p]:
             out[p][b].sort()
@@ -145,16 +150,24 @@ def drift(by_values, log2_opts):
 
 
 def analyse(agg, window=1):
-    """{parameterization: dict(rows=[(by, seeds, fit)], slope, n_edge)}."""
+    """{parameterization: dict(rows=[(by, seeds, fit)], slope, n_edge, uneven)}. seeds: how many
+    seeds each point of the curve averages, a number, or "min-max" where its points ran
+    different seed sets (a partly run seed: the mean curve then mixes seeds); uneven lists
+    those curves' by values."""
     result = {}
     for p, curves in agg.items():
-        fits = []
+        fits, uneven = [], []
         for b, pts in sorted(curves.items()):
             fit = fit_optimum([math.log2(t[0]) for t in pts], [t[1] for t in pts], window)
-            fits.append((b, max(t[4] for t in pts), fit))
+            counts = [t[4] for t in pts]
+            if len({t[6] for t in pts}) > 1:
+                uneven.append(b)
+                fits.append((b, f"{min(counts)}-{max(counts)}", fit))
+            else:
+                fits.append((b, max(counts), fit))
         usable = [(b, f) for b, _, f in fits if f is not None]
         slope = drift([b for b, _ in usable], [f["log2_opt"] for _, f in usable])
-        result[p] = dict(rows=fits, slope=slope, n_edge=sum(bool(f["note"]) for _, f in usable))
+        result[p] = dict(rows=fits, slope=slope, n_edge=sum(bool(f["note"]) for _, f in usable), uneven=uneven)
     return result
 
 
@@ -256,6 +269,12 @@ def write_table(path, res, x, by, metric, source, window=1, unc=None, cost=None)
                 f"fitted (least squares) to the best grid point and up to {window} finite neighbours a side")
              + f" in log2({x}); a note marks a best grid point that could not be fitted "
              "(see scripts/plot_transfer.py).", ""]
+    mixed = [f"{p} {by}={b:g}" for p in _sorted_params(res) for b in res[p].get("uneven", [])]
+    if mixed:
+        lines += [f"**Seeds differ between the points of {len(mixed)} curve(s)** ({', '.join(mixed)}; their "
+                  "seeds column gives the fewest and most seeds a point averages): their mean curves "
+                  "mix seeds, so a partly run seed can move their optimum; `--where seed=S` reads the "
+                  "complete seeds alone.", ""]
     if unc:
         lines += ["With several seeds, each curve's optimum also gets its seed uncertainty: the sd of "
                   "the fitted log2 optimum over the bootstrap resamples of the seeds (see below), and "
@@ -429,6 +448,10 @@ def main(argv=None):
         spread = (f" (seeds: {', '.join(signed(v) for v in unc[p]['per_seed'].values())}; bootstrap sd "
                   f"{unc[p]['sd']:.2f})") if p in unc else ""
         print(f"{p:10s} drift {signed(res[p]['slope'])}{spread}   optimum by {by}: {opts}")
+    mixed = [f"{p} {by}={b:g}" for p in _sorted_params(res) for b in res[p]["uneven"]]
+    if mixed:
+        print(f"warning: the points of {', '.join(mixed)} ran different seeds, so their mean curves mix seeds "
+              "(a partly run seed?); --where seed=S reads the complete seeds alone", file=sys.stderr)
     print(f"wrote {out}.png and {out}.md")
     return 0
 

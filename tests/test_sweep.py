@@ -321,6 +321,33 @@ def test_drift_seed_uncertainty_per_seed_and_bootstrap(tmp_path):
     assert plot_transfer.seed_uncertainty(single, "learning_rate", "n_layer", "val_loss") == {}
 
 
+def test_a_curve_whose_points_ran_different_seeds_is_flagged(tmp_path, capsys):
+    """A partly run seed (seed 1 lacks the two highest LRs of the 8-layer sp curve, as a sweep
+    stopped mid-seed leaves it): the mean curve averages two seeds at some points and one at
+    others, so its optimum mixes seeds. The table and stderr must say so for that curve only."""
+    centres = {("sp", d): -7.0 for d in (2, 4, 8)}
+    path = tmp_path / "results.csv"
+    _synthetic(path, centres)
+    lines = path.read_text().splitlines()
+    partial = [ln for ln in lines if ln.startswith("synthetic,sp,8,") and ",1,done," in ln
+               and any(f",{2.0 ** k}," in ln for k in (-5, -4))]
+    assert len(partial) == 2
+    path.write_text("\n".join(ln for ln in lines if ln not in partial) + "\n")
+    rows = plot_transfer.load(str(path))
+    res = plot_transfer.analyse(plot_transfer.aggregate(rows, "learning_rate", "n_layer", "val_loss"))
+    assert [(b, seeds) for b, seeds, _ in res["sp"]["rows"]] == [(2, 2), (4, 2), (8, "1-2")]
+    assert res["sp"]["uneven"] == [8]
+    assert plot_transfer.main([str(path), "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the points of sp n_layer=8 ran different seeds" in err and "n_layer=4" not in err
+    table = (tmp_path / "o.md").read_text()
+    assert "**Seeds differ between the points of 1 curve(s)** (sp n_layer=8;" in table
+    assert "| sp | 8 (x4) | 1-2 |" in table and "| sp | 4 (x2) | 2 |" in table
+    # one complete seed read alone: nothing to flag
+    assert plot_transfer.main([str(path), "--where", "seed=0", "--out", str(tmp_path / "s0")]) == 0
+    assert "warning" not in capsys.readouterr().err and "Seeds differ" not in (tmp_path / "s0.md").read_text()
+
+
 def test_fit_optimum_edges_and_divergence():
     fit = plot_transfer.fit_optimum
     assert fit([0, 1, 2], [1.0, 2.0, 3.0])["note"] == "edge-low"
