@@ -345,9 +345,10 @@ def state(point, done_dirs):
     if status in FINISHED or final.get("status") in FINISHED:
         diff = settings_changed(point)
         if diff:
-            raise SweepError(f"{point['out_dir']} finished with other settings ({'; '.join(diff[:3])}"
-                             f"{'; ...' if len(diff) > 3 else ''}) than this sweep sets; counting it would mix settings in one "
-                             "result: give this sweep another --out_root (or name), or delete that out_dir and its row")
+            shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
+            raise SweepError(f"{point['out_dir']} finished with other settings ({shown}) than this sweep sets; "
+                             "counting it would mix settings in one result: give this sweep another --out_root "
+                             "(or name), or delete that out_dir and its row")
     if status in FINISHED:
         return "skip", status
     if final.get("status") in FINISHED:
