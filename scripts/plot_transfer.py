@@ -151,9 +151,9 @@ def drift(by_values, log2_opts):
 
 def analyse(agg, window=1):
     """{parameterization: dict(rows=[(by, seeds, fit)], slope, n_edge, uneven)}. seeds: how many
-    seeds each point of the curve averages, a number, or "min-max" where its points ran
-    different seed sets (a partly run seed: the mean curve then mixes seeds); uneven lists
-    those curves' by values."""
+    seeds each point of the curve averages, a number, or "min-max" ("n (other seeds)" if the
+    counts agree) where its points ran different seed sets (a partly run seed: the mean curve
+    then mixes seeds); uneven lists those curves' by values."""
     result = {}
     for p, curves in agg.items():
         fits, uneven = [], []
@@ -162,7 +162,8 @@ def analyse(agg, window=1):
             counts = [t[4] for t in pts]
             if len({t[6] for t in pts}) > 1:
                 uneven.append(b)
-                fits.append((b, f"{min(counts)}-{max(counts)}", fit))
+                lo, hi = min(counts), max(counts)
+                fits.append((b, f"{lo}-{hi}" if lo != hi else f"{lo} (other seeds)", fit))
             else:
                 fits.append((b, max(counts), fit))
         usable = [(b, f) for b, _, f in fits if f is not None]

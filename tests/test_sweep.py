@@ -343,6 +343,12 @@ def test_a_curve_whose_points_ran_different_seeds_is_flagged(tmp_path, capsys):
     table = (tmp_path / "o.md").read_text()
     assert "**Seeds differ between the points of 1 curve(s)** (sp n_layer=8;" in table
     assert "| sp | 8 (x4) | 1-2 |" in table and "| sp | 4 (x2) | 2 |" in table
+    # the same count of seeds everywhere, but not the same seeds (0 and 1 at one LR, 0 and 2 at
+    # the others): still two seeds' curves mixed
+    other = [dict(r, seed="2") if r["n_layer"] == "2" and r["seed"] == "1" and r["learning_rate"] != str(2.0 ** -7)
+             else r for r in rows]
+    res = plot_transfer.analyse(plot_transfer.aggregate(other, "learning_rate", "n_layer", "val_loss"))
+    assert res["sp"]["rows"][0][1] == "2 (other seeds)" and res["sp"]["uneven"] == [2, 8]
     # one complete seed read alone: nothing to flag
     assert plot_transfer.main([str(path), "--where", "seed=0", "--out", str(tmp_path / "s0")]) == 0
     assert "warning" not in capsys.readouterr().err and "Seeds differ" not in (tmp_path / "s0.md").read_text()
