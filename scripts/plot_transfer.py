@@ -262,6 +262,11 @@ def _sorted_params(ps):
     return sorted(ps, key=lambda p: (ORDER.index(p) if p in ORDER else len(ORDER), p))
 
 
+def mixed_curves(res, by):
+    """The curves of analyse()'s result whose points ran different seeds, as 'param by=value'."""
+    return [f"{p} {by}={b:g}" for p in _sorted_params(res) for b in res[p]["uneven"]]
+
+
 def write_table(path, res, x, by, metric, source, window=1, unc=None, cost=None):
     base = min(b for p in res for b, _, _ in res[p]["rows"])
     lines = [f"# Optimal {x} per ({by}, parameterization)", "",
@@ -270,7 +275,7 @@ def write_table(path, res, x, by, metric, source, window=1, unc=None, cost=None)
                 f"fitted (least squares) to the best grid point and up to {window} finite neighbours a side")
              + f" in log2({x}); a note marks a best grid point that could not be fitted "
              "(see scripts/plot_transfer.py).", ""]
-    mixed = [f"{p} {by}={b:g}" for p in _sorted_params(res) for b in res[p].get("uneven", [])]
+    mixed = mixed_curves(res, by)
     if mixed:
         lines += [f"**Seeds differ between the points of {len(mixed)} curve(s)** ({', '.join(mixed)}; their "
                   "seeds column gives the fewest and most seeds a point averages): their mean curves "
@@ -449,7 +454,7 @@ def main(argv=None):
         spread = (f" (seeds: {', '.join(signed(v) for v in unc[p]['per_seed'].values())}; bootstrap sd "
                   f"{unc[p]['sd']:.2f})") if p in unc else ""
         print(f"{p:10s} drift {signed(res[p]['slope'])}{spread}   optimum by {by}: {opts}")
-    mixed = [f"{p} {by}={b:g}" for p in _sorted_params(res) for b in res[p]["uneven"]]
+    mixed = mixed_curves(res, by)
     if mixed:
         print(f"warning: the points of {', '.join(mixed)} ran different seeds, so their mean curves mix seeds "
               "(a partly run seed?); --where seed=S reads the complete seeds alone", file=sys.stderr)
