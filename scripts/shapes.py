@@ -212,6 +212,67 @@ def flop_savings(agg):
     return out
 
 
+def _cell(r):
+    return r["parameterization"], nominal_budget(r), int(r["n_layer"]), int(r["n_embd"])
+
+
+def _mean_se(values):
+    n = len(values)
+    mean = sum(values) / n
+    se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else math.nan
+    return mean, se
+
+
+def by_seed(rows):
+    """{(param, budget, L, N): {seed: final val loss (inf when diverged)}}."""
+    out = defaultdict(dict)
+    for r in rows:
+        out[_cell(r)][r.get("seed", "")] = float(r["val_loss"]) if r["status"] == "done" else math.inf
+    return out
+
+
+def paired_differences(rows, against=("mup", "sp")):
+    """Per (budget, L, N) and per parameterization q of `against`: completep's loss minus q's,
+    paired by seed over the seeds both ran and neither diverged. [(budget, L, N, q, mean, se,
+    n)]; se is the standard error over seeds (nan with one seed)."""
+    cells = by_seed(rows)
+    out = []
+    for (p, budget, L, N), cp in sorted(cells.items(), key=lambda kv: kv[0][1:]):
+        if p != "completep":
+            continue
+        for q in against:
+            other = cells.get((q, budget, L, N), {})
+            diffs = [cp[s] - other[s] for s in sorted(set(cp) & set(other))
+                     if math.isfinite(cp[s]) and math.isfinite(other[s])]
+            if diffs:
+                out.append((budget, L, N, q, *_mean_se(diffs), len(diffs)))
+    return out
+
+
+def seed_savings(rows, block_size):
+    """The FLOP saving of completep over mup (flop_savings) read per seed, from each seed's own
+    curves, over the seeds that ran every budget of that depth under both: {L: (mean, se, n)}.
+    A depth whose mean-curve saving mixes seed counts across budgets gets its spread here."""
+    cells = by_seed(rows)
+    out = {}
+    for L in sorted({c[2] for c in cells}):
+        mine = [c for c in cells if c[2] == L and c[0] in ("mup", "completep")]
+        seeds = set.intersection(*(set(cells[c]) for c in mine)) if mine else set()
+        values = []
+        for s in sorted(seeds):
+            one = aggregate([r for r in rows if r.get("seed", "") == s and int(r["n_layer"]) == L], block_size)
+            sav = [saving for l, _, _, saving, _ in flop_savings(one) if l == L and saving is not None]
+            values += sav
+        if values:
+            out[L] = (*_mean_se(values), len(values))
+    return out
+
+
+def _pm(mean, se, n, scale=1.0, fmt="{:+.3f}"):
+    text = fmt.format(scale * mean)
+    return f"{text} ({fmt.format(scale * se).lstrip('+')}, {n})" if n > 1 else f"{text} (1 seed)"
+
+
 def analyze(a):
     rows = load(a.results)
     block = int(a.block_size)
@@ -227,14 +288,28 @@ def analyze(a):
         for budget, L, N, ratio, flops, loss, seeds in agg[p]:
             lines.append(f"| {p} | {budget:,} | {nonembedding_params(L, N):,} | {L} | {N} | {ratio:.2f} | "
                          f"{flops:.3g} | {loss:.4f} | {seeds} |")
+    lines += ["", "## CompleteP against mup and sp, paired by seed", "",
+              "completep's final val loss minus the other's at the same shape, over the seeds both ran: "
+              "mean (standard error over seeds, seeds). Negative: completep is better.", "",
+              "| budget | L | N | completep - mup | completep - sp |", "|---|---|---|---|---|"]
+    diffs = defaultdict(dict)
+    for budget, L, N, q, mean, se, n in paired_differences(rows):
+        diffs[(budget, L, N)][q] = _pm(mean, se, n)
+    for (budget, L, N), d in sorted(diffs.items()):
+        lines.append(f"| {budget:,} | {L} | {N} | {d.get('mup', '-')} | {d.get('sp', '-')} |")
     sav = flop_savings(agg)
+    per_seed = seed_savings(rows, block)
     lines += ["", "## FLOP saving of completep over mup at equal loss", "",
               "The loss mup reaches at its largest budget, and the FLOPs completep needs for it, read from "
-              "completep's loss-vs-FLOPs line through its budgets at the same depth.", "",
-              "| L | mup loss | completep loss (largest budget) | saving | note |", "|---|---|---|---|---|"]
+              "completep's loss-vs-FLOPs line through its budgets at the same depth: on the mean curves, and "
+              "per seed on each seed's own curves (mean, standard error, seeds that ran every budget of "
+              "that depth).", "",
+              "| L | mup loss | completep loss (largest budget) | saving | per seed | note |",
+              "|---|---|---|---|---|---|"]
     for L, target, closs, saving, note in sav:
         s = "-" if saving is None else f"{100 * saving:.1f}%"
-        lines.append(f"| {L} | {target:.4f} | {closs:.4f} | {s} | {note} |")
+        ps = "-" if L not in per_seed else _pm(*per_seed[L], scale=100, fmt="{:+.1f}%")
+        lines.append(f"| {L} | {target:.4f} | {closs:.4f} | {s} | {ps} | {note} |")
     with open(out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     plot(out + ".png", agg)

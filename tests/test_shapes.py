@@ -41,6 +41,42 @@ def test_flop_saving_read_at_equal_loss():
     assert saving == pytest.approx(1 - math.exp(-0.5))
 
 
+def _row(p, budget, L, N, seed, loss, tokens):
+    return {"parameterization": p, "n_layer": str(L), "n_embd": str(N), "seed": str(seed), "tokens": str(tokens),
+            "status": "done" if math.isfinite(loss) else "diverged", "val_loss": str(loss),
+            "out_dir": f"runs/shapes/P{budget}/{p}/L{L}_N{N}/s{seed}"}
+
+
+def test_completep_paired_with_mup_and_sp_by_seed():
+    rows = [_row("mup", 1000, 4, 16, s, loss, 100) for s, loss in ((0, 2.0), (1, 2.2), (2, 2.4))]
+    rows += [_row("completep", 1000, 4, 16, s, loss, 100) for s, loss in ((0, 1.9), (1, 2.0), (2, 2.4))]
+    rows += [_row("sp", 1000, 4, 16, s, loss, 100) for s, loss in ((0, 1.8), (1, math.inf))]
+    (b, L, N, q, mean, se, n), (*_, q2, mean2, se2, n2) = sh.paired_differences(rows)
+    assert (b, L, N, q, n) == (1000, 4, 16, "mup", 3)
+    # differences -0.1, -0.2, 0.0: mean -0.1, sd 0.1, se 0.1 / sqrt(3)
+    assert mean == pytest.approx(-0.1) and se == pytest.approx(0.1 / math.sqrt(3))
+    # sp: seed 1 diverged and seed 2 did not run, so seed 0 alone (+0.1), no standard error
+    assert (q2, n2) == ("sp", 1) and mean2 == pytest.approx(0.1) and math.isnan(se2)
+
+
+def test_flop_saving_read_per_seed_over_the_seeds_with_every_budget():
+    (L, Na, Pa), (_, Nb, Pb) = [(L, N, P) for L, N, H, P in sh.shapes(1000, [4], 8) + sh.shapes(4000, [4], 8)]
+    fa, fb = sh.train_flops(L, Na, Pa, 16, 20 * Pa), sh.train_flops(L, Nb, Pb, 16, 20 * Pb)
+    rows = []
+    # seed 0: completep 2.05 -> 1.95 against mup's 2.0 at the larger budget: halfway in log FLOPs
+    # seed 1: completep 2.10 -> 2.00 against mup's 2.025: three quarters of the way
+    for s, (c0, c1, m1) in enumerate([(2.05, 1.95, 2.0), (2.10, 2.00, 2.025)]):
+        rows += [_row("completep", 1000, L, Na, s, c0, 20 * Pa), _row("completep", 4000, L, Nb, s, c1, 20 * Pb),
+                 _row("mup", 1000, L, Na, s, 2.3, 20 * Pa), _row("mup", 4000, L, Nb, s, m1, 20 * Pb)]
+    # seed 2 ran mup at the small budget only: its own "largest budget" would be another target
+    rows += [_row("completep", 1000, L, Na, 2, 2.2, 20 * Pa), _row("completep", 4000, L, Nb, 2, 2.0, 20 * Pb),
+             _row("mup", 1000, L, Na, 2, 2.1, 20 * Pa)]
+    expected = [1 - (fa / fb) ** 0.5, 1 - (fa / fb) ** 0.25]
+    mean, se, n = sh.seed_savings(rows, 16)[L]
+    assert n == 2 and mean == pytest.approx(sum(expected) / 2)
+    assert se == pytest.approx(abs(expected[0] - expected[1]) / 2)
+
+
 def test_nominal_budget_from_the_points_folder():
     assert sh.nominal_budget({"out_dir": "runs/shapes/P50000/mup/L2_N48/base/s0", "n_layer": "2", "n_embd": "48"}) == 50000
     row = {"out_dir": "elsewhere/mup/L2_N48/s0", "n_layer": "2", "n_embd": "48"}
@@ -67,6 +103,7 @@ def test_tiny_study_end_to_end(char_data, tmp_path):
     table = (tmp_path / "fig.md").read_text()
     assert table.count("| mup |") == 2 and table.count("| completep |") == 2 and "one budget" in table
     assert table.count("| mup | 3,000 |") == 2  # both shapes under their nominal budget, not their own counts
+    assert "| 3,000 | 1 | " in table and "(1 seed) | - |" in table  # the paired table, no sp run
     assert os.path.getsize(tmp_path / "fig.png") > 10_000
     r = run_script(["scripts/shapes.py", "run", "--lr", "mup=0"])
     assert r.returncode == 2 and r.stderr.startswith("error: --lr: mup=0 must be positive")
