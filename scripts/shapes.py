@@ -119,6 +119,10 @@ def build_points(a, defaults, annotations):
                     points += sweep.expand(settings, axes, fixed, {}, defaults, annotations, root)
                 except sweep.SweepError as e:
                     raise UserError(str(e)) from None
+    # seed by seed (each seed's budgets, shapes and parameterizations in order): a study stopped
+    # part-way holds whole seeds, every shape compared on the same seeds, not all seeds of the
+    # first shapes and none of the last
+    points.sort(key=lambda pt: a.seeds.index(pt["config"]["seed"]))
     return settings, axes, points
 
 

@@ -1,5 +1,6 @@
 """scripts/shapes.py: shapes at a parameter budget, FLOPs, the saving read at equal loss, and a
 tiny study end to end through scripts/sweep.py's machinery."""
+import argparse
 import importlib.util
 import math
 import os
@@ -12,6 +13,7 @@ from model import GPT, GPTConfig
 spec = importlib.util.spec_from_file_location("shapes", os.path.join(REPO, "scripts", "shapes.py"))
 sh = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sh)
+import sweep  # noqa: E402  (on the path once shapes.py is loaded)
 
 
 @pytest.mark.parametrize("L,N,bias", [(2, 64, True), (5, 24, True), (3, 40, False)])
@@ -81,6 +83,20 @@ def test_nominal_budget_from_the_points_folder():
     assert sh.nominal_budget({"out_dir": "runs/shapes/P50000/mup/L2_N48/base/s0", "n_layer": "2", "n_embd": "48"}) == 50000
     row = {"out_dir": "elsewhere/mup/L2_N48/s0", "n_layer": "2", "n_embd": "48"}
     assert sh.nominal_budget(row) == 2 * (12 * 48 * 48 + 13 * 48) + 2 * 48  # its own count
+
+
+def test_points_run_seed_by_seed(tmp_path):
+    base = tmp_path / "proxy.py"
+    base.write_text("block_size = 16\n")
+    a = argparse.Namespace(lr="mup=2**-6,completep=2**-6", params=["mup", "completep"], base_config=str(base),
+                           seeds=[2, 0], budgets=[3000, 6000], depths=[1, 2], head_size=8, tpp=1,
+                           out_root=str(tmp_path))
+    defaults, annotations = sweep.train_defaults()
+    points = sh.build_points(a, defaults, annotations)[2]
+    order = [(p["config"]["seed"], p["out_dir"].split(os.sep)[-5]) for p in points]
+    # 2 budgets x 2 depths x 2 parameterizations per seed, seed 2 first as asked, budgets in order
+    assert [s for s, _ in order] == [2] * 8 + [0] * 8
+    assert [b for _, b in order[:8]] == ["P3000"] * 4 + ["P6000"] * 4 and order[:8] == [(2, b) for _, b in order[8:]]
 
 
 def test_tiny_study_end_to_end(char_data, tmp_path):
