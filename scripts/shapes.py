@@ -16,7 +16,7 @@ built model) is closest to the budget. Tokens: --tpp x that count, so every shap
 parameterization sees the same tokens per parameter. Base hyperparameters: --base_config (the
 proxy's settings) and --lr per parameterization (each one's proxy optimum). Every point runs
 through scripts/sweep.py's machinery: its own out_dir, one row in the results CSV, skipped
-when finished.
+when finished; seed by seed, so a study stopped part-way compares every shape on the same seeds.
 
 Training FLOPs of a point (`train_flops`): the PaLM-appendix estimate per token, 6 x
 non-embedding parameters + 12 L T N for attention, times the tokens.
