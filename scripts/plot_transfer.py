@@ -218,6 +218,12 @@ def seed_uncertainty(rows, x, by, metric, window=1, n_boot=500, rng_seed=0):
     return out
 
 
+def mean_se(values):
+    """Mean and standard error (sample sd / sqrt(n); nan with one value) of a list of numbers."""
+    d = np.asarray(values, dtype=float)
+    return float(d.mean()), (float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan)
+
+
 def transfer_cost(rows, x, by, metric):
     """What using the base curve's best grid value at every other curve costs: {parameterization:
     [(by value, x0, xb, cost, se)]}, x0 the best grid x of the base curve (the smallest by value)
@@ -250,8 +256,7 @@ def transfer_cost(rows, x, by, metric):
             if not np.all(np.isfinite(d)):
                 out[p].append((b, x0, xb, math.inf, math.nan))
                 continue
-            se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
-            out[p].append((b, x0, xb, float(d.mean()), se))
+            out[p].append((b, x0, xb, *mean_se(d)))
     return out
 
 

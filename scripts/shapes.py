@@ -220,13 +220,6 @@ def _cell(r):
     return r["parameterization"], nominal_budget(r), int(r["n_layer"]), int(r["n_embd"])
 
 
-def _mean_se(values):
-    n = len(values)
-    mean = sum(values) / n
-    se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else math.nan
-    return mean, se
-
-
 def by_seed(rows):
     """{(param, budget, L, N): {seed: final val loss (inf when diverged)}}."""
     out = defaultdict(dict)
@@ -249,7 +242,7 @@ def paired_differences(rows, against=("mup", "sp")):
             diffs = [cp[s] - other[s] for s in sorted(set(cp) & set(other))
                      if math.isfinite(cp[s]) and math.isfinite(other[s])]
             if diffs:
-                out.append((budget, L, N, q, *_mean_se(diffs), len(diffs)))
+                out.append((budget, L, N, q, *plot_transfer.mean_se(diffs), len(diffs)))
     return out
 
 
@@ -268,7 +261,7 @@ def seed_savings(rows, block_size):
             sav = [saving for l, _, _, saving, _ in flop_savings(one) if l == L and saving is not None]
             values += sav
         if values:
-            out[L] = (*_mean_se(values), len(values))
+            out[L] = (*plot_transfer.mean_se(values), len(values))
     return out
 
 
