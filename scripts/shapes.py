@@ -9,6 +9,7 @@ training FLOPs, and the FLOP saving of completep over mup at equal loss.
     python scripts/shapes.py run --budgets 100000,400000 --dry_run         # the shapes and points
     python scripts/shapes.py run --budgets 100000,400000 --jobs 2           # train them (restartable)
     python scripts/shapes.py analyze runs/shapes/results.csv --out experiments/shapes/shapes
+    python scripts/shapes.py paired runs/x/results.csv --a sp --b mup --keys n_embd,tokens   # any pair, any grouping
 
 Shapes: for each depth L of --depths, the width N (a multiple of --head_size) whose
 non-embedding parameter count (every block parameter and the final LayerNorm, counted on the
@@ -228,22 +229,40 @@ def by_seed(rows):
     return out
 
 
+def _key(value):
+    """A results CSV cell as a sortable key: a number where it is one (so 100000 sorts after 50000)."""
+    try:
+        x = float(value)
+    except ValueError:
+        return value
+    return int(x) if x.is_integer() else x
+
+
+def paired(rows, a, b, keys):
+    """a's final val loss minus b's, paired by seed within each group of rows equal in `keys`
+    (results CSV columns, or "budget": nominal_budget), over the seeds both ran and neither
+    diverged: {group tuple: (mean, se, n)}; se is the standard error over seeds (nan with one)."""
+    cells = defaultdict(dict)
+    for r in rows:
+        group = tuple(nominal_budget(r) if k == "budget" else _key(r[k]) for k in keys)
+        cells[(r["parameterization"], group)][r.get("seed", "")] = (
+            float(r["val_loss"]) if r["status"] == "done" else math.inf)
+    out = {}
+    for (p, group), mine in cells.items():
+        theirs = cells.get((b, group), {}) if p == a else {}
+        diffs = [mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))
+                 if math.isfinite(mine[s]) and math.isfinite(theirs[s])]
+        if diffs:
+            out[group] = (*plot_transfer.mean_se(diffs), len(diffs))
+    return dict(sorted(out.items()))
+
+
 def paired_differences(rows, against=("mup", "sp")):
     """Per (budget, L, N) and per parameterization q of `against`: completep's loss minus q's,
-    paired by seed over the seeds both ran and neither diverged. [(budget, L, N, q, mean, se,
-    n)]; se is the standard error over seeds (nan with one seed)."""
-    cells = by_seed(rows)
-    out = []
-    for (p, budget, L, N), cp in sorted(cells.items(), key=lambda kv: kv[0][1:]):
-        if p != "completep":
-            continue
-        for q in against:
-            other = cells.get((q, budget, L, N), {})
-            diffs = [cp[s] - other[s] for s in sorted(set(cp) & set(other))
-                     if math.isfinite(cp[s]) and math.isfinite(other[s])]
-            if diffs:
-                out.append((budget, L, N, q, *plot_transfer.mean_se(diffs), len(diffs)))
-    return out
+    paired by seed (paired). [(budget, L, N, q, mean, se, n)], sorted by shape."""
+    out = [(*group, q, *stats) for q in against
+           for group, stats in paired(rows, "completep", q, ("budget", "n_layer", "n_embd")).items()]
+    return sorted(out, key=lambda t: (t[:3], against.index(t[3])))
 
 
 def seed_savings(rows, block_size):
@@ -315,6 +334,38 @@ def analyze(a):
     return 0
 
 
+def compare(a):
+    """`paired`: a's loss minus b's per group of --keys, paired by seed, as a markdown table."""
+    rows = load(a.results)
+    keys = [k for k in a.keys.split(",") if k]
+    if bad := [k for k in keys if k != "budget" and k not in rows[0]]:
+        raise UserError(f"--keys: {a.results} has no column {bad[0]!r}; use columns of its header or budget")
+    for p in (a.a, a.b):
+        if not any(r["parameterization"] == p for r in rows):
+            raise UserError(f"{a.results} has no {p} runs; --a and --b name two of its parameterizations")
+    lines = [f"# {a.a} against {a.b}, paired by seed", "",
+             f"From `{a.results}`: {a.a}'s final val loss minus {a.b}'s in each group of equal "
+             f"{', '.join(keys)}, over the seeds both ran (neither diverged): mean (standard error over "
+             f"seeds, seeds), and each seed's difference. Negative: {a.a} is better.", "",
+             "| " + " | ".join(keys) + f" | {a.a} - {a.b} | per seed |", "|---" * (len(keys) + 2) + "|"]
+    seeds = defaultdict(list)
+    for r in rows:
+        seeds[r.get("seed", "")].append(r)
+    per_seed = {s: paired(rs, a.a, a.b, keys) for s, rs in sorted(seeds.items(), key=lambda kv: _key(kv[0]))}
+    for group, (mean, se, n) in paired(rows, a.a, a.b, keys).items():
+        each = ", ".join(f"s{s} {d[group][0]:+.3f}" for s, d in per_seed.items() if group in d)
+        lines.append("| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in group)
+                     + f" | {_pm(mean, se, n)} | {each} |")
+    text = "\n".join(lines) + "\n"
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+    print(text, end="")
+    if a.out:
+        print(f"wrote {a.out}")
+    return 0
+
+
 def plot(path, agg):
     import matplotlib
     matplotlib.use("Agg")
@@ -375,9 +426,18 @@ def main(argv=None):
     z.add_argument("results")
     z.add_argument("--block_size", type=int, default=128, help="context length of the runs (for FLOPs)")
     z.add_argument("--out", help="output prefix (default: next to the CSV)")
+    c = sub.add_parser("paired", help="one parameterization's loss minus another's per group, paired by seed")
+    c.add_argument("results")
+    c.add_argument("--a", default="completep")
+    c.add_argument("--b", default="mup")
+    c.add_argument("--keys", default="budget,n_layer,n_embd",
+                   help="results columns that define a group (budget: the P<budget> folder), comma-separated")
+    c.add_argument("--out", help="also write the table to this markdown file")
     a = ap.parse_args(argv)
     if a.cmd == "analyze":
         return analyze(a)
+    if a.cmd == "paired":
+        return compare(a)
     a.budgets, a.depths = ints(a.budgets, "budgets"), ints(a.depths, "depths")
     try:
         a.seeds = [int(s) for s in a.seeds.split(",") if s]

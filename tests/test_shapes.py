@@ -123,3 +123,38 @@ def test_tiny_study_end_to_end(char_data, tmp_path):
     assert os.path.getsize(tmp_path / "fig.png") > 10_000
     r = run_script(["scripts/shapes.py", "run", "--lr", "mup=0"])
     assert r.returncode == 2 and r.stderr.startswith("error: --lr: mup=0 must be positive")
+
+
+def test_paired_groups_by_any_columns_and_pairs_by_seed(tmp_path, capsys):
+    # one shape trained for two lengths: `paired` keeps them apart when tokens is a key
+    rows = []
+    for tokens, sp, mup in ((100, (1.8, 1.9, 2.3), (2.0, 2.0, 2.2)), (400, (1.5, 1.6, 1.7), (1.5, 1.7, 1.5))):
+        rows += [_row("sp", 1000, 2, 48, s, loss, tokens) for s, loss in enumerate(sp)]
+        rows += [_row("mup", 1000, 2, 48, s, loss, tokens) for s, loss in enumerate(mup)]
+    rows.append(_row("mup", 1000, 2, 48, 3, 2.0, 100))  # a seed sp did not run: left out
+    got = sh.paired(rows, "sp", "mup", ("n_embd", "tokens"))
+    assert list(got) == [(48, 100), (48, 400)]
+    # tokens 100: differences -0.2, -0.1, +0.1; tokens 400: 0.0, -0.1, +0.2
+    (m1, se1, n1), (m2, se2, n2) = got.values()
+    assert n1 == n2 == 3 and m1 == pytest.approx(-0.2 / 3) and m2 == pytest.approx(0.1 / 3)
+    sd1 = math.sqrt(sum((d + 0.2 / 3) ** 2 for d in (-0.2, -0.1, 0.1)) / 2)
+    assert se1 == pytest.approx(sd1 / math.sqrt(3))
+    # grouped by shape alone, the two lengths' seeds collide: the later row of a seed wins, so a
+    # study that varies tokens must name it (the CLI's --keys)
+    assert list(sh.paired(rows, "sp", "mup", ("n_embd",))) == [(48,)]
+
+    import csv
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "paired.md"
+    assert sh.main(["paired", str(path), "--a", "sp", "--b", "mup", "--keys", "n_embd,tokens", "--out", str(out)]) == 0
+    table = [line for line in out.read_text().splitlines() if line.startswith("| 48 |")]
+    assert [line.split(" | ")[1] for line in table] == ["100", "400"]
+    assert table[0].count(" s") == 3  # three seeds listed, not the unpaired fourth
+    with pytest.raises(sh.UserError, match="no column 'n_head'"):
+        sh.main(["paired", str(path), "--keys", "n_head"])
+    with pytest.raises(sh.UserError, match="no completep runs"):
+        sh.main(["paired", str(path)])
