@@ -241,12 +241,17 @@ def _key(value):
 def paired(rows, a, b, keys):
     """a's final val loss minus b's, paired by seed within each group of rows equal in `keys`
     (results CSV columns, or "budget": nominal_budget), over the seeds both ran and neither
-    diverged: {group tuple: (mean, se, n)}; se is the standard error over seeds (nan with one)."""
+    diverged: {group tuple: (mean, se, n)}; se is the standard error over seeds (nan with one).
+    Two runs of one parameterization and seed in a group (keys that miss a column the study
+    varies, e.g. tokens) are an error, not a silent pick of one of them."""
     cells = defaultdict(dict)
     for r in rows:
         group = tuple(nominal_budget(r) if k == "budget" else _key(r[k]) for k in keys)
-        cells[(r["parameterization"], group)][r.get("seed", "")] = (
-            float(r["val_loss"]) if r["status"] == "done" else math.inf)
+        cell, seed = cells[(r["parameterization"], group)], r.get("seed", "")
+        if seed in cell:
+            raise UserError(f"two {r['parameterization']} runs of seed {seed} share {', '.join(keys)} = "
+                            f"{', '.join(map(str, group))}; add the column that tells them apart to --keys")
+        cell[seed] = float(r["val_loss"]) if r["status"] == "done" else math.inf
     out = {}
     for (p, group), mine in cells.items():
         theirs = cells.get((b, group), {}) if p == a else {}

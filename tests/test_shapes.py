@@ -139,9 +139,10 @@ def test_paired_groups_by_any_columns_and_pairs_by_seed(tmp_path, capsys):
     assert n1 == n2 == 3 and m1 == pytest.approx(-0.2 / 3) and m2 == pytest.approx(0.1 / 3)
     sd1 = math.sqrt(sum((d + 0.2 / 3) ** 2 for d in (-0.2, -0.1, 0.1)) / 2)
     assert se1 == pytest.approx(sd1 / math.sqrt(3))
-    # grouped by shape alone, the two lengths' seeds collide: the later row of a seed wins, so a
-    # study that varies tokens must name it (the CLI's --keys)
-    assert list(sh.paired(rows, "sp", "mup", ("n_embd",))) == [(48,)]
+    # grouped by shape alone, the two lengths' runs of a seed collide: an error naming the fix,
+    # not one of the two picked silently
+    with pytest.raises(sh.UserError, match="two sp runs of seed 0 share n_embd = 48; add the column"):
+        sh.paired(rows, "sp", "mup", ("n_embd",))
 
     import csv
     path = tmp_path / "results.csv"
