@@ -217,18 +217,6 @@ def flop_savings(agg):
     return out
 
 
-def _cell(r):
-    return r["parameterization"], nominal_budget(r), int(r["n_layer"]), int(r["n_embd"])
-
-
-def by_seed(rows):
-    """{(param, budget, L, N): {seed: final val loss (inf when diverged)}}."""
-    out = defaultdict(dict)
-    for r in rows:
-        out[_cell(r)][r.get("seed", "")] = float(r["val_loss"]) if r["status"] == "done" else math.inf
-    return out
-
-
 def _key(value):
     """A results CSV cell as a sortable key: a number where it is one (so 100000 sorts after 50000)."""
     try:
@@ -238,28 +226,41 @@ def _key(value):
     return int(x) if x.is_integer() else x
 
 
-def paired(rows, a, b, keys):
-    """a's final val loss minus b's, paired by seed within each group of rows equal in `keys`
-    (results CSV columns, or "budget": nominal_budget), over the seeds both ran and neither
-    diverged: {group tuple: (mean, se, n)}; se is the standard error over seeds (nan with one).
-    Two runs of one parameterization and seed in a group (keys that miss a column the study
-    varies, e.g. tokens) are an error, not a silent pick of one of them."""
-    cells = defaultdict(dict)
+def by_seed(rows, keys=("budget", "n_layer", "n_embd")):
+    """{(param, *group): {seed: final val loss (inf when diverged)}}, a group being the values of
+    `keys` (results CSV columns, or "budget": nominal_budget). Two runs of one parameterization
+    and seed in a group (keys that miss a column the study varies, e.g. tokens) are an error, not
+    a silent pick of one of them."""
+    out = defaultdict(dict)
     for r in rows:
         group = tuple(nominal_budget(r) if k == "budget" else _key(r[k]) for k in keys)
-        cell, seed = cells[(r["parameterization"], group)], r.get("seed", "")
+        cell, seed = out[(r["parameterization"], *group)], r.get("seed", "")
         if seed in cell:
             raise UserError(f"two {r['parameterization']} runs of seed {seed} share {', '.join(keys)} = "
                             f"{', '.join(map(str, group))}; add the column that tells them apart to --keys")
         cell[seed] = float(r["val_loss"]) if r["status"] == "done" else math.inf
+    return out
+
+
+def seed_differences(rows, a, b, keys):
+    """a's final val loss minus b's, per group of `keys` (by_seed) and per seed both ran and
+    neither diverged: {group tuple: {seed: difference}}, groups sorted."""
+    cells = by_seed(rows, keys)
     out = {}
-    for (p, group), mine in cells.items():
-        theirs = cells.get((b, group), {}) if p == a else {}
-        diffs = [mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))
-                 if math.isfinite(mine[s]) and math.isfinite(theirs[s])]
+    for (p, *group), mine in cells.items():
+        theirs = cells.get((b, *group), {}) if p == a else {}
+        diffs = {s: mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs), key=_key)
+                 if math.isfinite(mine[s]) and math.isfinite(theirs[s])}
         if diffs:
-            out[group] = (*plot_transfer.mean_se(diffs), len(diffs))
+            out[tuple(group)] = diffs
     return dict(sorted(out.items()))
+
+
+def paired(rows, a, b, keys):
+    """a's final val loss minus b's, paired by seed (seed_differences): {group tuple: (mean, se,
+    n)}; se is the standard error over seeds (nan with one)."""
+    return {g: (*plot_transfer.mean_se(list(d.values())), len(d))
+            for g, d in seed_differences(rows, a, b, keys).items()}
 
 
 def paired_differences(rows, against=("mup", "sp")):
@@ -353,14 +354,10 @@ def compare(a):
              f"{', '.join(keys)}, over the seeds both ran (neither diverged): mean (standard error over "
              f"seeds, seeds), and each seed's difference. Negative: {a.a} is better.", "",
              "| " + " | ".join(keys) + f" | {a.a} - {a.b} | per seed |", "|---" * (len(keys) + 2) + "|"]
-    seeds = defaultdict(list)
-    for r in rows:
-        seeds[r.get("seed", "")].append(r)
-    per_seed = {s: paired(rs, a.a, a.b, keys) for s, rs in sorted(seeds.items(), key=lambda kv: _key(kv[0]))}
-    for group, (mean, se, n) in paired(rows, a.a, a.b, keys).items():
-        each = ", ".join(f"s{s} {d[group][0]:+.3f}" for s, d in per_seed.items() if group in d)
+    for group, diffs in seed_differences(rows, a.a, a.b, keys).items():
+        each = ", ".join(f"s{s} {d:+.3f}" for s, d in diffs.items())
         lines.append("| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in group)
-                     + f" | {_pm(mean, se, n)} | {each} |")
+                     + f" | {_pm(*plot_transfer.mean_se(list(diffs.values())), len(diffs))} | {each} |")
     text = "\n".join(lines) + "\n"
     if a.out:
         with open(a.out, "w") as f:
