@@ -405,6 +405,22 @@ def _where(cell, op, value):
     return numbers and (a >= b if op == ">=" else a <= b)
 
 
+def select(rows, wheres, source):
+    """The rows that satisfy every --where (KEY=VALUE, or !=, >=, <=); an error line for a
+    malformed one, an unknown column, or a filter that leaves no run."""
+    for w in wheres:
+        m = re.fullmatch(r"(\w+)(!=|>=|<=|=)(.+)", w)
+        if not m or m.group(1) not in rows[0]:
+            raise PlotError(f"--where {w!r} must be KEY=VALUE (or !=, >=, <=) with KEY a column of {source}")
+        key, op, value = m.groups()
+        if op in (">=", "<=") and math.isnan(_value(value)):
+            raise PlotError(f"--where {w!r}: {op} needs a number")
+        rows = [r for r in rows if _where(r[key], op, value)]
+        if not rows:
+            raise PlotError(f"no finished run has {key}{op}{value}")
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", help="a results CSV written by scripts/sweep.py")
@@ -424,17 +440,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.window < 1:
         raise PlotError(f"--window {args.window} must be at least 1")
-    rows = load(args.results)
-    for w in args.where:
-        m = re.fullmatch(r"(\w+)(!=|>=|<=|=)(.+)", w)
-        if not m or m.group(1) not in rows[0]:
-            raise PlotError(f"--where {w!r} must be KEY=VALUE (or !=, >=, <=) with KEY a column of {args.results}")
-        key, op, value = m.groups()
-        if op in (">=", "<=") and math.isnan(_value(value)):
-            raise PlotError(f"--where {w!r}: {op} needs a number")
-        rows = [r for r in rows if _where(r[key], op, value)]
-        if not rows:
-            raise PlotError(f"no finished run has {key}{op}{value}")
+    rows = select(load(args.results), args.where, args.results)
     x = args.x or varying(rows, X_CHOICES, "hyperparameter")
     by = args.by or varying(rows, BY_CHOICES, "curve variable")
     also = [k for k in BY_CHOICES if k != by and k in rows[0] and len({r[k] for r in rows}) > 1]

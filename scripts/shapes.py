@@ -10,6 +10,7 @@ training FLOPs, and the FLOP saving of completep over mup at equal loss.
     python scripts/shapes.py run --budgets 100000,400000 --jobs 2           # train them (restartable)
     python scripts/shapes.py analyze runs/shapes/results.csv --out experiments/shapes/shapes
     python scripts/shapes.py paired runs/x/results.csv --a sp --b mup --keys n_embd,tokens   # any pair, any grouping
+    python scripts/shapes.py paired runs/depth_lr/results.csv --a sp --b mup --keys n_layer --where learning_rate=2^-6
 
 Shapes: for each depth L of --depths, the width N (a multiple of --head_size) whose
 non-embedding parameter count (every block parameter and the final LayerNorm, counted on the
@@ -342,7 +343,7 @@ def analyze(a):
 
 def compare(a):
     """`paired`: a's loss minus b's per group of --keys, paired by seed, as a markdown table."""
-    rows = load(a.results)
+    rows = plot_transfer.select(load(a.results), a.where, a.results)
     keys = [k for k in a.keys.split(",") if k]
     if bad := [k for k in keys if k != "budget" and k not in rows[0]]:
         raise UserError(f"--keys: {a.results} has no column {bad[0]!r}; use columns of its header or budget")
@@ -350,7 +351,8 @@ def compare(a):
         if not any(r["parameterization"] == p for r in rows):
             raise UserError(f"{a.results} has no {p} runs; --a and --b name two of its parameterizations")
     lines = [f"# {a.a} against {a.b}, paired by seed", "",
-             f"From `{a.results}`: {a.a}'s final val loss minus {a.b}'s in each group of equal "
+             f"From `{a.results}`{' (' + ', '.join(a.where) + ')' if a.where else ''}: "
+             f"{a.a}'s final val loss minus {a.b}'s in each group of equal "
              f"{', '.join(keys)}, over the seeds both ran (neither diverged): mean (standard error over "
              f"seeds, seeds), and each seed's difference. Negative: {a.a} is better.", "",
              "| " + " | ".join(keys) + f" | {a.a} - {a.b} | per seed |", "|---" * (len(keys) + 2) + "|"]
@@ -434,6 +436,9 @@ def main(argv=None):
     c.add_argument("--b", default="mup")
     c.add_argument("--keys", default="budget,n_layer,n_embd",
                    help="results columns that define a group (budget: the P<budget> folder), comma-separated")
+    c.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="keep only rows with this value (also !=, >=, <=; a value may be a power of two, "
+                        "--where learning_rate=2^-6), as plot_transfer.py reads them (repeatable)")
     c.add_argument("--out", help="also write the table to this markdown file")
     a = ap.parse_args(argv)
     if a.cmd == "analyze":

@@ -155,6 +155,14 @@ def test_paired_groups_by_any_columns_and_pairs_by_seed(tmp_path, capsys):
     table = [line for line in out.read_text().splitlines() if line.startswith("| 48 |")]
     assert [line.split(" | ")[1] for line in table] == ["100", "400"]
     assert table[0].count(" s") == 3  # three seeds listed, not the unpaired fourth
+    # --where keeps one length, so the shape alone is a group again; the filter is named in the text
+    assert sh.main(["paired", str(path), "--a", "sp", "--b", "mup", "--keys", "n_embd", "--where", "tokens=400",
+                    "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "(tokens=400)" in text and [line for line in text.splitlines() if line.startswith("| 48 |")] == [
+        "| 48 | +0.033 (0.088, 3) | s0 +0.000, s1 -0.100, s2 +0.200 |"]
+    with pytest.raises(sh.UserError, match="no finished run has tokens=200"):
+        sh.main(["paired", str(path), "--a", "sp", "--b", "mup", "--keys", "n_embd", "--where", "tokens=200"])
     with pytest.raises(sh.UserError, match="no column 'n_head'"):
         sh.main(["paired", str(path), "--keys", "n_head"])
     with pytest.raises(sh.UserError, match="no completep runs"):
