@@ -9,8 +9,8 @@
 # fall about an octave per doubling of width from 2^-6.3 at 64 wide.
 # completep is not run: at the base depth it is the same model as mup, parameter for parameter
 # and group for group (tests/test_model.py). Seed outermost: a partial grid is a usable one.
-# 117 points; ~3.3 core-hours on this CPU (one thread: ~23 s at 64 wide, ~80 s at 128, ~200 s
-# at 256).
+# 117 points; 2.5 core-hours on this CPU as run (one thread: ~23 s at 64 wide, ~52 s at 128,
+# ~150 s at 256; experiments/width_transfer_paper_init).
 #   nice python scripts/sweep.py config/sweeps/width_lr_paper_init.py --jobs 2 --threads 2
 #   python scripts/plot_transfer.py runs/width_lr_paper_init/results.csv --by n_embd \
 #       --out experiments/width_transfer_paper_init/width_lr
