@@ -8,9 +8,13 @@ markdown table of the optima and the drift = slope of log2(optimum) against log2
     python scripts/plot_transfer.py runs/depth_init_std/results.csv    # x = init_std, found itself
     python scripts/plot_transfer.py runs/batch_duration/results.csv --by global_batch_size \
         --where max_tokens=131072                                       # one arm of a batch/duration sweep
+    python scripts/plot_transfer.py runs/a/results.csv runs/b/results.csv --x learning_rate --by init_std
 
-Curves may be by depth, width, global_batch_size or max_tokens; the drift is against log2 of
-the multiplier relative to the smallest value (the base). --where KEY=VALUE keeps the rows with
+Curves may be by depth, width, global_batch_size, max_tokens or init_std (a joint LR x init grid,
+read as LR curves, one per init); the drift is against log2 of the multiplier relative to the
+smallest value (the base). Several results files are read as one sweep (a grid that a later
+sweep file completed); a point two of them ran is kept once, and must end at the same loss in
+both, or the files ran different settings outside their columns and are refused. --where KEY=VALUE keeps the rows with
 that value, so a sweep whose points move batch and horizon along separate arms is read one arm
 at a time; KEY!=VALUE, KEY>=VALUE and KEY<=VALUE drop rows (--where n_layer>=4: the drift from
 4 layers on, the smallest depth left being its base; --where seed!=2). A value may be written as
@@ -49,7 +53,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from util import UserError, signed  # noqa: E402
 
 X_CHOICES = ("learning_rate", "init_std", "output_mult")
-BY_CHOICES = ("n_layer", "n_embd", "global_batch_size", "max_tokens")
+BY_CHOICES = ("n_layer", "n_embd", "global_batch_size", "max_tokens", "init_std")
+# The columns that name a run's outcome or where it ran, not its settings: two rows equal in every
+# other column are the same point run twice (two results files read together).
+OUTCOME = ("sweep", "status", "train_loss", "val_loss", "best_val_loss", "steps", "tokens", "wall_s", "out_dir")
 
 
 # A results file or argument this script cannot use: one line, exit 2 (the repository's one
@@ -75,8 +82,32 @@ def load(path, make="python scripts/sweep.py SWEEP_FILE"):
     return rows
 
 
-def varying(rows, choices, what):
-    hits = [k for k in choices if k in rows[0] and len({_num(r[k]) for r in rows}) > 1]
+def load_all(paths):
+    """The finished rows of one or more results CSVs, read as one sweep. A point that two files
+    both ran (equal in every setting column) is kept once if its losses agree to the bit, and is
+    an error if they differ: the files' settings then differ outside their columns (another base
+    config), and reading them together would mix two experiments."""
+    if len(paths) == 1:
+        return load(paths[0])
+    rows, seen = [], {}
+    for path in paths:
+        for r in load(path):
+            key = tuple(sorted((k, v) for k, v in r.items() if k not in OUTCOME))
+            if key in seen:
+                first = seen[key]
+                if (first["status"], first["val_loss"]) != (r["status"], r["val_loss"]):
+                    raise PlotError(
+                        f"{first.get('out_dir') or 'a run'} and {r.get('out_dir') or 'a run'} have the same settings "
+                        f"columns but end at {first['val_loss'] or first['status']} and {r['val_loss'] or r['status']}: "
+                        "those results files ran different settings outside their columns; read them one at a time")
+                continue
+            seen[key] = r
+            rows.append(r)
+    return rows
+
+
+def varying(rows, choices, what, not_=()):
+    hits = [k for k in choices if k not in not_ and k in rows[0] and len({_num(r[k]) for r in rows}) > 1]
     if len(hits) != 1:
         raise PlotError(f"cannot tell the {what} from the columns ({', '.join(hits) or 'none varies'}); "
                         f"pass --{'x' if what == 'hyperparameter' else 'by'}")
@@ -423,7 +454,9 @@ def select(rows, wheres, source):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("results", help="a results CSV written by scripts/sweep.py")
+    ap.add_argument("results", nargs="+",
+                    help="a results CSV written by scripts/sweep.py; several are read as one sweep (a point "
+                         "two of them ran is kept once, and must end at the same loss in both)")
     ap.add_argument("--x", choices=X_CHOICES, help="the swept hyperparameter (default: the one that varies)")
     ap.add_argument("--by", choices=BY_CHOICES, help="one curve per value (default: the one that varies)")
     ap.add_argument("--metric", default="val_loss", choices=("val_loss", "train_loss", "best_val_loss"))
@@ -440,23 +473,32 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.window < 1:
         raise PlotError(f"--window {args.window} must be at least 1")
-    rows = select(load(args.results), args.where, args.results)
-    x = args.x or varying(rows, X_CHOICES, "hyperparameter")
-    by = args.by or varying(rows, BY_CHOICES, "curve variable")
-    also = [k for k in BY_CHOICES if k != by and k in rows[0] and len({r[k] for r in rows}) > 1]
-    if also:  # rows that differ in it would be averaged as if they were seeds
-        raise PlotError(f"{', '.join(also)} also varies in these rows; keep one value with --where KEY=VALUE")
+    source = " + ".join(args.results)
+    rows = select(load_all(args.results), args.where, source)
+    x = args.x or varying(rows, X_CHOICES, "hyperparameter", not_=(args.by,))
+    by = args.by or varying(rows, BY_CHOICES, "curve variable", not_=(x,))
+    if by == x:
+        raise PlotError(f"--x and --by are both {x}; the curves need another variable")
     for k in (x, by, args.metric, "parameterization"):
-        if k not in rows[0]:
-            raise PlotError(f"{args.results} has no column {k!r}")
+        if any(k not in r for r in rows):
+            raise PlotError(f"{source} has no column {k!r}" + (" in every file" if len(args.results) > 1 else ""))
+    # Rows of one parameterization that differ in another setting column would be averaged as if
+    # they were seeds.
+    also = sorted({k for k in BY_CHOICES + X_CHOICES if k not in (x, by)
+                   for p in {r["parameterization"] for r in rows}
+                   if len({r.get(k) for r in rows if r["parameterization"] == p}) > 1})
+    if also:
+        raise PlotError(f"{', '.join(also)} also varies in these rows; keep one value with --where KEY=VALUE")
     agg = aggregate(rows, x, by, args.metric)
     res = analyse(agg, args.window)
-    out = args.out or os.path.splitext(args.results)[0] + f"_{x}"
+    out = args.out or os.path.splitext(args.results[0])[0] + f"_{x}"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     unc = seed_uncertainty(rows, x, by, args.metric, args.window)
-    write_table(out + ".md", res, x, by, args.metric, args.results, args.window, unc,
+    write_table(out + ".md", res, x, by, args.metric, source, args.window, unc,
                 transfer_cost(rows, x, by, args.metric))
-    sweep_name = rows[0].get("sweep") or os.path.basename(os.path.dirname(os.path.abspath(args.results)))
+    names = list(dict.fromkeys(r["sweep"] for r in rows if r.get("sweep"))) or \
+        [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in args.results]
+    sweep_name = " + ".join(names)
     title = args.title or f"{sweep_name}: {args.metric} against {x}, one curve per {by}"
     plot(out + ".png", agg, res, x, by, args.metric, title, args.ymax)
     for p in _sorted_params(res):

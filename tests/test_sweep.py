@@ -637,6 +637,75 @@ def test_bad_points_fail_in_one_line(tmp_path, points, message):
         sweep.main([str(path), "--dry_run", "--out_root", str(tmp_path / "r")])
 
 
+def _grid_rows(path, centre, inits, lrs, seeds=(0, 1), sweep_name="g", shift=0.0):
+    """SP at one width, loss = (log2 lr - centre(log2 init))^2 + 2 + seed/100 (+ shift)."""
+    header = sweep.columns({"init_std": None, "learning_rate": None})
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, header)
+        w.writeheader()
+        for i in inits:
+            for k in lrs:
+                for seed in seeds:
+                    loss = (k - centre(i)) ** 2 + 2 + seed / 100 + shift
+                    w.writerow(dict(sweep=sweep_name, parameterization="sp", n_layer=2, n_embd=256, n_head=2,
+                                    learning_rate=2.0 ** k, init_std=2.0 ** i, output_mult=1.0, seed=seed,
+                                    status="done", train_loss=loss, val_loss=loss, best_val_loss=loss, steps=1,
+                                    tokens=1, wall_s=1.0, out_dir=f"{sweep_name}/{i}/{k}/{seed}"))
+
+
+def test_plot_joint_grid_from_several_files_by_init_std(tmp_path):
+    """A joint LR x init grid split over two results files (as a grid completed by a later sweep
+    is): read together with --by init_std, each init's LR optimum comes out, the slope is the
+    LR optimum's octaves per octave of init, and a point both files ran counts once. The same
+    point ending at a different loss in the two files (other settings outside the columns) is
+    refused; so is a grid where another hyperparameter varies unasked."""
+    centre = lambda i: -9.0 - 0.5 * (i + 6)  # noqa: E731  -9 at init 2^-6, -10.5 at 2^-3
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    _grid_rows(a, centre, inits=(-6, -5, -4), lrs=range(-13, -5), sweep_name="joint")
+    _grid_rows(b, centre, inits=(-3, -4), lrs=range(-13, -5), sweep_name="lr")  # 2^-4 in both
+    out = tmp_path / "j"
+    assert plot_transfer.main([str(a), str(b), "--x", "learning_rate", "--by", "init_std",
+                               "--out", str(out)]) == 0
+    rows = plot_transfer.load_all([str(a), str(b)])
+    assert len(rows) == 4 * 8 * 2  # the 16 rows of 2^-4 in b dropped as repeats
+    res = plot_transfer.analyse(plot_transfer.aggregate(rows, "learning_rate", "init_std", "val_loss"))
+    for init, seeds, fit in res["sp"]["rows"]:
+        assert seeds == 2 and fit["log2_opt"] == pytest.approx(centre(math.log2(init)), abs=1e-6)
+    assert res["sp"]["slope"] == pytest.approx(-0.5, abs=1e-6)
+    text = out.with_suffix(".md").read_text()
+    assert f"`{a} + {b}`" in text and "| sp | 0.125 (x8) | 2 |" in text
+    # with --by init_std the x is the other one that varies; with neither, which is which is asked
+    assert plot_transfer.main([str(a), str(b), "--by", "init_std", "--out", str(tmp_path / "auto")]) == 0
+    assert "# Optimal learning_rate per (init_std, parameterization)" in (tmp_path / "auto.md").read_text()
+    with pytest.raises(plot_transfer.PlotError, match="cannot tell the hyperparameter"):
+        plot_transfer.main([str(a), "--out", str(out)])
+    with pytest.raises(plot_transfer.PlotError, match="both init_std"):
+        plot_transfer.main([str(a), "--x", "init_std", "--by", "init_std", "--out", str(out)])
+    # one file's loss off by 0.001 at the shared points: not the same experiment
+    _grid_rows(b, centre, inits=(-3, -4), lrs=range(-13, -5), sweep_name="lr", shift=0.001)
+    with pytest.raises(plot_transfer.PlotError, match="different settings outside their columns"):
+        plot_transfer.main([str(a), str(b), "--by", "init_std", "--out", str(out)])
+    # curves by width with the init varying too: the rows of one width would average two inits
+    with pytest.raises(plot_transfer.PlotError, match="init_std also varies"):
+        plot_transfer.main([str(a), "--x", "learning_rate", "--by", "n_embd", "--out", str(out)])
+    # ... but an init that differs only between parameterizations is not a mix
+    rows = list(csv.DictReader(open(a)))
+    for r in rows:
+        if r["init_std"] == str(2.0 ** -6):
+            r["parameterization"] = "mup"
+        elif r["init_std"] == str(2.0 ** -4):
+            r["parameterization"] = "completep"
+    rows = [r for r in rows if r["init_std"] != str(2.0 ** -5)]
+    for r in rows:
+        r["n_embd"] = "256" if r["seed"] == "0" else "512"
+        r["seed"] = "0"
+    with open(a, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert plot_transfer.main([str(a), "--x", "learning_rate", "--by", "n_embd", "--out", str(out)]) == 0
+
+
 def test_plot_batch_and_horizon_arms(tmp_path):
     """Synthetic arms: the optimum moves by -0.5 per doubling of B (sp) or stays (completedp),
     and by +0.25 per doubling of D; --where picks an arm, without it the plot refuses to mix."""
