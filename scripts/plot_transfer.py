@@ -375,6 +375,17 @@ def write_table(path, res, x, by, metric, source, window=1, unc=None, cost=None)
         f.write("\n".join(lines) + "\n")
 
 
+def legend_entries(axes, order):
+    """Every panel's curves, each label once, in the given label order: a curve that only a later
+    panel has (a width run for one parameterization only) still gets its legend entry."""
+    seen = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, h)
+    labels = [label for label in order if label in seen]
+    return [seen[label] for label in labels], labels
+
+
 def plot(path, agg, res, x, by, metric, title, ymax=None):
     import matplotlib
     matplotlib.use("Agg")
@@ -389,12 +400,13 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
     top = hi + 0.05 * (hi - lo + 1e-9)
     bys = sorted({b for p in agg for b in agg[p]})
     colors = {b: plt.cm.viridis(i / max(1, len(bys) - 1) * 0.9) for i, b in enumerate(bys)}
+    names = {b: f"{by}={b:g} (x{b / bys[0]:g})" for b in bys}
     for ax, p in zip(axes[0], params):
         fits = {b: f for b, _, f in res[p]["rows"]}
         for b, pts in sorted(agg[p].items()):
             ok = [t for t in pts if math.isfinite(t[1])]
             xs = [t[0] for t in ok]
-            ax.plot(xs, [t[1] for t in ok], "o-", ms=3, color=colors[b], label=f"{by}={b:g} (x{b / bys[0]:g})")
+            ax.plot(xs, [t[1] for t in ok], "o-", ms=3, color=colors[b], label=names[b])
             ax.fill_between(xs, [t[2] for t in ok], [t[3] for t in ok], color=colors[b], alpha=0.2, lw=0)
             bad = [t[0] for t in pts if not math.isfinite(t[1])]
             ax.plot(bad, [top] * len(bad), "x", color=colors[b], ms=6)
@@ -408,7 +420,7 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{metric} (mean over seeds)")
     axes[0][0].set_ylim(lo - 0.05 * (hi - lo + 1e-9), top + 0.02 * (hi - lo + 1e-9))
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    handles, labels = legend_entries(axes[0], [names[b] for b in bys])
     fig.legend(handles, labels, loc="outside right center", fontsize=8)  # clear of the title
     # wrapped to the figure's width: a one-panel figure cannot hold a long title on one line
     text = title + "   (star: fitted optimum, x: diverged)"

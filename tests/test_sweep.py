@@ -706,6 +706,23 @@ def test_plot_joint_grid_from_several_files_by_init_std(tmp_path):
     assert plot_transfer.main([str(a), "--x", "learning_rate", "--by", "n_embd", "--out", str(out)]) == 0
 
 
+def test_plot_legend_has_curves_only_a_later_panel_draws():
+    """The figure's one legend names every curve of every panel, in size order: a width run for
+    muP only (no SP curve at that width) still gets its entry, once."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2)
+    for b in (64, 128):
+        axes[0].plot([1, 2], [1, 2], label=f"n_embd={b}")
+    for b in (512, 64, 128):
+        axes[1].plot([1, 2], [1, 2], label=f"n_embd={b}")
+    handles, labels = plot_transfer.legend_entries(axes, [f"n_embd={b}" for b in (64, 128, 256, 512)])
+    plt.close(fig)
+    assert labels == ["n_embd=64", "n_embd=128", "n_embd=512"]
+    assert handles[0] is axes[0].lines[0] and handles[2] is axes[1].lines[0]
+
+
 def test_plot_batch_and_horizon_arms(tmp_path):
     """Synthetic arms: the optimum moves by -0.5 per doubling of B (sp) or stays (completedp),
     and by +0.25 per doubling of D; --where picks an arm, without it the plot refuses to mix."""

@@ -4,8 +4,8 @@
 # wide on every seed. SP is not extended: at 256 wide and the proxy's LR it already ended at or
 # above the bigram loss for every init on the grid (experiments/width_transfer_paper_init).
 # Same name and out_root as the 64-256 wide sweep, so both write one results file.
-# Seed outermost: a partial grid is a usable one. 9 points; ~1.3 core-hours on this CPU (a
-# 512-wide point ~500 s on one thread).
+# Seed outermost: a partial grid is a usable one. 9 points; measured 1.46 core-hours on the
+# shared 2-core CPU (a 512-wide point ~540 s on one thread, two at a time).
 #   nice python scripts/sweep.py config/sweeps/width_init_std_paper_init_512.py --jobs 2 --threads 2
 base_config = ["config/transfer_base.py", "config/transfer_paper.py"]
 name = "width_init_std_paper_init"
