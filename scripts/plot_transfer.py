@@ -89,10 +89,14 @@ def load_all(paths):
     config), and reading them together would mix two experiments."""
     if len(paths) == 1:
         return load(paths[0])
+    files = [load(path) for path in paths]
+    # keyed on the setting columns every file has: a column one file adds (another swept key)
+    # cannot hide a repeat, and a repeat that differs in it ends at another loss and is refused
+    common = set.intersection(*(set(rows[0]) for rows in files)) - set(OUTCOME)
     rows, seen = [], {}
-    for path in paths:
-        for r in load(path):
-            key = tuple(sorted((k, v) for k, v in r.items() if k not in OUTCOME))
+    for file_rows in files:
+        for r in file_rows:
+            key = tuple(sorted((k, r[k]) for k in common))
             if key in seen:
                 first = seen[key]
                 if (first["status"], first["val_loss"]) != (r["status"], r["val_loss"]):

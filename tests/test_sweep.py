@@ -668,6 +668,13 @@ def test_plot_joint_grid_from_several_files_by_init_std(tmp_path):
                                "--out", str(out)]) == 0
     rows = plot_transfer.load_all([str(a), str(b)])
     assert len(rows) == 4 * 8 * 2  # the 16 rows of 2^-4 in b dropped as repeats
+    # a column only one file has (another key its sweep file set) does not hide those repeats
+    extra = list(csv.DictReader(open(b)))
+    with open(tmp_path / "b2.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(extra[0]) + ["warmup_frac"])
+        w.writeheader()
+        w.writerows(dict(r, warmup_frac="0.1") for r in extra)
+    assert len(plot_transfer.load_all([str(a), str(tmp_path / "b2.csv")])) == 4 * 8 * 2
     res = plot_transfer.analyse(plot_transfer.aggregate(rows, "learning_rate", "init_std", "val_loss"))
     for init, seeds, fit in res["sp"]["rows"]:
         assert seeds == 2 and fit["log2_opt"] == pytest.approx(centre(math.log2(init)), abs=1e-6)
