@@ -50,13 +50,16 @@ from collections import defaultdict
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this folder, also when imported
+import sweep  # noqa: E402
 from util import UserError, signed  # noqa: E402
 
 X_CHOICES = ("learning_rate", "init_std", "output_mult")
 BY_CHOICES = ("n_layer", "n_embd", "global_batch_size", "max_tokens", "init_std")
-# The columns that name a run's outcome or where it ran, not its settings: two rows equal in every
-# other column are the same point run twice (two results files read together).
-OUTCOME = ("sweep", "status", "train_loss", "val_loss", "best_val_loss", "steps", "tokens", "wall_s", "out_dir")
+# The columns that name a run's outcome or where it ran, not its settings (the sweep's name and the
+# outcome columns sweep.py writes): two rows equal in every other column are the same point run
+# twice (two results files read together).
+OUTCOME = ("sweep", *sweep.OUTCOME)
 
 
 # A results file or argument this script cannot use: one line, exit 2 (the repository's one
