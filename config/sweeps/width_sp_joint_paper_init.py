@@ -12,7 +12,8 @@
 #       --where 'learning_rate<=2^-6' --where 'learning_rate>=2^-10' --x learning_rate --by init_std \
 #       --out experiments/width_transfer_paper_init/sp_joint_256
 # Seed outermost, the likely optimum first (SP's init optimum at 256 wide was 2^-5.4 at LR 2^-6,
-# its LR optimum 2^-9.1 at init 2^-3). 36 points; ~0.75 core-hours on this CPU (~150 s a point).
+# its LR optimum 2^-9.1 at init 2^-3). 36 points; measured 1.66 core-hours on the shared 2-core
+# CPU (~155-185 s a point, two at a time).
 #   nice python scripts/sweep.py config/sweeps/width_sp_joint_paper_init.py --jobs 2 --threads 2
 base_config = ["config/transfer_base.py", "config/transfer_paper.py"]
 parameterization = ["sp"]
