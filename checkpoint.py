@@ -20,6 +20,7 @@ without fsdp, scripts/convert_checkpoint.py), and `restore` loads one into a sha
 on any number of ranks (DCP reshards on load).
 """
 import json
+import math
 import os
 import pickle
 import random
@@ -31,10 +32,11 @@ import numpy as np
 import torch
 
 from configurator import ConfigError
+from runs import CHECKPOINT_NAME as NAME  # the one rule for "this run has a checkpoint" (runs.has_checkpoint)
 
 FORMAT = 1
-NAME = re.compile(r"ckpt_(\d{7})\.(?:pt|dcp)")
-TMP = re.compile(r"(ckpt_\d{7}|best)\.(pt\.tmp\.\d+|dcp\.tmp|dcp\.old)")
+TMP = re.compile(r"(ckpt_\d{7}|best)\.(pt\.tmp\.\d+|dcp\.tmp|dcp\.old)"
+                 r"|(config|provenance|final|wandb_id)\.json\.tmp\.\d+|metrics\.jsonl\.tmp\.\d+")  # runs.write_atomic's
 STATE = "state.json"  # the non-tensor part of a DCP checkpoint
 # field -> type, for every checkpoint of this format
 FIELDS = dict(model=dict, optimizer=dict, model_config=dict, config=dict, parameterization=dict,
@@ -123,6 +125,15 @@ def validate(ckpt, path, tensors=True):
         raise bad("field 'rng'", "is not a list of RNG states (python, numpy, torch, cuda)")
     if not isinstance(ckpt["data"].get("mode"), str):
         raise bad("field 'data'", "has no loader mode")
+    # ranges, not only types: a NaN best loss never improves, a negative position reads before the data
+    if math.isnan(ckpt["best_val_loss"]) or ckpt["best_val_loss"] < 0:
+        raise bad("field 'best_val_loss'", f"is {ckpt['best_val_loss']}, not a loss (>= 0, or inf before any eval)")
+    if not -1 <= ckpt["last_eval_iter"] <= ckpt["iter_num"]:
+        raise bad("field 'last_eval_iter'", f"is {ckpt['last_eval_iter']}, outside [-1, iter_num={ckpt['iter_num']}]")
+    for k in ("epoch", "shard", "offset"):
+        v = ckpt["data"].get(k)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise bad(f"data position {k!r}", f"is {v!r}, not an integer >= 0")
     if not isinstance(ckpt.get("batch_duration", {}), dict):  # absent in checkpoints made before it
         raise bad("field 'batch_duration'", f"is {type(ckpt['batch_duration']).__name__}, not dict")
     named = step_of(path)
@@ -154,8 +165,9 @@ def save(ckpt, path):
     behind but the files that were there, and the error is one line."""
     try:
         save_atomic(ckpt, path)
-    except OSError as e:
-        raise CheckpointError(f"cannot write checkpoint {path} ({e.strerror or e}); free space or make "
+    except (OSError, RuntimeError) as e:  # a full disk inside torch.save is a RuntimeError ("unexpected pos")
+        why = e.strerror if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {_first_line(e)[:100]}"
+        raise CheckpointError(f"cannot write checkpoint {path} ({why}); free space or make "
                               f"{os.path.dirname(path) or '.'} writable, then run the same command to resume "
                               "(the previous checkpoints are kept)") from None
 
@@ -201,8 +213,39 @@ def remove_stale_temporaries(out):
             os.remove(p)
 
 
+# the run settings that decide a trajectory besides the model's (compared on resume): a resume
+# with any of them changed would continue another run under this one's name
+TRAJECTORY = ("seed", "global_batch_size", "block_size", "learning_rate", "weight_decay", "beta1", "beta2",
+              "eps", "grad_clip", "lr_schedule", "warmup_frac", "decay_frac", "min_lr_frac")
+# what identifies the data in a checkpoint's `meta` (the tokenizer, and the files' fingerprints)
+DATA_IDENTITY = ("tokenizer", "vocab_size", "itos", "eot", "files", "shards")
+
+
+def _short(v):
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def same_run_diff(ckpt, config=None, meta=None):
+    """What this run's settings and data change against the checkpoint's, as 'k=x there, y
+    here' items; empty when the resume is the same run. A field the checkpoint lacks (written
+    before it existed) is not compared. The run length may change (a run is extended)."""
+    diff = []
+    theirs = ckpt.get("config") or {}
+    for k in TRAJECTORY if config is not None else ():
+        if k in theirs and k in config and theirs[k] != config[k]:
+            diff.append(f"{k}={_short(theirs[k])} there, {_short(config[k])} here")
+    theirs = ckpt.get("meta") or {}
+    for k in DATA_IDENTITY if meta is not None else ():
+        if k in theirs and theirs[k] != meta.get(k):
+            what = "the vocabulary (meta.json itos)" if k == "itos" else "the data files" if k in ("files", "shards") else k
+            diff.append(f"{what} differs from the dataset it was trained on" if k in ("itos", "files", "shards")
+                        else f"{k}={_short(theirs[k])} there, {_short(meta.get(k))} here")
+    return diff
+
+
 def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, model_config=None,
-            batch_duration=None):
+            batch_duration=None, config=None, meta=None):
     """Put a validated checkpoint back: model weights; optimizer moments (the group
     hyperparameters stay those of this run's config); the data position; this rank's RNG
     states. With model_config (this run's GPTConfig as a dict) and batch_duration, a
@@ -221,9 +264,10 @@ def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, mo
     if batch_duration is not None:
         theirs = ckpt.get("batch_duration", NO_BATCH_DURATION)
         diff += [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in batch_duration.items() if theirs.get(k) != v]
+    diff += same_run_diff(ckpt, config, meta)
     if diff:
-        raise ConfigError(f"cannot resume from {path}: {'; '.join(diff)}; use the same model "
-                          "settings or a new out_dir")
+        raise ConfigError(f"cannot resume from {path}: {'; '.join(diff)}; a resume continues the same run: use "
+                          "the same settings and data, or a new out_dir")
 
     def bad(what, e):
         return CheckpointError(f"checkpoint {path} does not fit this model and trainer: {what} "
@@ -231,7 +275,7 @@ def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, mo
     if "model" not in ckpt:  # a DCP checkpoint (load_checkpoint(tensors=False)): shards into shards
         try:
             _load_dcp_into(path, model, optimizer)
-        except (RuntimeError, ValueError, KeyError, _dcp_error()) as e:  # missing or misshapen shards
+        except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError, _dcp_error()) as e:  # missing or misshapen shards, a non-tensor entry
             raise bad("sharded state", e) from None
     elif any(type(t).__name__ == "DTensor" for t in model.parameters()):
         raise CheckpointError(f"{path} is a single-file checkpoint and this run shards the model (parallel='fsdp'); "
@@ -376,18 +420,41 @@ class _MetadataUnpickler(pickle.Unpickler):
 
 
 def _reader(path):
+    """DCP's FileSystemReader with the index read by _MetadataUnpickler, and every entry of it
+    required to be a tensor: the trainer's DCP state is tensors only (the rest is JSON in
+    state.json), and a bytes entry is what DCP's planner would torch.load with
+    weights_only=False, running whatever the file's author put there."""
     from torch.distributed.checkpoint import FileSystemReader
-    from torch.distributed.checkpoint.metadata import StorageMeta
+    from torch.distributed.checkpoint.metadata import StorageMeta, TensorStorageMetadata
 
     class SafeReader(FileSystemReader):
         def read_metadata(self, *args, **kwargs):
             with open(os.path.join(self.path, ".metadata"), "rb") as f:
                 md = _MetadataUnpickler(f).load()
+            entries = getattr(md, "state_dict_metadata", None)
+            if not isinstance(entries, dict):
+                raise pickle.UnpicklingError("the index has no entries")
+            other = sorted(str(k) for k, m in entries.items() if not isinstance(m, TensorStorageMetadata))
+            if other:
+                raise pickle.UnpicklingError(f"entry {other[0]!r} is not a tensor ({type(entries[other[0]]).__name__}); "
+                                             "this trainer's DCP checkpoints hold tensors only")
             if getattr(md, "storage_meta", None) is None:
                 md.storage_meta = StorageMeta()
             md.storage_meta.load_id = self.load_id
             return md
     return SafeReader(path)
+
+
+def _planner():
+    """DCP's default load planner, except that it never unpickles: a bytes item (which
+    SafeReader already refuses in the index) raises instead of reaching torch.load."""
+    from torch.distributed.checkpoint import DefaultLoadPlanner
+
+    class TensorsOnly(DefaultLoadPlanner):
+        def load_bytes(self, read_item, value):
+            raise pickle.UnpicklingError(f"entry {read_item.dest_index.fqn!r} is not a tensor; "
+                                         "this trainer's DCP checkpoints hold tensors only")
+    return TensorsOnly()
 
 
 def load_sharded(path, tensors=True):
@@ -414,7 +481,7 @@ def load_sharded(path, tensors=True):
                 if isinstance(m, TensorStorageMetadata)}
         with warnings.catch_warnings():  # "no process group: assuming a single process" (we ask for that)
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            dcp.load(flat, storage_reader=reader, no_dist=True)
+            dcp.load(flat, storage_reader=reader, planner=_planner(), no_dist=True)
         model_sd, state = _unflat(flat)
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, EOFError, AttributeError,
             _dcp_error()) as e:
@@ -462,7 +529,7 @@ def _write_dcp(flat, state, path, distributed):
             finally:
                 os.close(fd)
             shutil.rmtree(old, ignore_errors=True)
-    except (OSError, _dcp_error()) as e:
+    except (OSError, RuntimeError, _dcp_error()) as e:  # a full disk, as OSError or from inside a writer
         if rank0:
             shutil.rmtree(tmp, ignore_errors=True)
         why = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
@@ -508,7 +575,9 @@ def _load_dcp_into(path, model, optimizer=None):
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
     model_sd, optim_sd = get_state_dict(model, optimizer) if optimizer is not None else (model.state_dict(), None)
     flat = _flat(model_sd, optim_sd["state"] if optim_sd else {})
-    dcp.load(flat, storage_reader=_reader(path), no_dist=not dist.is_initialized())
+    reader = _reader(path)
+    reader.read_metadata()  # the index checked here, so a refusal is its own line, not DCP's wrapped one
+    dcp.load(flat, storage_reader=reader, planner=_planner(), no_dist=not dist.is_initialized())
     model_sd, state = _unflat(flat)
     if optimizer is None:
         model.load_state_dict(model_sd)

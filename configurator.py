@@ -52,39 +52,70 @@ def check_value(name, value, allowed, source):
 _ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow,
           ast.USub: operator.neg, ast.UAdd: operator.pos}
+# Bounds on a setting's text and its arithmetic, so that no override can keep the parser busy
+# or exhaust memory (9**9**9**9, (9**999)**999, 20,000 nested operators): a value is at most
+# MAX_TEXT characters and MAX_NODES operators, and no integer it computes exceeds 2**MAX_BITS.
+MAX_TEXT, MAX_NODES, MAX_BITS = 100_000, 64, 256
 
 
-def _arithmetic(node):
-    """Evaluate numbers joined by + - * / // ** (e.g. 2**-7, 3e-4*2); anything else is ValueError."""
+class _TooBig(ValueError):
+    """A value beyond the bounds above (reported as such, not as a malformed literal)."""
+
+
+def _bounded(v):
+    if type(v) is int and v.bit_length() > MAX_BITS:
+        raise _TooBig(f"an integer beyond 2**{MAX_BITS}")
+    return v
+
+
+def _arithmetic(node, budget=None):
+    """Evaluate numbers joined by + - * / // ** (e.g. 2**-7, 3e-4*2); anything else is ValueError,
+    an expression beyond the bounds _TooBig."""
+    budget = [MAX_NODES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooBig(f"more than {MAX_NODES} operators")
     if isinstance(node, ast.Expression):
-        return _arithmetic(node.body)
+        return _arithmetic(node.body, budget)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+        return _bounded(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
-        left, right = _arithmetic(node.left), _arithmetic(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > 1024:
-            raise ValueError("exponent too large")
-        return _ARITH[type(node.op)](left, right)
+        left, right = _arithmetic(node.left, budget), _arithmetic(node.right, budget)
+        if isinstance(node.op, ast.Pow):
+            if abs(right) > 1024:
+                raise _TooBig("an exponent beyond 1024")
+            if type(left) is int and type(right) is int and right > 0 and left.bit_length() * right > MAX_BITS + right:
+                raise _TooBig(f"an integer beyond 2**{MAX_BITS}")  # checked before computing it
+        return _bounded(_ARITH[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _ARITH:
-        return _ARITH[type(node.op)](_arithmetic(node.operand))
+        return _ARITH[type(node.op)](_arithmetic(node.operand, budget))
     raise ValueError("not arithmetic")
 
 
 def _parse_override(name, text, allowed):
     if bool in allowed and text.lower() in ("true", "false"):
         return text.lower() == "true"
+    if len(text) > MAX_TEXT:
+        raise ConfigError(f"--{name}= is {len(text):,} characters, more than the {MAX_TEXT:,} a setting may be; "
+                          "put a long value in a config file")
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        return _bounded(ast.literal_eval(text))
+    except _TooBig as e:
+        raise ConfigError(f"--{name}={text[:40]}{'...' if len(text) > 40 else ''} is beyond what a setting "
+                          f"may be ({e}); write a smaller number") from None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         pass
     try:
         return _arithmetic(ast.parse(text, mode="eval"))
-    except (ValueError, SyntaxError, ArithmeticError, RecursionError):
+    except _TooBig as e:
+        raise ConfigError(f"--{name}={text[:40]}{'...' if len(text) > 40 else ''} is beyond what a setting "
+                          f"may be ({e}); write the number itself") from None
+    except (ValueError, SyntaxError, ArithmeticError, RecursionError, MemoryError, TypeError):
         if str in allowed:
             return text  # a bare string: --dataset=shakespeare_char
         example = next((e for t, e in ((bool, "True"), (int, "4"), (float, "0.1"), (dict, "'{\"attn_qkv\": {\"lr\": 2}}'"))
                         if t in allowed), "None")
-        raise ConfigError(f"--{name}={text} is not a valid {_type_names(allowed)}; "
+        raise ConfigError(f"--{name}={text[:60]}{'...' if len(text) > 60 else ''} is not a valid {_type_names(allowed)}; "
                           f"write it as a Python literal, e.g. --{name}={example}") from None
 
 

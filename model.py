@@ -254,8 +254,9 @@ class GPTConfig:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         if self.init_std <= 0:
             raise ValueError(f"init_std={self.init_std} must be positive")
-        if not (math.isfinite(self.attn_mult) and self.attn_mult > 0):
-            raise ValueError(f"attn_mult={self.attn_mult} must be a positive finite number")
+        for k in ("input_mult", "output_mult", "attn_mult"):  # 0: the model never sees its input, or logits are 0
+            if not (math.isfinite(getattr(self, k)) and getattr(self, k) > 0):
+                raise ValueError(f"{k}={getattr(self, k)} must be a positive finite number")
         resolve_parameterization(self)  # validate now, with one-line errors
 
 

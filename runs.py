@@ -14,7 +14,9 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
+import stat
 import time
 
 from configurator import ConfigError
@@ -22,6 +24,86 @@ from configurator import ConfigError
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED = 2, 3, 4
 LOCK_NAME = "train.lock"
 _HELD = []  # the RunLocks of this process
+
+# A regular checkpoint: a file ckpt_<7-digit step>.pt, or under parallel='fsdp' a DCP directory
+# ckpt_<7-digit step>.dcp. The one rule for "this run has a checkpoint" (it resumes, so its
+# records are kept): train.py, scripts/sweep.py and scripts/search.py all ask has_checkpoint.
+CHECKPOINT_NAME = re.compile(r"ckpt_(\d{7})\.(?:pt|dcp)")
+
+
+def has_checkpoint(out_dir):
+    """Whether out_dir holds a regular checkpoint that train.py would resume from."""
+    try:
+        names = os.listdir(out_dir)
+    except OSError:
+        return False
+    return any(CHECKPOINT_NAME.fullmatch(n) for n in names)
+
+
+def write_atomic(path, text):
+    """Write a record whole or not at all: a temporary file beside it, fsynced, renamed over
+    it (and the directory fsynced). On failure the old file is untouched, the temporary one
+    removed, and the OSError raised for the caller to report in one line."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # a directory that cannot be fsynced (some filesystems): the rename stands
+        pass
+
+
+def write_json(path, obj, **kw):
+    """write_atomic of obj as JSON."""
+    write_atomic(path, json.dumps(obj, **kw))
+
+
+def append_line(path, line):
+    """Append one record line, always starting on a fresh line: if the file's last byte is not a
+    newline (a torn append: a kill or a full disk mid-write), a newline is written first so the
+    torn piece stays alone on its line, where a reader skips it, instead of being glued to this
+    record. The write is flushed and fsynced; an OSError is the caller's to report."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        lead = b""
+        if size:
+            with open(path, "rb") as f:
+                f.seek(size - 1)
+                lead = b"" if f.read(1) == b"\n" else b"\n"
+        os.write(fd, lead + line.rstrip("\n").encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def regular_file(path, what):
+    """Refuse, before anything opens it, a path that exists but is not a regular file (a FIFO,
+    a device, a socket: open() would block forever or read without end). Returns path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path  # missing or unreadable: the caller's open() reports it
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise ConfigError(f"{what} {path} is {kind}, not a regular file; point it at a regular file")
+    return path
 
 
 def pid_alive(pid):

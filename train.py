@@ -10,7 +10,23 @@ Hyperparameters are the base values tuned at (base_n_embd, base_n_layer); the mo
 them per parameter group (model.py, docs/parameterization.md). Re-running the same command in the
 same out_dir resumes from its latest checkpoint (init_from='auto').
 """
-import atexit
+import signal
+import sys
+
+
+def _stop_in_startup(signum, frame):
+    """SIGTERM/SIGINT before the first step (the imports, reading data, building the model):
+    nothing to save yet, so the process ends at once: one line, the stopped exit code (4)."""
+    print(f"stopped during start-up ({signal.Signals(signum).name}); nothing was trained or changed: run the "
+          "same command again", file=sys.stderr)
+    sys.exit(4)  # runs.EXIT_STOPPED (runs is not imported yet when this can fire)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop_in_startup)
+    signal.signal(signal.SIGINT, _stop_in_startup)
+
+import atexit  # noqa: E402 (after the handlers, so a signal during the imports is a stop)
 import importlib.util
 import json
 import math
@@ -18,9 +34,7 @@ import os
 import platform
 import random
 import re
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import asdict
 
@@ -33,7 +47,8 @@ import checkpoint as ckpt_io
 from dataloader import eval_batches, open_dataset
 from model import GPT, PARAMETERIZATIONS, GPTConfig
 from parallel import PARALLEL, full, pad_eval_batches, shard_with_optimizer
-from runs import EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all
+from runs import (EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all,
+                  write_atomic, write_json)
 from util import UserError, hms, load_codec, peak_flops, resolve_device
 
 _REPO = os.path.dirname(os.path.abspath(__file__))
@@ -151,6 +166,11 @@ def check_config(c, world_size):
     for k, v in c.items():  # NaN passes every comparison below, inf runs and "diverges"
         if isinstance(v, float) and not math.isfinite(v):
             raise ConfigError(f"{k}={v} must be a finite number")
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2 ** 63:  # beyond int64 and float math
+            raise ConfigError(f"{k}={str(v)[:20]}{'...' if len(str(v)) > 20 else ''} ({len(str(abs(v)))} digits) "
+                              "is beyond 2**63; give a size this trainer can hold")
+    if not 0 <= c["seed"] < 2 ** 32:  # numpy's seeds; torch's would take more, and silently wrap elsewhere
+        raise ConfigError(f"seed={c['seed']} must be in [0, 2**32)")
     if not c["out_dir"].strip():
         raise ConfigError("out_dir is empty; give the run's directory, e.g. --out_dir=out")
     choices = dict(init_from=("auto", "scratch", "resume"), lr_schedule=("cosine", "wsd", "constant"),
@@ -247,20 +267,58 @@ def open_data(ddir, master, ddp, rank, world_size):
 
 def write_records(config, resumed_at, device_type, dev_name, **extra):
     """config.json (the resolved config and `extra`) and provenance.json: the first start is
-    kept and every resume appended, so a resumed run keeps its identity."""
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(dict(config=config, **extra), f, indent=1)
-    prov_path, prov = os.path.join(out_dir, "provenance.json"), provenance(device_type, dev_name)
-    if resumed_at is not None and os.path.isfile(prov_path):
+    kept and every resume appended, so a resumed run keeps its identity. A final.json of an
+    earlier start (stopped) is removed: this start's outcome is not known yet. Every record is
+    written whole or not at all (runs.write_json)."""
+    try:
+        write_json(os.path.join(out_dir, "config.json"), dict(config=config, **extra), indent=1)
+        prov_path, prov = os.path.join(out_dir, "provenance.json"), provenance(device_type, dev_name)
+        if resumed_at is not None and os.path.isfile(prov_path):
+            try:
+                with open(prov_path) as f:
+                    first = json.load(f)
+                first.setdefault("resumes", []).append(dict(prov, step=resumed_at))
+                prov = first
+            except (OSError, ValueError, AttributeError):
+                prov["note"] = "provenance.json of the first start was unreadable and is replaced"
+        write_json(prov_path, prov, indent=1)
+        if os.path.exists(os.path.join(out_dir, "final.json")):
+            os.remove(os.path.join(out_dir, "final.json"))
+    except OSError as e:
+        raise ConfigError(f"cannot write the run's records in {out_dir} ({e.strerror or e}); free space or make it "
+                          "writable, then run the same command again (nothing was changed)") from None
+
+
+def one_history(path, upto):
+    """Make metrics.jsonl one history before this start appends to it: keep the rows of steps
+    up to `upto` (the step resumed from; None for a start from step 0: none), and move every
+    other row (steps a killed or stopped start logged after its last checkpoint, which this
+    start redoes, and any torn line) to metrics.rolled_back.jsonl, so no reader sees two
+    histories. Returns a note for the log, or None when nothing moved."""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return None
+    keep, moved, torn = [], [], 0
+    for line in filter(str.strip, lines):
         try:
-            with open(prov_path) as f:
-                first = json.load(f)
-            first.setdefault("resumes", []).append(dict(prov, step=resumed_at))
-            prov = first
-        except (OSError, ValueError, AttributeError):
-            prov["note"] = "provenance.json of the first start was unreadable and is replaced"
-    with open(prov_path, "w") as f:
-        json.dump(prov, f, indent=1)
+            row = json.loads(line)
+            ok = isinstance(row, dict) and isinstance(row.get("iter"), int)
+        except ValueError:
+            ok = False
+        torn += not ok
+        (keep if ok and upto is not None and row["iter"] <= upto else moved).append(line)
+    if not moved:
+        return None
+    aside = os.path.join(os.path.dirname(path), "metrics.rolled_back.jsonl")
+    with open(aside, "a") as f:
+        f.write("".join(line + "\n" for line in moved))
+        f.flush()
+        os.fsync(f.fileno())
+    write_atomic(path, "".join(line + "\n" for line in keep))
+    return (f"metrics.jsonl: {len(moved)} rows {'after step ' + str(upto) if upto is not None else 'of an earlier start'}"
+            f"{f' ({torn} torn)' if torn else ''} moved to {os.path.basename(aside)}; this start logs those steps again")
 
 
 def start_wandb(config):
@@ -276,11 +334,35 @@ def start_wandb(config):
             run_id = None
     run = wandb.init(project=wandb_project, name=wandb_run_name or None, config=config,
                      mode=wandb_mode, dir=out_dir, id=run_id, resume="allow" if run_id else None)
-    with open(id_path, "w") as f:
-        json.dump({"id": run.id}, f)
+    try:
+        write_json(id_path, {"id": run.id})
+    except OSError as e:
+        raise ConfigError(f"cannot write {id_path} ({e.strerror or e}); free space or make {out_dir} writable") from None
     return run
 
 
+def out_of_memory(fn):
+    """An allocation the memory estimate let through but the allocator refused (CPU RAM or GPU
+    memory) becomes one line naming what to lower; the checkpoints are untouched."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as e:
+            text = str(e)
+            if not isinstance(e, (torch.OutOfMemoryError, MemoryError)) and not (
+                    "can't allocate memory" in text or "out of memory" in text.lower()):
+                raise
+            need = re.search(r"allocate ([\d.,]+ ?[KMGT]?i?B|\d+ bytes)", text)
+            raise ConfigError(f"out of memory in {fn.__name__}{f' (allocating {need.group(1)})' if need else ''} with "
+                              f"batch_size={batch_size} x block_size={block_size}; lower batch_size (global_batch_size "
+                              "is kept by more micro-steps), block_size or the model; the checkpoints are untouched") from None
+    return wrapped
+
+
+@out_of_memory
 @torch.no_grad()
 def evaluate(model, evals, dev, autocast, ddp):
     """Mean loss of each split over its fixed windows, reduced over ranks."""
@@ -339,6 +421,7 @@ def end_distributed():
     dist.destroy_process_group()
 
 
+@out_of_memory
 def forward_backward(model, raw_model, optimizer, loader, lr_t, dev, autocast, grad_accum, ddp, fsdp):
     """One global batch: each group's LR set to lr_t * lr_mult, the micro-steps' gradients
     accumulated (synced on the last one only), clipped by the global norm. Returns the batch's
@@ -376,8 +459,10 @@ def main():
 
     def on_signal(signum, frame):
         stop["signal"] = signal.Signals(signum).name
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # until the loop starts, a signal ends the process at once (nothing to save; a blocked read
+    # cannot retry forever); from the first step on it stops at a step boundary, saved
+    signal.signal(signal.SIGTERM, _stop_in_startup)
+    signal.signal(signal.SIGINT, _stop_in_startup)
 
     # device and precision
     dev, device_type, ptdtype, autocast = resolve_device(device, dtype, local_rank, ddp)
@@ -419,10 +504,13 @@ def main():
     except ValueError as e:
         raise ConfigError(str(e)) from None
     lock, ckpts = claim_out_dir(master, vocab, device_type, dev)
+    # the tokenizer travels with the model, so sample.py decodes without the dataset directory; the
+    # files' fingerprints with it, so a resume on other data is refused
+    ckpt_meta = {k: meta[k] for k in ckpt_io.DATA_IDENTITY if k in meta}
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
-    model = GPT(gptconf).to(dev)
+    model = out_of_memory(lambda: GPT(gptconf).to(dev))()
     def make_optimizer():
         try:  # betas pushed outside [0, 1) by beta multipliers or m_B/m_D: one line
             return model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type,
@@ -437,7 +525,13 @@ def main():
         ckpt = ckpt_io.load_checkpoint(ckpts[-1], tensors=not fsdp)
         iter_num, best_val, last_eval = ckpt_io.restore(ckpt, ckpts[-1], model, optimizer, loader, rank,
                                                         model_config=asdict(gptconf),
-                                                        batch_duration=batch_duration)
+                                                        batch_duration=batch_duration,
+                                                        config=None if eval_only else config, meta=ckpt_meta)
+        theirs = ckpt["config"]
+        if master and any(k in theirs and theirs[k] != config[k] for k in ("max_iters", "max_tokens")):
+            print(f"note: the run is resumed with another length (max_iters {theirs.get('max_iters')} -> {max_iters}, "
+                  f"max_tokens {theirs.get('max_tokens')} -> {max_tokens}): the LR schedule from step "
+                  f"{iter_num} on is that of {total_iters} steps")
         if master:
             print(f"resuming from {ckpts[-1]} at step {iter_num}")
         if (iter_num >= total_iters and last_eval == iter_num and not eval_only
@@ -467,12 +561,16 @@ def main():
               f"({grad_accum} micro-steps x {batch_size} x {world_size} procs); device {dev} {ptdtype}"
               f"{' compiled' if use_compile else ''}{', fsdp' if fsdp else ''}")
         print_table(raw_model.parameterization, optimizer.param_groups, m_B, m_D)
-    if master and not eval_only:  # an evaluation leaves the run's records alone
-        write_records(config, iter_num if ckpts else None, device_type, dev_name, total_iters=total_iters,
-                      grad_accum=grad_accum, parameterization=raw_model.parameterization.table(),
-                      batch_duration=batch_duration)
+    log_path = os.path.join(out_dir, "eval.jsonl" if eval_only else "metrics.jsonl")
     try:
-        log_file = open(os.path.join(out_dir, "eval.jsonl" if eval_only else "metrics.jsonl"), "a") if master else None
+        if master and not eval_only:  # an evaluation leaves the run's records alone
+            write_records(config, iter_num if ckpts else None, device_type, dev_name, total_iters=total_iters,
+                          grad_accum=grad_accum, parameterization=raw_model.parameterization.table(),
+                          batch_duration=batch_duration)
+            note = one_history(log_path, iter_num if ckpts else None)
+            if note:
+                print(f"note: {note}")
+        log_file = open(log_path, "a") if master else None
     except OSError as e:
         raise ConfigError(f"cannot write to out_dir {out_dir} ({e.strerror}); make it writable or choose another "
                           "--out_dir") from None
@@ -480,8 +578,12 @@ def main():
 
     def log(row):
         if master:
-            log_file.write(json.dumps(finite(row)) + "\n")
-            log_file.flush()
+            try:
+                log_file.write(json.dumps(finite(row)) + "\n")
+                log_file.flush()
+            except OSError as e:  # a full disk: the checkpoints stand, the rows after the last one are redone
+                raise ConfigError(f"cannot append to {log_path} ({e.strerror or e}) at step {row['iter']}; free space, "
+                                  f"then run the same command to resume from the last checkpoint") from None
             if run is not None:
                 run.log(row, step=row["iter"])
 
@@ -494,8 +596,6 @@ def main():
         else:
             ckpt_io.save(ckpt_io.build(raw_model.state_dict(), optimizer.state_dict(), *fields), path)
 
-    # the tokenizer travels with the model, so sample.py decodes without the dataset directory
-    ckpt_meta = {k: meta[k] for k in ("tokenizer", "vocab_size", "itos", "eot") if k in meta}
     saved_at = {"iter": -1}
 
     def checkpoint(best=False):
@@ -516,10 +616,16 @@ def main():
 
     def finish(status, **info):
         if master:
-            with open(os.path.join(out_dir, "final.json"), "w") as f:
-                json.dump(finite(dict(status=status, iter=iter_num, best_val_loss=best_val, **info)), f)
+            try:
+                write_json(os.path.join(out_dir, "final.json"),
+                           finite(dict(status=status, iter=iter_num, best_val_loss=best_val, **info)))
+            except OSError as e:
+                raise ConfigError(f"cannot write {out_dir}/final.json ({e.strerror or e}); free space, then run the "
+                                  f"same command again (the run {status} at step {iter_num})") from None
 
     # the loop: evaluate (and checkpoint) when due, stop on a signal, one optimizer step, log
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     model.train()
     start_iter, losses, break_code = iter_num, {}, 0
     t_start = time.time()
@@ -553,10 +659,13 @@ def main():
             stopping = flag.item() > 0
         if stopping:
             checkpoint()
-            if master:
+            if master and save_checkpoints:
                 print(f"stopped at step {iter_num} ({stop['signal'] or 'halt_at_iter'}); checkpoint "
                       f"saved; run the same command again to resume")
-            finish("stopped")
+            elif master:
+                print(f"stopped at step {iter_num} ({stop['signal'] or 'halt_at_iter'}); nothing saved "
+                      "(save_checkpoints=False): the same command starts the run over from step 0")
+            finish("stopped", resumable=save_checkpoints)
             break_code = EXIT_STOPPED
             break
 

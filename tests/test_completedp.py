@@ -453,17 +453,23 @@ def test_cli_completedp_with_module_hparams_trains_and_resume_checks(char_data, 
 
 
 def test_resume_takes_group_betas_from_the_config(char_data, tmp_path):
-    """Stopped at step 2 and resumed with another beta1: the moments come from the checkpoint,
-    every group's betas from this config and the rules (m_B = 8 / 4 = 2, m_D = 1; the
-    embedding's beta1 multiplier 0.5)."""
+    """Stopped at step 2, its checkpoint's group betas overwritten, resumed: the moments come
+    from the checkpoint, every group's betas from this config and the rules (m_B = 8 / 4 = 2,
+    m_D = 1; the embedding's beta1 multiplier 0.5). A resume with another beta1 is refused."""
     out = tmp_path / "run"
     common = [f"--data_dir={char_data}", f"--out_dir={out}", *TINY, *CDP, "--max_iters=4", "--eval_interval=2",
               "--base_batch_size=4", f"--base_tokens={4 * 8 * 32}", '--module_hparams={"embedding": {"beta1": 0.5}}']
     r = run_script(["train.py", *common, "--halt_at_iter=2"])
     assert r.returncode == 4 and (out / "ckpt_0000002.pt").exists(), r.stderr
     r = run_script(["train.py", *common, "--beta1=0.8"])
+    assert r.returncode == 2 and "beta1=0.9 there, 0.8 here" in r.stderr, r.stderr
+    ckpt = torch.load(out / "ckpt_0000002.pt", weights_only=True)
+    for g in ckpt["optimizer"]["param_groups"]:
+        g["betas"] = (0.5, 0.5)
+    torch.save(ckpt, out / "ckpt_0000002.pt")
+    r = run_script(["train.py", *common])
     assert r.returncode == 0 and "resuming from" in r.stdout, r.stderr
     groups = torch.load(out / "ckpt_0000004.pt", weights_only=True)["optimizer"]["param_groups"]
     for g in groups:
-        b1 = 1 - (1 - 0.8) * (0.5 if g["role"] == "embedding" else 1.0) * 2
+        b1 = 1 - (1 - 0.9) * (0.5 if g["role"] == "embedding" else 1.0) * 2
         assert g["betas"][0] == pytest.approx(b1, rel=1e-12) and g["betas"][1] == pytest.approx(1 - 0.05 * 2), g["role"]

@@ -300,3 +300,44 @@ def test_stale_dcp_temporaries_removed_and_a_replaced_checkpoint_put_back(tmp_pa
     assert sorted(os.listdir(tmp_path)) == ["best.dcp", "ckpt_0000004.dcp", "ckpt_copy.dcp.tmp"]
     assert (tmp_path / "best.dcp" / "state.json").read_text() == "best.dcp.old"
     assert (tmp_path / "ckpt_0000004.dcp" / "state.json").read_text() == "ckpt_0000004.dcp"
+
+
+class _RunsCode:
+    """A pickle that touches a file when unpickled: what a crafted checkpoint would run."""
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("entry", ["model/lm_head.weight", "extra"])
+def test_a_dcp_bytes_entry_is_refused_never_unpickled(tmp_path, entry):
+    """A DCP checkpoint whose index holds a bytes entry (DCP's default planner would
+    torch.load it with weights_only=False): in place of a weight the resume reads
+    (restore), and as an extra entry nothing asks for (load_checkpoint): both refused in one
+    line, the payload never run."""
+    import io
+    import pickle
+    import torch.distributed.checkpoint as dcp
+    model = tiny(False)
+    opt = model.configure_optimizers(0.1, 0.01, (0.9, 0.95), 1e-8)
+    path = tmp_path / "ckpt_0000001.dcp"
+    ckpt_io.save_as_sharded(ckpt_io.build(model.state_dict(), opt.state_dict(), dict(model.config.__dict__), {},
+                                          model.parameterization.table(), 1, 1.0, 1, {"mode": "m"},
+                                          [ckpt_io.rng_state()], {}), str(path))
+    marker = tmp_path / "ran"
+    flat = {f"model/{k}": v for k, v in model.state_dict().items()}
+    flat[entry] = io.BytesIO(pickle.dumps(_RunsCode(marker)))
+    crafted = tmp_path / "crafted"
+    dcp.save(flat, storage_writer=dcp.FileSystemWriter(str(crafted)), no_dist=True)
+    for n in os.listdir(path):  # the crafted shards and index under the real state.json
+        if n != "state.json":
+            os.remove(path / n)
+    for n in os.listdir(crafted):
+        shutil.copy(crafted / n, path / n)
+    with pytest.raises(ckpt_io.CheckpointError, match="is not a tensor"):
+        ckpt_io.restore(ckpt_io.load_checkpoint(str(path), tensors=False), str(path), tiny(False), rng=False)
+    with pytest.raises(ckpt_io.CheckpointError, match="is not a tensor"):
+        ckpt_io.load_checkpoint(str(path))
+    assert not marker.exists()
