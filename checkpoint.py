@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from configurator import ConfigError
+from runs import regular_file
 from runs import CHECKPOINT_NAME as NAME  # the one rule for "this run has a checkpoint" (runs.has_checkpoint)
 
 FORMAT = 1
@@ -151,6 +152,8 @@ def load_checkpoint(path, tensors=True):
     tensors into a sharded model."""
     if is_sharded(path):
         return load_sharded(path, tensors)
+    if os.path.exists(path) and not os.path.isdir(path):
+        regular_file(path, "checkpoint")  # a FIFO would block torch.load forever
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # only torch's parser runs here: whatever it raises is the file's fault

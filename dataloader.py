@@ -7,14 +7,18 @@ File format (llm.c / modded-nanogpt shards): a header of 256 int32
 then the tokens. Files are written under a temporary name and renamed when complete.
 A dataset directory holds either train.bin + val.bin (small: random windows) or shards
 NAME_val_000000.bin, NAME_train_000001.bin, ... (data/common.py: sequential reading), with a
-meta.json saying the tokenizer and vocab_size.
+meta.json saying the tokenizer and vocab_size, the size and CRC-32 of each file (checked at
+every start: cheap) and, apart from them, the sha256 of each (checked by verify_data: every byte).
 
 Loaders work one optimizer step at a time: `next_step()` returns this rank's micro-batches
 of one global batch, so a single process with gradient accumulation and N DDP ranks see the
 same sequences per step, and `state_dict()` after a step is the exact data position.
 """
 import glob
+import hashlib
 import json
+import re
+import time
 import zlib
 from dataclasses import dataclass
 import os
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 
 from configurator import ConfigError
+from runs import regular_file, write_json
 
 HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
@@ -61,6 +66,7 @@ def read_tokens(path, fix="re-run the dataset's prepare.py"):
         return DataError(f"{path}: {what}; {fix}")
     if os.path.isdir(path):
         raise bad("is a directory, not a token file")
+    regular_file(path, "token file")  # a FIFO would block np.fromfile forever
     try:
         size = os.path.getsize(path)
     except OSError:
@@ -85,19 +91,37 @@ def read_tokens(path, fix="re-run the dataset's prepare.py"):
 
 SAMPLE = 1 << 20  # bytes at each end of a file that its checksum covers
 META_FIELDS = dict(itos=list, train_tokens=int, val_tokens=int, files=dict, command=str, shards=list,
-                   complete=bool, eot=int)
+                   complete=bool, eot=int, sha256=dict)
+MAX_VOCAB = 2 ** 32  # uint32 token ids, the widest a token file holds
+MAX_TOKENS = 2 ** 31 - 1  # a file's token count is an int32 of its header
+RECORD = dict(  # what each field of a file's entry in meta.json must be, when present
+    bytes=(f"the size of a token file (0 .. {HEADER_BYTES + 4 * MAX_TOKENS:,})",
+           lambda v: type(v) is int and 0 <= v <= HEADER_BYTES + 4 * MAX_TOKENS),
+    crc32=("a 32-bit unsigned int", lambda v: type(v) is int and 0 <= v < 2 ** 32))
 
 
 def fingerprint(path):
     """{bytes, crc32} of a file: its size and a CRC-32 of its first and last MiB (all of a
     file up to 2 MiB). Cheap enough for every start; it tells a file from another preparation."""
-    size = os.path.getsize(path)
+    size = os.path.getsize(regular_file(path, "token file"))
     with open(path, "rb") as f:
         crc = zlib.crc32(f.read(SAMPLE))
         if size > SAMPLE:
             f.seek(max(SAMPLE, size - SAMPLE))
             crc = zlib.crc32(f.read(SAMPLE), crc)
     return {"bytes": size, "crc32": crc}
+
+
+def checksum(path, chunk=8 << 20):
+    """sha256 (hex) of a whole file, read in pieces: the check fingerprint is not (a file rewritten
+    in its middle), at the cost of reading every byte, so only when asked (verify_data). Kept in
+    meta.json's "sha256" map, apart from the fingerprints a checkpoint compares on resume, so
+    recording it later (verify_data write=True) changes nothing a run compares."""
+    h, buf = hashlib.sha256(), bytearray(chunk)
+    with open(regular_file(path, "token file"), "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(memoryview(buf)[:n])
+    return h.hexdigest()
 
 
 def check_fingerprint(path, want, fix):
@@ -112,38 +136,75 @@ def check_fingerprint(path, want, fix):
                             f"the files come from different preparations (an interrupted one?); {fix}")
 
 
+def _digits(n):
+    """An integer for a message: its first 20 digits (10**400 is not printed whole)."""
+    text = str(n)
+    return text if len(text) <= 20 else text[:20] + "..."
+
+
+def _check_record(path, where, entry, fix):
+    """The size and CRC-32 of a file's entry in meta.json, where present, of their type and
+    range (a crc32 of 10**400 would only ever mismatch, in a message of 400 digits)."""
+    for k, (want, ok) in RECORD.items():
+        if k in entry and not ok(entry[k]):
+            raise DataError(f"{path}: {where}.{k} must be {want}, got {entry[k]!r:.60}; {fix}")
+
+
 def read_meta(data_dir):
     """meta.json of a dataset directory, checked: a JSON object naming its tokenizer and an
-    integer vocab_size. None if there is no meta.json."""
+    integer vocab_size, and each optional field of its type and range. None if there is no
+    meta.json."""
     path = os.path.join(data_dir, "meta.json")
     if not os.path.exists(path):
         return None
+    fix = "re-run the dataset's prepare.py"
     try:
-        with open(path) as f:
+        if not os.path.isdir(path):  # a directory: open's own error below
+            regular_file(path, "dataset metadata")  # a FIFO would block open() forever
+        with open(path, encoding="utf-8") as f:
             meta = json.load(f)
     except OSError as e:
-        raise DataError(f"{path} cannot be read ({e.strerror}); re-run the dataset's prepare.py") from None
-    except ValueError as e:
-        raise DataError(f"{path} is not valid JSON ({e}); re-run the dataset's prepare.py") from None
+        raise DataError(f"{path} cannot be read ({e.strerror}); {fix}") from None
+    except ValueError as e:  # also digits past int's limit, and bytes that are not UTF-8
+        raise DataError(f"{path} is not valid JSON ({str(e)[:120]}); {fix}") from None
+    except RecursionError:
+        raise DataError(f"{path} is nested too deeply to be a dataset's meta.json; {fix}") from None
     vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
     if not isinstance(meta, dict) or (vocab is not None and (type(vocab) is not int or vocab <= 0)):
         raise DataError(f"{path} must be a JSON object with an integer vocab_size > 0, got "
-                        f"{type(meta).__name__ if not isinstance(meta, dict) else repr(vocab)}; "
-                        "re-run the dataset's prepare.py")
+                        f"{type(meta).__name__ if not isinstance(meta, dict) else repr(vocab):.60}; {fix}")
+    if vocab is not None and vocab > MAX_VOCAB:
+        raise DataError(f"{path}: vocab_size {_digits(vocab)} is "
+                        f"larger than {MAX_VOCAB:,}, the most a token file can hold (uint32 ids); {fix}")
     if vocab is None or not isinstance(meta.get("tokenizer"), str) or not meta["tokenizer"]:
         raise DataError(f"{path} must name the tokenizer and vocab_size, e.g. {{\"tokenizer\": \"gpt2\", "
                         f"\"vocab_size\": 50257}}; it has {sorted(meta) or 'no fields'}; re-run the dataset's "
                         "prepare.py or add them")
     for k, t in META_FIELDS.items():  # optional fields, but of their type when present
         if k in meta and (not isinstance(meta[k], t) or (t is int and isinstance(meta[k], bool))):
-            raise DataError(f"{path}: {k} must be {t.__name__}, got {meta[k]!r:.60}; re-run the dataset's prepare.py")
+            raise DataError(f"{path}: {k} must be {t.__name__}, got {meta[k]!r:.60}; {fix}")
+    for k in ("train_tokens", "val_tokens"):
+        if k in meta and not 0 <= meta[k] <= MAX_TOKENS:
+            raise DataError(f"{path}: {k} {_digits(meta[k])} is not a token count of a file "
+                            f"(0 .. {MAX_TOKENS:,}); {fix}")
     for name, entry in meta.get("files", {}).items():
-        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), int) for k in ("bytes", "crc32"))):
+        if not (isinstance(entry, dict) and all(type(entry.get(k)) is int for k in ("bytes", "crc32"))):
             raise DataError(f"{path}: files[{name!r}] must be {{\"bytes\": int, \"crc32\": int}}, got "
-                            f"{entry!r:.60}; re-run the dataset's prepare.py")
+                            f"{entry!r:.60}; {fix}")
+        _check_record(path, f"files[{name!r:.60}]", entry, fix)
+    for name, digest in meta.get("sha256", {}).items():
+        if not (isinstance(digest, str) and re.fullmatch("[0-9a-f]{64}", digest)):
+            raise DataError(f"{path}: sha256[{name!r:.60}] must be 64 hex digits, got {digest!r:.60}; {fix}")
+    if "eot" in meta and not 0 <= meta["eot"] < vocab:
+        raise DataError(f"{path}: eot {_digits(meta['eot'])} is not a token id below vocab_size {vocab}; {fix}")
     if meta.get("tokenizer") == "char" and not (isinstance(meta.get("itos"), list) and vocab == len(meta["itos"])):
         raise DataError(f"{path} says tokenizer 'char' but lacks its itos list or a vocab_size equal to "
-                        "its length; re-run the dataset's prepare.py")
+                        f"its length; {fix}")
+    itos = meta.get("itos", [])
+    bad = [repr(c) for c in itos if not (isinstance(c, str) and c)]
+    if bad or len(set(itos)) != len(itos):
+        raise DataError(f"{path}: itos must be a list of distinct non-empty strings (the vocabulary), it has "
+                        f"{(bad or ['a repeated entry'])[0][:60]}; {fix}")
     return meta
 
 
@@ -272,9 +333,17 @@ class ShardLoader:
             raise DataError(f"checkpoint data position is for {len(state['files'])} shards "
                             f"({(state['files'] or ['none'])[0]} ...) but the dataset has {len(files)} ({files[0]} ...); "
                             "resume with the same shards or start a new out_dir")
+        epoch, shard, offset, seed = (int(state[k]) for k in ("epoch", "shard", "offset", "seed"))
+        ok = min(epoch, shard, offset, seed) >= 0 and shard <= len(files)
+        if ok:  # inside the shard it points at (or at the end of the last one)
+            order = np.random.default_rng([seed, epoch]).permutation(len(files))
+            ok = offset < self.sizes[order[shard]] if shard < len(files) else offset == 0
+        if not ok:
+            where = ", ".join(f"{k} {_digits(state[k])}" for k in ("epoch", "shard", "offset", "seed"))
+            raise DataError(f"checkpoint data position ({where}) is not a place in the dataset's "
+                            f"{len(files)} shards; delete the checkpoint to fall back to the previous one")
         # the checkpoint's seed: a resumed run continues the shard orders it started with
-        self.epoch, self.shard, self.offset, self.seed = (int(state[k])
-                                                          for k in ("epoch", "shard", "offset", "seed"))
+        self.epoch, self.shard, self.offset, self.seed = epoch, shard, offset, seed
 
 
 def eval_batches(tokens, eval_tokens, block_size, micro_batch, rank=0, world_size=1):
@@ -294,13 +363,20 @@ class Dataset:
     describe: str         # one line for the log: which mode, how many tokens
 
 
+def _prepare_command(data_dir, meta=None):
+    """The fix to suggest: the command that prepared data_dir (meta.json's), else the directory's
+    own prepare.py, else the generic one."""
+    if meta and meta.get("command"):
+        return meta["command"]
+    script = os.path.join(data_dir, "prepare.py")
+    return (f"python {os.path.relpath(script)}" if os.path.exists(script) else
+            f"python data/custom/prepare.py (see its --help) with --out_dir={data_dir}")
+
+
 def open_dataset(data_dir, block_size, micro_batch, global_batch, rank=0, world_size=1, seed=0):
     """Pick the loader from what data_dir holds: train.bin + val.bin (random windows), or
     shards NAME_val_*.bin + NAME_train_*.bin (sequential shards)."""
-    # the fix to suggest: the directory's own prepare.py, else the generic one
-    script = os.path.join(data_dir, "prepare.py")
-    prep = (f"python {os.path.relpath(script)}" if os.path.exists(script) else
-            f"python data/custom/prepare.py (see its --help) with --out_dir={data_dir}")
+    prep = _prepare_command(data_dir)
     if not os.path.isdir(data_dir):
         what = "is not a directory" if os.path.exists(data_dir) else "does not exist"
         raise DataError(f"dataset directory {data_dir} {what}; set --dataset or --data_dir, "
@@ -315,8 +391,7 @@ def open_dataset(data_dir, block_size, micro_batch, global_batch, rank=0, world_
         gpt2 = " (llm.c GPT-2 shards: add a meta.json of {\"tokenizer\": \"gpt2\", \"vocab_size\": 50257})"
         raise DataError(f"{data_dir} has token files but no meta.json, so its tokenizer is unknown (a "
                         f"preparation that did not finish writes none); run {prep}{gpt2 if shards else ''}")
-    if isinstance(meta.get("command"), str) and meta["command"]:
-        prep = meta["command"]  # the command that prepared this very directory
+    prep = _prepare_command(data_dir, meta)  # the command that prepared this very directory
     if shards:
         return _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, world_size, seed, prep)
     vocab = meta["vocab_size"]
@@ -355,7 +430,11 @@ def _check_shard_list(path, shards, fix):
             if k not in e:
                 raise DataError(f"{path}: shards[{i}] has no {k!r}; {fix}")
             if not isinstance(e[k], t) or isinstance(e[k], bool):
-                raise DataError(f"{path}: shards[{i}].{k} must be {t.__name__}, got {e[k]!r}; {fix}")
+                raise DataError(f"{path}: shards[{i}].{k} must be {t.__name__}, got {e[k]!r:.60}; {fix}")
+        if not 0 <= e["tokens"] <= MAX_TOKENS:
+            raise DataError(f"{path}: shards[{i}].tokens {_digits(e['tokens'])} is not a token count of a "
+                            f"file (0 .. {MAX_TOKENS:,}); {fix}")
+        _check_record(path, f"shards[{i}]", e, fix)
         if e["split"] not in ("train", "val") or os.path.basename(e["file"]) != e["file"]:
             raise DataError(f"{path}: shards[{i}] must be a file name of split 'train' or 'val', got "
                             f"{e['file']!r} ({e['split']!r}); {fix}")
@@ -403,3 +482,74 @@ def _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, wo
             raise DataError(f"{path} has token id {int(toks.max())} >= vocab_size {vocab}; {fix}")
     return Dataset(loader, splits, meta, f"{loader.mode}: {len(found['train'])} train shards "
                    f"({sum(loader.sizes):,} tokens), val {len(val):,} tokens, vocab {vocab}{note}")
+
+
+def verify_data(data_dir, write=False, progress=None):
+    """Recompute the sha256 of every token file of data_dir and compare it with meta.json's: the
+    full check the start-up fingerprint (size, CRC-32 of the first and last MiB) is not, so a file
+    rewritten in its middle is found. It reads every byte: ~1.2 GB/s on one core from the page
+    cache, or the disk's speed if that is slower. Raises DataError (one line) on a mismatch, a
+    missing or unreadable file, or files without a sha256 (prepared before they were recorded).
+    write=True records those instead, from the files as they are now (after the header, size and
+    CRC-32 checks), in meta.json; recorded ones are still compared. progress(name, bytes, seconds,
+    status) is called after each file. Returns {files, bytes, seconds, recorded, text}: text is
+    one line for a log."""
+    prep = _prepare_command(data_dir)
+    if not os.path.isdir(data_dir):
+        raise DataError(f"dataset directory {data_dir} does not exist or is not a directory; pass a "
+                        f"prepared dataset (run {prep})")
+    meta = read_meta(data_dir)
+    if meta is None:
+        raise DataError(f"{data_dir} has no meta.json, so nothing records its files; run {prep}")
+    mpath, fix = os.path.join(data_dir, "meta.json"), f"re-run {_prepare_command(data_dir, meta)}"
+    if os.path.exists(os.path.join(data_dir, "train.bin")):
+        names, prints = ["train.bin", "val.bin"], meta.get("files", {})
+    else:
+        found = [os.path.basename(p) for s in ("val", "train")
+                 for p in sorted(glob.glob(os.path.join(data_dir, f"*_{s}_*.bin")))]
+        names, prints = found, {}
+        if "shards" in meta:  # the shards meta.json lists, and no others
+            _check_shard_list(mpath, meta["shards"], fix)
+            if not meta.get("complete"):
+                raise DataError(f"{mpath} says the preparation is unfinished; {fix} to finish it")
+            names, prints = [e["file"] for e in meta["shards"]], {e["file"]: e for e in meta["shards"]}
+            extra = sorted(set(found) - set(names))
+            if extra:
+                raise DataError(f"{data_dir}/{extra[0]} is not listed in meta.json, so it has no checksum; {fix}")
+    if not names:
+        raise DataError(f"{data_dir} holds no train.bin and no *_train_*.bin shards; run {prep}")
+    for name in names:  # the cheap checks first: a file of another preparation says so
+        path = os.path.join(data_dir, name)
+        if not os.path.exists(path):
+            raise DataError(f"{path} is missing; {fix}")
+        read_tokens(path, fix)
+        check_fingerprint(path, prints.get(name, {}), fix)
+    sums = meta.setdefault("sha256", {})
+    missing = [n for n in names if n not in sums]
+    if missing and not write:
+        raise DataError(f"{mpath} records no sha256 for {len(missing)} of its {len(names)} token files "
+                        f"({missing[0]} ...): prepared before checksums were recorded; {fix}, or record them "
+                        f"from the files as they are now: python scripts/verify_data.py {data_dir} --write")
+    t0, total, recorded = time.time(), 0, []
+    for name in names:
+        path, t1 = os.path.join(data_dir, name), time.time()
+        try:
+            digest = checksum(path)
+        except OSError as err:  # an unreadable sector is a corruption too
+            raise DataError(f"{path} cannot be read to the end ({err.strerror or err}); {fix}") from None
+        if name not in sums:
+            sums[name] = digest
+            recorded.append(name)
+        elif sums[name] != digest:
+            raise DataError(f"{path} does not match meta.json (sha256 {digest[:16]}... on disk, "
+                            f"{sums[name][:16]}... in meta.json): it changed after it was prepared; {fix}")
+        total += os.path.getsize(path)
+        if progress:
+            progress(name, os.path.getsize(path), time.time() - t1, "recorded" if name in recorded else "OK")
+    if recorded:
+        write_json(mpath, meta, indent=1)
+    dt = time.time() - t0
+    done = f"sha256 recorded in meta.json for {len(recorded)} of them" if recorded else "match meta.json's sha256"
+    text = (f"{data_dir}: {len(names)} token files ({total / 1e6:,.1f} MB) {done}; read in {dt:.2f} s "
+            f"({total / 1e6 / max(dt, 1e-9):,.0f} MB/s)")
+    return dict(files=names, bytes=total, seconds=dt, recorded=recorded, text=text)

@@ -10,6 +10,7 @@ import sys
 import torch
 
 from configurator import ConfigError, configure
+from runs import regular_file
 from util import load_codec, resolve_device
 
 # defaults; override with --key=value
@@ -40,11 +41,22 @@ def main():
     if not path or not os.path.exists(path):
         raise ConfigError(f"no checkpoint in {out_dir!r}; train one with python train.py "
                           f"--out_dir={out_dir} or pass --checkpoint=FILE")
+    if not is_sharded(path):
+        regular_file(path, "checkpoint")  # best.pt as a FIFO would block torch.load forever
     for k, v in dict(num_samples=num_samples, max_new_tokens=max_new_tokens, top_k=top_k).items():
         if v <= 0:
             raise ConfigError(f"{k}={v} must be positive")
     if not (temperature == 0 or 1e-3 <= temperature <= 1e3):  # logits / T overflow or underflow outside
         raise ConfigError(f"temperature={temperature} must be 0 (greedy) or in [0.001, 1000]")
+    prompt = start
+    if prompt.startswith("FILE:"):
+        try:
+            with open(regular_file(prompt[5:], "the prompt file"), encoding="utf-8") as f:
+                prompt = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read the prompt file {prompt[5:]} ({e}); give a UTF-8 text file") from None
+    if not prompt:
+        raise ConfigError("the prompt is empty; give at least one token, e.g. --start='ROMEO:'")
     dev = resolve_device(device)[0]  # 'auto': CUDA, else MPS, else CPU, as in train.py
     ckpt = load_checkpoint(path)
     model = model_from(ckpt, path)
@@ -59,15 +71,6 @@ def main():
             raise ConfigError(f"{path} holds no tokenizer and its dataset {ddir} has no meta.json; "
                               "sample from a checkpoint of a run on a prepared dataset")
     encode, decode = load_codec(meta)
-    prompt = start
-    if prompt.startswith("FILE:"):
-        try:
-            with open(prompt[5:], encoding="utf-8") as f:
-                prompt = f.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read the prompt file {prompt[5:]} ({e}); give a UTF-8 text file") from None
-    if not prompt:
-        raise ConfigError("the prompt is empty; give at least one token, e.g. --start='ROMEO:'")
     idx = torch.tensor([encode(prompt)], dtype=torch.long, device=dev)
     torch.manual_seed(seed)
     print(f"# {path}: {model.parameterization.name}, {model.config.n_layer} layers x {model.config.n_embd}, step {ckpt['iter_num']}")

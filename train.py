@@ -45,6 +45,7 @@ import torch.distributed as dist
 from configurator import ConfigError, configure
 import checkpoint as ckpt_io
 from dataloader import eval_batches, open_dataset
+from dataloader import verify_data as check_data_files
 from model import GPT, PARAMETERIZATIONS, GPTConfig
 from parallel import PARALLEL, full, pad_eval_batches, shard_with_optimizer
 from runs import (EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all,
@@ -73,6 +74,7 @@ wandb_mode = "offline"       # 'online' needs a key; 'offline' and 'disabled' do
 # data
 dataset = "shakespeare_char"  # a directory under data/ (prepared on first use for shakespeare_char)
 data_dir = ""                # default: data/<dataset>
+verify_data = False          # read every byte of the data files against meta.json's sha256 first (scripts/verify_data.py)
 block_size = 128             # context length in tokens
 batch_size = 16              # micro-batch: sequences per forward pass per process
 global_batch_size = 32       # sequences per optimizer step over all processes and micro-steps
@@ -252,6 +254,10 @@ def open_data(ddir, master, ddp, rank, world_size):
             prep.prepare(ddir)
         if ddp:
             dist.barrier()
+    if verify_data and master:  # a full read of every file: a rewrite inside a file is caught, at its cost
+        print(f"verify_data: {check_data_files(ddir)['text']}")
+    if verify_data and ddp:
+        dist.barrier()
     data = open_dataset(ddir, block_size, batch_size, global_batch_size, rank, world_size, seed)
     if master and sample_tokens > 0:
         encode = load_codec(data.meta)[0]

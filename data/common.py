@@ -12,7 +12,8 @@ changes). Besides the tokenizer and the shard list (token count, size and CRC-32
 shard, checked by the loader) it holds each shard's end position in the document stream
 (document index, token offset), so an interrupted run resumes after its last finished shard
 without tokenizing those again, and "complete": true only once the last shard is written
-(open_dataset refuses an incomplete one).
+(open_dataset refuses an incomplete one). Its "sha256" map holds each shard's whole-file
+checksum, which scripts/verify_data.py compares (every byte: only when asked).
 """
 import glob
 import json
@@ -27,7 +28,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from dataloader import fingerprint, read_tokens, write_tokens  # noqa: E402
+from dataloader import checksum, fingerprint, read_tokens, write_tokens  # noqa: E402
+from runs import regular_file, write_json  # noqa: E402
 from util import UserError, run_cli  # noqa: E402,F401 -- run_cli re-exported for the prepare scripts
 
 EOT = "<|endoftext|>"
@@ -53,6 +55,7 @@ def gpt2_encoding(ranks_file=None):
                  "internet once, or pass --tiktoken_file with a local GPT-2 .tiktoken ranks file")
     from tiktoken.load import load_tiktoken_bpe
     from tiktoken_ext.openai_public import r50k_pat_str
+    regular_file(ranks_file, "--tiktoken_file")  # a FIFO would block the read forever
     try:
         ranks = load_tiktoken_bpe(ranks_file)
     except Exception as e:
@@ -183,39 +186,39 @@ def shard_name(name, index):
 
 
 def _write_meta(out_dir, meta):
-    tmp = os.path.join(out_dir, f"meta.json.tmp.{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(out_dir, "meta.json"))
+    write_json(os.path.join(out_dir, "meta.json"), meta, indent=1)
 
 
 def _finished_shards(out_dir, settings, command):
-    """The shards of an earlier run with the same settings that are still intact on disk."""
+    """The shards of an earlier run with the same settings that are still intact on disk, whether
+    it finished, and its sha256 map."""
     path = os.path.join(out_dir, "meta.json")
     if not os.path.exists(path):
-        return [], False
+        return [], False, {}
     try:
-        with open(path) as f:
+        with open(regular_file(path, "dataset metadata"), encoding="utf-8") as f:
             old = json.load(f)
-    except (OSError, ValueError):
-        fail(f"{path} is not valid JSON; delete {out_dir} and run {command}")
+    except (OSError, ValueError, RecursionError):
+        old = None
+    if not isinstance(old, dict):
+        fail(f"{path} is not valid JSON, or not an object; delete {out_dir} and run {command}")
     diff = [f"{k}={old.get(k)!r} there, {v!r} here" for k, v in settings.items() if old.get(k) != v]
     if diff:
         fail(f"{out_dir} holds shards prepared differently ({'; '.join(diff)}); delete them or "
              "choose another --out_dir")
     done = []
-    for s in old.get("shards", []):
+    for s in old["shards"] if isinstance(old.get("shards"), list) else []:
         try:
             path = os.path.join(out_dir, s["file"])
-            ok = len(read_tokens(path)) == s["tokens"] and all(s.get(k, v) == v for k, v in fingerprint(path).items())
+            ok = (s["file"] == shard_name(settings["name"], len(done)) and len(read_tokens(path)) == s["tokens"]
+                  and all(s.get(k, v) == v for k, v in fingerprint(path).items()))
         except Exception:  # missing or damaged: redo from here
             ok = False
         if not ok:
             break
         done.append(s)
-    return done, old.get("complete", False) and len(done) == len(old.get("shards", []))
+    sums = old["sha256"] if isinstance(old.get("sha256"), dict) else {}
+    return done, old.get("complete", False) and len(done) == len(old.get("shards", [])), sums
 
 
 def prepare_shards(ds, out_dir, name, enc, shard_size=10 ** 8, text_field="text", workers=None,
@@ -232,11 +235,13 @@ def prepare_shards(ds, out_dir, name, enc, shard_size=10 ** 8, text_field="text"
     settings = dict(tokenizer=enc.name, vocab_size=enc.n_vocab, eot=eot, name=name, source=source,
                     split=split, text_field=text_field, shard_size=shard_size)
     os.makedirs(out_dir, exist_ok=True)
-    shards, complete = _finished_shards(out_dir, settings, command)
+    shards, complete, sums = _finished_shards(out_dir, settings, command)
     meta = dict(settings, command=command, complete=False, shards=shards)
     if complete:
         print(f"{out_dir}: all {len(shards)} shards already prepared; nothing to do")
-        return dict(meta, complete=True)
+        return dict(meta, complete=True, sha256=sums)
+    # the kept shards' checksums (computed for those of a prepare that recorded none)
+    meta["sha256"] = {s["file"]: sums.get(s["file"]) or checksum(os.path.join(out_dir, s["file"])) for s in shards}
     _write_meta(out_dir, meta)  # "complete": false before any shard changes
     for stale in glob.glob(os.path.join(out_dir, f"{name}_*.bin.tmp*")):
         os.remove(stale)  # the half-written shard of an interrupted run
@@ -255,6 +260,7 @@ def prepare_shards(ds, out_dir, name, enc, shard_size=10 ** 8, text_field="text"
         meta["shards"].append(dict(file=shard_name(name, index), split="val" if index == 0 else "train",
                                    tokens=int(fill), **fingerprint(path),
                                    end_doc=int(end_doc), end_offset=int(end_offset)))
+        meta["sha256"][shard_name(name, index)] = checksum(path)
         _write_meta(out_dir, meta)  # after the shard exists: a listed shard is a finished shard
 
     workers = os.cpu_count() if workers is None else workers

