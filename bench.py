@@ -24,7 +24,8 @@ import torch
 
 from configurator import ConfigError, configure
 from model import GPT, GPTConfig
-from util import UserError, peak_flops, resolve_device
+from runs import available_memory, memory_estimate
+from util import peak_flops, resolve_device, run_cli
 
 n_layer = 4                 # the model shape, as in train.py
 n_head = 4
@@ -88,10 +89,33 @@ def main():
             raise ConfigError(f"{k}={globals()[k]} must be positive")
     if warmup < 0:
         raise ConfigError(f"warmup={warmup} must be >= 0")
+    if not 0 <= seed < 2 ** 32:  # as train.py's
+        raise ConfigError(f"seed={seed} must be in [0, 2**32)")
     dev, device_type, dt, ctx = resolve_device(device, dtype)
     is_cuda = device_type == "cuda"
     use_compile = is_cuda if compile is None else compile
     use_fused = is_cuda if fused is None else fused
+    # before anything is allocated: a shape that cannot fit is one line, not an allocator's
+    # traceback (or the kernel's OOM killer); --compare keeps every variant's model at once
+    models = (5 if compile is not False else 3) if compare else 1
+    need, what = memory_estimate(n_layer, n_embd, n_head, vocab_size, block_size, batch_size)
+    need += (models - 1) * memory_estimate(n_layer, n_embd, n_head, vocab_size, block_size, 0)[0]
+    have = available_memory(device_type, dev)
+    if have and need > have:
+        raise ConfigError(f"this shape needs {what}{f' (x{models} models for --compare)' if models > 1 else ''}, "
+                          f"more than the {have / 2 ** 30:,.1f} GiB {dev} has; lower n_layer, n_embd, batch_size, "
+                          "block_size or vocab_size")
+    try:
+        return _bench(dev, device_type, dt, ctx, is_cuda, use_compile, use_fused)
+    except (MemoryError, RuntimeError) as e:  # an allocation the estimate let through
+        if not isinstance(e, MemoryError) and "alloc" not in str(e) and "out of memory" not in str(e):
+            raise
+        raise ConfigError(f"out of memory on {dev} at {n_layer} layers x {n_embd} wide, batch {batch_size} x "
+                          f"{block_size}, vocab {vocab_size}; lower these sizes") from None
+
+
+def _bench(dev, device_type, dt, ctx, is_cuda, use_compile, use_fused):
+    """Build and time the step(s), once main() has checked the settings and the memory."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randint(0, vocab_size, (batch_size, block_size), generator=gen).to(dev)
     y = torch.randint(0, vocab_size, (batch_size, block_size), generator=gen).to(dev)
@@ -134,8 +158,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, UserError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(lambda: main() and None)

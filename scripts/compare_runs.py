@@ -16,38 +16,52 @@ tokens: each seed thin, the group's mean thick).
 
 Exit codes: 0 written; 2 a bad argument or unreadable input (one line)."""
 import argparse
-import csv
 import json
 import math
 import os
+import re
 import sys
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import plot_transfer  # noqa: E402  (its results-file checks)
+from runs import regular_file, write_atomic  # noqa: E402
 from util import UserError, run_cli  # noqa: E402
+
+_num = plot_transfer._num
 
 
 def read_groups(path, by, names, where=()):
     """{name: [row, ...]} of the done rows (those matching every KEY=VALUE of `where`), groups in
     the order of their value: numbers ascending, other text shortest first (so `{}`, no module
-    multipliers, comes before any set of them), then alphabetical."""
-    if not os.path.isfile(path):
-        raise UserError(f"results file {path} does not exist; give a sweep's results.csv")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and by not in rows[0]:
-        raise UserError(f"{path} has no column {by!r}; columns: {', '.join(rows[0])}")
+    multipliers, comes before any set of them), then alphabetical. The file is checked as
+    plot_transfer.read_csv checks it; a done row needs an integer seed and a finite val_loss, and
+    a seed a group ran twice (another axis left unfiltered, or a repeated row) is refused unless
+    the two rows end at the same loss (the same run recorded twice: kept once)."""
+    _, rows = plot_transfer.read_csv(path, ("status", "seed", "val_loss", "out_dir", by),
+                                     "python scripts/sweep.py SWEEP_FILE")
     for w in where:
         key, eq, value = w.partition("=")
         if not eq or (rows and key not in rows[0]):
             raise UserError(f"--where {w!r} must be KEY=VALUE with KEY a column of {path}")
         rows = [r for r in rows if r[key] == value or _num(r[key]) == _num(value)]
-    groups = {}
+    groups, seen = {}, {}
     for r in rows:
-        if r.get("status") == "done":
+        if r["status"] != "done":
+            continue
+        if not (re.fullmatch(r"\d+", r["seed"]) and math.isfinite(_num(r["val_loss"]))):
+            raise UserError(f"{plot_transfer.where(r)}: a done run needs an integer seed and a finite val_loss, "
+                            f"not {r['seed']!r} and {r['val_loss']!r}; repair or delete that row")
+        first = seen.setdefault((r[by], int(r["seed"])), r)
+        if first is r:
             groups.setdefault(r[by], []).append(r)
+        elif _num(first["val_loss"]) != _num(r["val_loss"]):
+            raise UserError(f"{path} lines {first.line} and {r.line} are both seed {r['seed']} of {by}={r[by]} but end "
+                            f"at {first['val_loss']} and {r['val_loss']}: keep one cell of the other axes with "
+                            "--where KEY=VALUE, or delete the row that should not count")
     if len(groups) < 2:
         raise UserError(f"{path} has {len(groups)} group(s) of done rows by {by!r}; need at least 2 to compare")
     if names and len(names) != len(groups):
@@ -56,29 +70,49 @@ def read_groups(path, by, names, where=()):
     return {(names[i] if names else f"{by}={k}"): groups[k] for i, k in enumerate(order)}
 
 
-def _num(text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
+def _number(v):
+    """A metrics value as a float: null (train.py's non-finite) is nan; anything else not a number None."""
+    if v is None:
         return math.nan
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def read_curves(root, row):
-    """(val: [(tokens, loss)], train: [(tokens, loss)]) of a run's metrics.jsonl."""
+    """(val: [(tokens, loss)], train: [(tokens, loss)]) of a run's metrics.jsonl. A line that is
+    not a record (a write torn by a kill; a resumed run appends after it) is skipped with a
+    note naming it, as runs.append_line expects of a reader; a file with no record at all (a
+    binary or other file) is refused."""
     path = os.path.join(root, row["out_dir"], "metrics.jsonl")
-    val, train = [], []
+    val, train, torn = [], [], []
     try:
-        with open(path) as f:
-            for line in f:
-                m = json.loads(line)
-                if "val_loss" in m:
-                    val.append((m["tokens"], m["val_loss"]))
-                elif "loss" in m:
-                    train.append((m["tokens"], m["loss"]))
+        with open(regular_file(path, "metrics log"), "rb") as f:
+            lines = f.read().splitlines()
     except OSError as e:
         raise UserError(f"cannot read {path} ({e.strerror}); give --root, the folder its out_dir is under") from None
-    except (ValueError, KeyError):
-        raise UserError(f"{path} is not a train.py metrics log (one JSON object a line)") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            m = json.loads(line.decode("utf-8"))
+        except ValueError:  # also UnicodeDecodeError
+            m = None
+        if not isinstance(m, dict):
+            torn.append(i)
+            continue
+        key = "val_loss" if "val_loss" in m else "loss" if "loss" in m else None
+        if key is None:
+            continue  # a record of another kind
+        t, loss = _number(m["tokens"]) if "tokens" in m else None, _number(m[key])
+        if t is None or loss is None:
+            torn.append(i)
+            continue
+        (val if key == "val_loss" else train).append((t, loss))
+    if torn and not (val or train):
+        raise UserError(f"{path} is not a train.py metrics log (no line is a JSON record with tokens and a "
+                        "loss); point --root at the runs' folder, or rerun that run")
+    if torn:
+        shown = ", ".join(map(str, torn[:5])) + (", ..." if len(torn) > 5 else "")
+        print(f"note: skipped {len(torn)} unreadable line(s) of {path} (line {shown}: a torn write?)", file=sys.stderr)
     return val, train
 
 
@@ -123,7 +157,8 @@ def smooth(ys, alpha=0.2):
     return out
 
 
-def plot(groups, root, out, title):
+def plot(groups, curves, out, title):
+    """The figure; curves = {group name: [read_curves of each row]}."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -132,12 +167,11 @@ def plot(groups, root, out, title):
         raise UserError("matplotlib is not installed (pip install -r requirements.txt)") from None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     lo, hi = [math.inf, math.inf], [-math.inf, -math.inf]  # per panel: the last 80% of the runs
-    for i, (name, rows) in enumerate(groups.items()):
+    for i, name in enumerate(groups):
         color = f"C{i}"
-        curves = [read_curves(root, r) for r in rows]
         for k, ax in enumerate(axes):  # k = 0: val loss as evaluated; 1: train loss, smoothed
             runs = []
-            for c in curves:
+            for c in curves[name]:
                 if c[k]:
                     xs, ys = [x for x, _ in c[k]], [y for _, y in c[k]]
                     runs.append((xs, ys if k == 0 else smooth(ys)))
@@ -181,12 +215,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.names.split(",")] if args.names else None
     groups = read_groups(args.results, args.by, names, args.where)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    curves = {name: [read_curves(args.root, r) for r in rows] for name, rows in groups.items()}  # all read first
     text = table(groups, args.by, os.path.relpath(args.results, REPO) if os.path.abspath(args.results)
                  .startswith(REPO) else args.results)
-    with open(args.out + ".md", "w") as f:
-        f.write(text)
-    plot(groups, args.root, args.out, args.title or os.path.basename(args.out))
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        write_atomic(args.out + ".md", text)
+        plot(groups, curves, args.out, args.title or os.path.basename(args.out))
+    except OSError as e:
+        raise UserError(f"cannot write {args.out}.md and {args.out}.png ({e.strerror or e}); choose another --out") from None
     print(text, end="")
     print(f"wrote {args.out}.md, {args.out}.png")
     return 0

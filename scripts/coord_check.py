@@ -32,6 +32,7 @@ width sweep, sp grows, the others are flat.
 """
 import argparse
 import csv
+import io
 import math
 import os
 import sys
@@ -46,6 +47,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from util import UserError, run_cli, signed  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from runs import append_line, available_memory, memory_estimate, regular_file, write_atomic  # noqa: E402
 
 CSV_FIELDS = ("param", "sweep", "size", "seed", "step", "layer", "quantity", "value")
 LAYER_QUANTITIES = ("resid_abs", "resid_rms", "resid_delta_abs", "attn_abs", "mlp_abs",
@@ -378,22 +380,40 @@ def plot(rows, sweep_kind, path, title=""):
 # CSV
 
 def read_rows(path):
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r["size"], r["seed"], r["step"], r["layer"] = (int(r[k]) for k in ("size", "seed", "step", "layer"))
-        r["value"] = float(r["value"])
+    """The rows of a CSV this script wrote, typed. Anything else is one line naming the file (and
+    the line): not UTF-8, another header, a line that is not a row (--resume and --analyze_only
+    read what an earlier run, or a hand, left)."""
+    fix = "delete it (or that line) and run the sweep again without --resume"
+    rows = []
+    try:
+        with open(regular_file(path, "coord_check CSV"), newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != CSV_FIELDS:
+                raise UserError(f"{path} is not a coord_check CSV (its header is not {','.join(CSV_FIELDS)}); {fix}")
+            for r in reader:
+                try:
+                    if None in r:
+                        raise ValueError("more fields than the header")
+                    r["size"], r["seed"], r["step"], r["layer"] = (int(r[k]) for k in ("size", "seed", "step", "layer"))
+                    r["value"] = float(r["value"])
+                except (TypeError, ValueError):
+                    raise UserError(f"{path} line {reader.line_num} is not a coord_check row; {fix}") from None
+                rows.append(r)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"cannot read {path} as a coord_check CSV ({e}); {fix}") from None
     return rows
 
 
 def append_rows(path, rows):
-    new = not os.path.exists(path)
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        if new:
-            w.writeheader()
-        for r in rows:
-            w.writerow({**r, "value": f"{r['value']:.5g}"})
+    """Append one run's rows in one write (runs.append_line: on a fresh line, fsynced), so a
+    kill leaves whole runs for --resume; the header first in a new file."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    if not os.path.exists(path):
+        w.writeheader()
+    for r in rows:
+        w.writerow({**r, "value": f"{r['value']:.5g}"})
+    append_line(path, buf.getvalue())
 
 
 def load_tokens(path):
@@ -456,22 +476,46 @@ def main(argv=None):
                              "sp, mup, depth_mup, completep")
     if len(sizes) < 2 or sorted(sizes) != sizes or sizes[0] <= 0:
         raise UserError(f"--sizes={sizes} needs two or more increasing positive values")
-    for k in ("width", "depth", "head_size", "batch", "seq_len", "probe_batch", "seeds"):
-        if s.get(k, getattr(a, k, 1)) <= 0:
-            raise UserError(f"--{k} must be positive")
+    n = dict(s, probe_batch=a.probe_batch, attn_positions=a.attn_positions)
+    for k in ("width", "depth", "head_size", "batch", "seq_len", "probe_batch", "attn_positions", "seeds"):
+        if n[k] <= 0:
+            raise UserError(f"--{k}={n[k]} must be positive")
     if s["steps"] < 2:
         raise UserError("--steps must be at least 2 (step 1 is the initialization)")
-    if s["lr"] <= 0:
-        raise UserError("--lr must be positive")
+    # NaN passes every comparison, inf runs and "diverges": each float flag must be finite
+    floats = dict(lr=(s["lr"], s["lr"] > 0, "positive"), input_mult=(a.input_mult, a.input_mult > 0, "positive"),
+                  wd=(a.wd, a.wd >= 0, ">= 0"), eps=(a.eps, a.eps >= 0, ">= 0"), clip=(a.clip, a.clip >= 0, ">= 0"),
+                  beta1=(a.beta1, 0 <= a.beta1 < 1, "in [0, 1)"), beta2=(a.beta2, 0 <= a.beta2 < 1, "in [0, 1)"))
+    for k, (v, ok, want) in floats.items():
+        if not (math.isfinite(v) and ok):
+            raise UserError(f"--{k}={v} must be finite and {want}")
+    try:  # every point's shape, before the first one trains
+        for p in params:
+            for size in sizes:
+                model_config(p, a.sweep, size, s["width"], s["depth"], s["head_size"], sizes[0], 1, s["seq_len"],
+                             a.input_mult)
+    except ValueError as e:
+        raise UserError(f"{e}; choose --sizes, --width or --depth and --head_size that fit") from None
     try:
         tokens = load_tokens(a.data)
     except Exception as e:  # DataError: one line with the fix
         raise UserError(f"{e}")
-    vocab = int(tokens.max()) + 1
     if len(tokens) < s["seq_len"] + 2:
-        raise UserError(f"{a.data} has {len(tokens)} tokens, fewer than --seq_len")
+        raise UserError(f"{a.data} has {len(tokens)} tokens, fewer than one window of --seq_len={s['seq_len']} "
+                        "and its next token (+2); give a longer token file or a smaller --seq_len")
+    vocab = int(tokens.max()) + 1
+    L, N = (sizes[-1], s["width"]) if a.sweep == "depth" else (s["depth"], sizes[-1])
+    need, what = memory_estimate(L, N, N // s["head_size"], vocab, s["seq_len"], s["batch"] + a.probe_batch)
+    have = available_memory("cpu")
+    if have and need > have and not a.analyze_only:
+        raise UserError(f"the largest point ({L} layers x {N} wide, batch {s['batch']} x {s['seq_len']}) needs {what}, "
+                        f"more than the {have / 2 ** 30:,.1f} GiB of this machine; lower --sizes, --width or --depth, "
+                        "--batch or --seq_len")
 
-    os.makedirs(a.out_dir, exist_ok=True)
+    try:
+        os.makedirs(a.out_dir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create --out_dir {a.out_dir} ({e.strerror or e}); choose another") from None
     tag = a.tag or a.sweep
     csv_path = os.path.join(a.out_dir, f"{tag}.csv")
     done = set()
@@ -493,25 +537,35 @@ def main(argv=None):
     print(settings, flush=True)
     t0 = time.time()
     if not a.analyze_only:
-        sweep(a.sweep, params, sizes, tokens, vocab, seeds=list(range(s["seeds"])), steps=s["steps"],
-              lr=s["lr"], width=s["width"], depth=s["depth"], head_size=s["head_size"], batch=s["batch"],
-              seq_len=s["seq_len"], wd=a.wd, betas=(a.beta1, a.beta2), eps=a.eps, clip=a.clip,
-              probe_batch=a.probe_batch, attn_positions=a.attn_positions, done=done,
-              on_run=partial(append_rows, csv_path), log=lambda m: print(m, flush=True),
-              input_mult=a.input_mult)
+        try:
+            sweep(a.sweep, params, sizes, tokens, vocab, seeds=list(range(s["seeds"])), steps=s["steps"],
+                  lr=s["lr"], width=s["width"], depth=s["depth"], head_size=s["head_size"], batch=s["batch"],
+                  seq_len=s["seq_len"], wd=a.wd, betas=(a.beta1, a.beta2), eps=a.eps, clip=a.clip,
+                  probe_batch=a.probe_batch, attn_positions=a.attn_positions, done=done,
+                  on_run=partial(append_rows, csv_path), log=lambda m: print(m, flush=True),
+                  input_mult=a.input_mult)
+        except (MemoryError, RuntimeError) as e:  # an allocation the estimate let through
+            if not isinstance(e, MemoryError) and "alloc" not in str(e):
+                raise
+            raise UserError(f"out of memory at {L} layers x {N} wide, batch {s['batch']} x {s['seq_len']}; lower "
+                            f"--sizes, --width or --depth, --batch or --seq_len (--resume keeps the finished runs)") from None
     rows = read_rows(csv_path)
+    if bad := next((r for r in rows if r["sweep"] != a.sweep), None):
+        raise UserError(f"{csv_path} holds a {bad['sweep']} sweep, not --sweep {a.sweep}; give its --sweep or another --tag")
     kept = complete_runs(rows)
     if len(kept) < len(rows):
         print(f"note: dropped {len(rows) - len(kept)} rows of runs that miss a size")
     rows = kept
+    if len({r["step"] for r in rows}) < 2:
+        raise UserError(f"{csv_path} holds {'no complete run' if not rows else 'one step only'}; the verdict "
+                        "needs runs of every size with at least 2 steps: run the sweep (without --analyze_only)")
     seeds_used = {p: sorted({r["seed"] for r in rows if r["param"] == p}) for p in params}
     settings += " seeds_used=" + ";".join(f"{p}:{','.join(map(str, v))}" for p, v in seeds_used.items())
     vs = verdicts(rows, a.sweep)
     table = verdict_table(vs, a.sweep)
     png = os.path.join(a.out_dir, f"{tag}.png")
     plot(rows, a.sweep, png, title=settings)
-    with open(os.path.join(a.out_dir, f"{tag}_verdict.md"), "w") as f:
-        f.write(f"Settings: `{settings}`\n\n{table}\n")
+    write_atomic(os.path.join(a.out_dir, f"{tag}_verdict.md"), f"Settings: `{settings}`\n\n{table}\n")
     print(table)
     print(f"wrote {csv_path}, {png} ({time.time() - t0:.0f}s)")
     return vs

@@ -45,6 +45,7 @@ Two models: one GPT (model.py, synthetic tokens) and the paper's toy residual ML
 """
 import argparse
 import csv
+import io
 import math
 import os
 import sys
@@ -62,8 +63,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from util import UserError, run_cli, signed  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from runs import available_memory, memory_estimate, write_atomic  # noqa: E402
 
 PARAMS = {"depth_mup": 0.5, "completep": 1.0, "mup": None}  # name -> depth exponent alpha
+GPT_SEQ, GPT_BATCH = 32, 4  # the GPT's batch: sequences of tokens
 CSV_FIELDS = ("model", "param", "depth", "seed", "block", "branch", "rel", "rel_change")
 
 
@@ -324,8 +327,12 @@ def main(argv=None):
                          f"{', '.join(PARAMS)}")
     if len(depths) < 2 or sorted(depths) != depths or depths[0] <= 0:
         raise UserError(f"--depths={a.depths} needs two or more increasing positive values")
-    if a.seeds <= 0 or a.gpt_lr <= 0 or a.toy_lr <= 0:
-        raise UserError("--seeds, --gpt_lr and --toy_lr must be positive")
+    for k in ("seeds", "gpt_width", "toy_width"):
+        if getattr(a, k) <= 0:
+            raise UserError(f"--{k}={getattr(a, k)} must be positive")
+    for k in ("gpt_lr", "toy_lr"):  # NaN passes `<= 0`, and inf steps to nan
+        if not (math.isfinite(getattr(a, k)) and getattr(a, k) > 0):
+            raise UserError(f"--{k}={getattr(a, k)} must be a positive finite number")
     if a.gpt_width % 16:
         raise UserError(f"--gpt_width={a.gpt_width} must be a multiple of the head size 16")
     tokens = None
@@ -335,30 +342,54 @@ def main(argv=None):
             tokens = read_tokens(a.data)
         except Exception as e:
             raise UserError(f"{e}")
+        if len(tokens) < GPT_SEQ + 2:
+            raise UserError(f"{a.data} has {len(tokens)} tokens, fewer than one GPT window of {GPT_SEQ} tokens and "
+                            "its next token (+2); give a longer token file, or no --data (synthetic tokens)")
+    vocab = int(tokens.max()) + 1 if tokens is not None else 64
+    # before anything is allocated: float64 doubles the estimate's fp32 bytes; the toy keeps its
+    # parameters, gradients, two Adam moments and the snapshots and JVP of the measurement
+    L = depths[-1]
+    need = {"gpt": 2 * memory_estimate(L, a.gpt_width, a.gpt_width // 16, vocab, GPT_SEQ, GPT_BATCH, 8)[0],
+            "toy": 8 * 8 * (2 * L * a.toy_width ** 2 + 33 * a.toy_width)}
+    have = available_memory("cpu")
+    for m in models:
+        if have and need[m] > have:
+            width = a.gpt_width if m == "gpt" else a.toy_width
+            raise UserError(f"the {m} model at depth {L} and width {width} needs about {need[m] / 2 ** 30:,.1f} GiB, "
+                            f"more than the {have / 2 ** 30:,.1f} GiB of this machine; lower --{m}_width or --depths")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-    gpt_kw = dict(width=a.gpt_width, base_depth=depths[0], lr=a.gpt_lr, tokens=tokens,
-                  vocab=int(tokens.max()) + 1 if tokens is not None else 64)
+    gpt_kw = dict(width=a.gpt_width, base_depth=depths[0], lr=a.gpt_lr, tokens=tokens, vocab=vocab,
+                  seq_len=GPT_SEQ, batch=GPT_BATCH)
     toy_kw = dict(width=a.toy_width, base_depth=depths[0], lr=a.toy_lr)
     settings = (f"models={','.join(models)} params={','.join(params)} depths={a.depths} "
-                f"seeds={a.seeds} gpt: width {a.gpt_width} head 16 batch 4x32 "
+                f"seeds={a.seeds} gpt: width {a.gpt_width} head 16 batch {GPT_BATCH}x{GPT_SEQ} "
                 f"{'tokens ' + a.data if a.data else 'synthetic tokens'} AdamW lr {a.gpt_lr} wd 0.1; "
                 f"toy: width {a.toy_width} d_in 32 batch 64 Adam lr {a.toy_lr}; float64, one step "
                 f"from init; torch {torch.__version__}")
     print(settings, flush=True)
     t0 = time.time()
-    rows = run(models, params, depths, list(range(a.seeds)), gpt_kw, toy_kw,
-               log=lambda m: print(m, flush=True))
-    os.makedirs(a.out_dir, exist_ok=True)
-    with open(os.path.join(a.out_dir, "laziness.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({**r, "rel": f"{r['rel']:.6g}", "rel_change": f"{r['rel_change']:.6g}"})
+    try:
+        rows = run(models, params, depths, list(range(a.seeds)), gpt_kw, toy_kw,
+                   log=lambda m: print(m, flush=True))
+    except (MemoryError, RuntimeError) as e:  # an allocation the estimate let through
+        if not isinstance(e, MemoryError) and "alloc" not in str(e):
+            raise
+        raise UserError(f"out of memory at depth {L} (gpt width {a.gpt_width}, toy width {a.toy_width}); lower "
+                        "--depths or the widths") from None
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({**r, "rel": f"{r['rel']:.6g}", "rel_change": f"{r['rel_change']:.6g}"})
     tab = table(rows)
-    plot(rows, os.path.join(a.out_dir, "laziness.png"), title=settings)
-    with open(os.path.join(a.out_dir, "laziness_table.md"), "w") as f:
-        f.write(f"Settings: `{settings}`\n\nGeometric mean over blocks, branches and seeds; slope "
-                f"of log(value) against log(L).\n\n{tab}\n")
+    try:
+        os.makedirs(a.out_dir, exist_ok=True)
+        write_atomic(os.path.join(a.out_dir, "laziness.csv"), buf.getvalue())
+        plot(rows, os.path.join(a.out_dir, "laziness.png"), title=settings)
+        write_atomic(os.path.join(a.out_dir, "laziness_table.md"), f"Settings: `{settings}`\n\nGeometric mean over "
+                     f"blocks, branches and seeds; slope of log(value) against log(L).\n\n{tab}\n")
+    except OSError as e:
+        raise UserError(f"cannot write to --out_dir {a.out_dir} ({e.strerror or e}); choose another") from None
     print(tab)
     print(f"wrote {a.out_dir}/laziness.csv, laziness.png, laziness_table.md ({time.time() - t0:.0f}s)")
     return rows

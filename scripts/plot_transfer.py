@@ -14,8 +14,12 @@ Curves may be by depth, width, global_batch_size, max_tokens or init_std (a join
 read as LR curves, one per init); the drift is against log2 of the multiplier relative to the
 smallest value (the base). Several results files are read as one sweep (a grid that a later
 sweep file completed); a point two of them ran is kept once, and must end at the same loss in
-both, or the files ran different settings outside their columns and are refused. --where KEY=VALUE keeps the rows with
-that value, so a sweep whose points move batch and horizon along separate arms is read one arm
+both, or the files ran different settings outside their columns and are refused. The same
+holds within one file: a point repeated there (every setting column equal, seed included) is
+the same run recorded twice if it ends at the same loss, and is refused otherwise, since a
+repeated seed is not a second seed. A results file that is not one (binary, empty, no
+header), a torn line, or a done row without a finite loss is refused in one line naming it.
+--where KEY=VALUE keeps the rows with that value, so a sweep whose points move batch and horizon along separate arms is read one arm
 at a time; KEY!=VALUE, KEY>=VALUE and KEY<=VALUE drop rows (--where n_layer>=4: the drift from
 4 layers on, the smallest depth left being its base; --where seed!=2). A value may be written as
 a power of two, as the run directories name it: --where 'learning_rate!=2^-6.5' drops the
@@ -40,6 +44,7 @@ loss) counts as diverged; it is drawn as an x on the panel's top edge.
 """
 import argparse
 import csv
+import io
 import math
 import os
 import re
@@ -52,7 +57,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this folder, also when imported
 import sweep  # noqa: E402
-from util import UserError, signed  # noqa: E402
+from runs import regular_file, write_atomic  # noqa: E402
+from util import UserError, run_cli, signed  # noqa: E402
 
 X_CHOICES = ("learning_rate", "init_std", "output_mult")
 BY_CHOICES = ("n_layer", "n_embd", "global_batch_size", "max_tokens", "init_std")
@@ -74,43 +80,128 @@ def _num(text):
         return math.nan
 
 
-def load(path, make="python scripts/sweep.py SWEEP_FILE"):
-    """The finished (done or diverged) rows of a results CSV; `make` is the command that writes it."""
-    if not os.path.isfile(path):
+class Row(dict):
+    """A results row that knows where it was read (its file and line), so that a message about
+    it can name the line to repair."""
+    file, line = "", 0
+
+
+def where(r):
+    return f"{r.file} line {r.line}" if isinstance(r, Row) else "a results row"
+
+
+def read_csv(path, required, make):
+    """(header, [Row]) of a CSV that scripts/sweep.py (or `make`) wrote. Anything else is one
+    line, exit 2, not a traceback or a silently short table: a path that is missing or not a
+    regular file (a FIFO would block), text that is not UTF-8 (a binary file), no header with
+    the `required` columns (an empty, header-less or other file), a column named twice, or a
+    line whose fields do not match the header (a torn or hand-edited line)."""
+    if not os.path.exists(path):
         raise PlotError(f"results file {path} does not exist; run {make} first")
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("status") in ("done", "diverged")]
+    regular_file(path, "results file")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise PlotError(f"cannot read results file {path} ({e.strerror or e}); make it readable") from None
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise PlotError(f"results file {path} is not UTF-8 text (a binary file?); give the results CSV {make} writes")
+    if not text.strip():
+        raise PlotError(f"results file {path} is empty; run {make} (it writes a header and a row per finished point)")
+    reader = csv.reader(io.StringIO(text))
+    rows = []
+    try:
+        header = next(reader)
+        missing = [k for k in required if k not in header]
+        if missing:
+            raise PlotError(f"{path} has no column {', '.join(map(repr, missing))} (its first line: "
+                            f"{','.join(header)[:120]}); give a results CSV with its header, as {make} writes it")
+        if len(set(header)) < len(header):
+            twice = next(k for k in header if header.count(k) > 1)
+            raise PlotError(f"{path} names the column {twice!r} twice in its header; repair the header")
+        for fields in reader:
+            if not fields:
+                continue  # a blank line
+            if len(fields) != len(header):
+                raise PlotError(f"{path} line {reader.line_num} has {len(fields)} fields where the header has "
+                                f"{len(header)} (a torn or hand-edited line); repair or delete that line")
+            r = Row(zip(header, fields))
+            r.file, r.line = path, reader.line_num
+            rows.append(r)
+    except csv.Error as e:
+        raise PlotError(f"{path} line {reader.line_num} is not CSV ({e}); repair or delete that line") from None
+    return header, rows
+
+
+def check_numbers(rows, columns, whole=False, zero=False):
+    """Every row has each of `columns` as a finite number above zero (zero: at least zero;
+    whole: an integer). A cell that is not would enter a log2, a mean or a key as nan, silently."""
+    for k in columns:
+        if any(k not in r for r in rows):
+            raise PlotError(f"{next(r for r in rows if k not in r).file or 'the results'} has no column {k!r}")
+        for r in rows:
+            v = _num(r[k])
+            if not (math.isfinite(v) and (v >= 0 if zero else v > 0)) or (whole and v != int(v)):
+                kind = ("a whole number" if whole else "a number") + (" >= 0" if zero else " above 0")
+                raise PlotError(f"{where(r)}: {k} is {r[k]!r}, not {kind}; repair or delete that row")
+
+
+def load(path, make="python scripts/sweep.py SWEEP_FILE", metric="val_loss", distinct=()):
+    """The finished (done or diverged) rows of a results CSV; `make` is the command that writes
+    it. A done row's `metric` must be a finite number (it is the result). A point repeated in
+    the file (equal in every setting column, seed included, and in `distinct`, outcome columns
+    that also tell points apart) is kept once or refused: see drop_repeats."""
+    header, rows = read_csv(path, ("parameterization", "status", metric), make)
+    rows = [r for r in rows if r["status"] in sweep.FINISHED]
     if not rows:
         raise PlotError(f"{path} holds no finished runs yet")
-    return rows
+    for r in rows:
+        if r["status"] == "done" and not math.isfinite(_num(r[metric])):
+            raise PlotError(f"{where(r)} is a done run whose {metric} is {r[metric]!r}, not a finite number; "
+                            "repair that row (its out_dir's final.json holds the result) or delete it")
+    return drop_repeats(rows, [k for k in header if k not in OUTCOME or k in distinct], metric)
 
 
-def load_all(paths):
+def drop_repeats(rows, keys, metric="val_loss"):
+    """rows without repeats: a row equal to an earlier one in `keys` (the setting columns, seed
+    included) is the same point run again. Ending the same (status, and the metric of a done
+    run) it is the same run recorded twice (or rerun to the bit) and is kept once; ending
+    elsewhere it is refused: averaged, it would count one seed twice (one file) or mix two
+    experiments (several files that set other settings outside their columns)."""
+    def outcome(r):
+        return r["status"], _num(r[metric]) if r["status"] == "done" else None
+
+    out, seen = [], {}
+    for r in rows:
+        first = seen.setdefault(tuple(r.get(k) for k in keys), r)
+        if first is r:
+            out.append(r)
+        elif outcome(first) != outcome(r):
+            ends = " and ".join(r_[metric] if r_["status"] == "done" else r_["status"] for r_ in (first, r))
+            if isinstance(r, Row) and isinstance(first, Row) and first.file == r.file:
+                point = ", ".join(f"{k}={r[k]}" for k in keys)
+                raise PlotError(f"{r.file} lines {first.line} and {r.line} are the same point ({point}) but end at {ends}: a "
+                                "repeated seed is not a second seed; delete the row that should not count, or "
+                                "rerun that point under another seed")
+            raise PlotError(f"{where(first)} and {where(r)} have the same settings columns but end at {ends}: "
+                            "those results files ran different settings outside their columns; read them one at a time")
+    return out
+
+
+def load_all(paths, metric="val_loss"):
     """The finished rows of one or more results CSVs, read as one sweep. A point that two files
     both ran (equal in every setting column) is kept once if its losses agree to the bit, and is
     an error if they differ: the files' settings then differ outside their columns (another base
     config), and reading them together would mix two experiments."""
-    if len(paths) == 1:
-        return load(paths[0])
-    files = [load(path) for path in paths]
+    files = [load(path, metric=metric) for path in paths]
+    if len(files) == 1:
+        return files[0]
     # keyed on the setting columns every file has: a column one file adds (another swept key)
     # cannot hide a repeat, and a repeat that differs in it ends at another loss and is refused
     common = set.intersection(*(set(rows[0]) for rows in files)) - set(OUTCOME)
-    rows, seen = [], {}
-    for file_rows in files:
-        for r in file_rows:
-            key = tuple(sorted((k, r[k]) for k in common))
-            if key in seen:
-                first = seen[key]
-                if (first["status"], first["val_loss"]) != (r["status"], r["val_loss"]):
-                    raise PlotError(
-                        f"{first.get('out_dir') or 'a run'} and {r.get('out_dir') or 'a run'} have the same settings "
-                        f"columns but end at {first['val_loss'] or first['status']} and {r['val_loss'] or r['status']}: "
-                        "those results files ran different settings outside their columns; read them one at a time")
-                continue
-            seen[key] = r
-            rows.append(r)
-    return rows
+    return drop_repeats([r for rows in files for r in rows], [k for k in files[0][0] if k in common], metric)
 
 
 def varying(rows, choices, what, not_=()):
@@ -378,8 +469,7 @@ def write_table(path, res, x, by, metric, source, window=1, unc=None, cost=None)
                 cs = "diverged" if math.isinf(c) else f"{c:.3f}"
                 lines.append(f"| {p} | {b:g} | 2^{math.log2(x0):g} | 2^{math.log2(xb):g} | {cs} | "
                              f"{'-' if math.isnan(se) else f'{se:.3f}'} |")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 def legend_entries(axes, order):
@@ -493,7 +583,7 @@ def main(argv=None):
     if args.window < 1:
         raise PlotError(f"--window {args.window} must be at least 1")
     source = " + ".join(args.results)
-    rows = select(load_all(args.results), args.where, source)
+    rows = select(load_all(args.results, args.metric), args.where, source)
     x = args.x or varying(rows, X_CHOICES, "hyperparameter", not_=(args.by,))
     by = args.by or varying(rows, BY_CHOICES, "curve variable", not_=(x,))
     if by == x:
@@ -501,6 +591,7 @@ def main(argv=None):
     for k in (x, by, args.metric, "parameterization"):
         if any(k not in r for r in rows):
             raise PlotError(f"{source} has no column {k!r}" + (" in every file" if len(args.results) > 1 else ""))
+    check_numbers(rows, (x, by))  # both enter log2: a cell that is not a positive number would be nan
     # Rows of one parameterization that differ in another setting column would be averaged as if
     # they were seeds.
     also = sorted({k for k in BY_CHOICES + X_CHOICES if k not in (x, by)
@@ -511,15 +602,18 @@ def main(argv=None):
     agg = aggregate(rows, x, by, args.metric)
     res = analyse(agg, args.window)
     out = args.out or os.path.splitext(args.results[0])[0] + f"_{x}"
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     unc = seed_uncertainty(rows, x, by, args.metric, args.window)
-    write_table(out + ".md", res, x, by, args.metric, source, args.window, unc,
-                transfer_cost(rows, x, by, args.metric))
     names = list(dict.fromkeys(r["sweep"] for r in rows if r.get("sweep"))) or \
         [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in args.results]
     sweep_name = " + ".join(names)
     title = args.title or f"{sweep_name}: {args.metric} against {x}, one curve per {by}"
-    plot(out + ".png", agg, res, x, by, args.metric, title, args.ymax)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        write_table(out + ".md", res, x, by, args.metric, source, args.window, unc,
+                    transfer_cost(rows, x, by, args.metric))
+        plot(out + ".png", agg, res, x, by, args.metric, title, args.ymax)
+    except OSError as e:
+        raise PlotError(f"cannot write {out}.md and {out}.png ({e.strerror or e}); choose another --out") from None
     for p in _sorted_params(res):
         opts = ", ".join(f"{b:g}: 2^{f['log2_opt']:.2f}{' (' + f['note'] + ')' if f['note'] else ''}"
                          for b, _, f in res[p]["rows"] if f is not None)
@@ -535,8 +629,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except PlotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)

@@ -27,7 +27,10 @@ the box) are the alternatives.
 Bookkeeping is Optuna's (ask/tell) in a journal file, <out_root>/journal.log (or --storage
 sqlite:///FILE.db): stop the search at any point (Ctrl-C, SIGTERM) and the same command
 continues it; several processes (--jobs N here, or the same command on other machines sharing
-out_root) run one study together; `optuna-dashboard <out_root>/journal.log` shows it. Each trial
+out_root) run one study together; `optuna-dashboard <out_root>/journal.log` shows it. A record
+torn by a kill or a full disk mid-append is moved aside (journal.log.torn-<time>, with a note)
+before the next append, which starts on a fresh line; a torn line with records after it (an
+older search.py glued the next record to it) is one error line saying what to delete. Each trial
 is a train.py run in <out_root>/trials/tNNNN. Its value is final.json's val_loss; with --seeds
 S1,S2,... a trial is one run per seed in tNNNN/s<seed>, one after another, and its value their mean
 (a proxy whose seed-to-seed spread is as large as the gains searched for needs it); a diverged run
@@ -37,7 +40,10 @@ a killed search, is marked FAIL 'stopped'/'lost' and queued again with the same 
 out_dir). --trials counts the evaluated trials (complete or failed) in the storage.
 
 Writes, after every trial: <out_root>/searched_modules.py (the best set), <out_root>/trials.md
-(a table of the trials) and, at the end, <out_root>/progress.png (best loss against trials).
+(a table of the trials) and, at the end, <out_root>/progress.png (best loss against trials),
+each whole or not at all (a temporary file, fsynced, renamed). A file that cannot be written
+(a full disk) stops the search with one line; the storage keeps every trial, so the same
+command continues it.
 
 Exit codes: 0 the budget is spent; 1 stopped after 3 trials in a row errored (not diverged: a
 broken command or environment); 2 a bad argument (one line); 4 stopped by SIGTERM/SIGINT
@@ -66,7 +72,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from configurator import parse  # noqa: E402
-from runs import EXIT_DIVERGED, EXIT_STOPPED, lock_owner, log_tail, pid_alive  # noqa: E402
+from runs import (EXIT_DIVERGED, EXIT_STOPPED, append_line, has_checkpoint, lock_owner, log_tail,  # noqa: E402
+                  pid_alive, write_atomic)
 from util import UserError, run_cli  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(REPO, "scripts", "sweep.py"))
@@ -76,6 +83,7 @@ _spec.loader.exec_module(sweep)
 try:
     import optuna
     from optuna.distributions import FloatDistribution
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
     from optuna.trial import TrialState
 except ImportError:  # reported as one line by main()
     optuna = None
@@ -325,8 +333,103 @@ class FileLock:
 def make_storage(args):
     if args.storage and "://" in args.storage:
         return optuna.storages.RDBStorage(args.storage)
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-    return JournalStorage(JournalFileBackend(args.storage or os.path.join(args.out_root, "journal.log")))
+    path = args.storage or os.path.join(args.out_root, "journal.log")
+    check_journal(path)
+    return JournalStorage(Journal(path))
+
+
+class Journal(JournalFileBackend if optuna else object):
+    """Optuna's journal file, whose every append starts on a fresh line: a tail torn by a kill or
+    a full disk mid-append is moved aside first (Optuna's own append would glue the record to
+    it, and every later read of the journal, by every process, would die on that line)."""
+
+    def append_logs(self, logs):
+        self._lock.acquire()
+        try:
+            _repair_tail(self._file_path)
+            append_line(self._file_path, "\n".join(json.dumps(log, separators=(",", ":")) for log in logs))
+        finally:
+            self._lock.release()
+
+
+def check_journal(path):
+    """Before Optuna reads a journal, under its lock: a torn tail (the last record cut short: no
+    newline, or a line that is not JSON) is moved aside with a note, keeping a whole record an
+    older search.py glued to it; a torn line with records after it, which Optuna cannot read
+    past, is one error line saying what to delete."""
+    if not os.path.isfile(path):
+        return
+    lock = JournalFileSymlinkLock(path)
+    lock.acquire()
+    try:
+        _repair_tail(path)
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")[:-1]
+        offset = 0
+        for k, line in enumerate(lines):
+            if not _is_json(line):
+                glued = line.rfind(b'{"op_code"')  # a whole record appended right after the torn one
+                keep = line[glued:] if glued > 0 and _is_json(line[glued:]) else b""
+                torn = line[:len(line) - len(keep)]
+                if k < len(lines) - 1:
+                    raise UserError(f"{path} line {k + 1} is not a journal record ({torn[:60]!r}..., {len(torn)} bytes "
+                                    "cut short by a kill or a full disk" + (", glued to the next record" if keep else "")
+                                    + f", with {len(lines) - k - 1} records after it); Optuna cannot read past it: keep "
+                                    "a copy of the file, delete " + (f"the first {len(torn)} bytes of that line" if keep
+                                                                     else "that line") + ", and run the command again")
+                _move_torn(path, offset, torn, keep)
+            offset += len(line) + 1
+    finally:
+        lock.release()
+
+
+def _is_json(line):
+    try:
+        json.loads(line)
+        return True
+    except ValueError:
+        return False
+
+
+def _repair_tail(path):
+    """Under the journal's lock: move a last line without its newline aside (see check_journal).
+    Reads one byte when the journal is whole."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - 1))
+        if f.read(1) in (b"", b"\n"):
+            return
+        start = size
+        while start > 0:  # back to the last newline
+            f.seek(max(0, start - 65536))
+            chunk = f.read(start - max(0, start - 65536))
+            cut = chunk.rfind(b"\n")
+            start -= len(chunk)
+            if cut >= 0:
+                start += cut + 1
+                break
+        f.seek(start)
+        torn = f.read()
+    whole = _is_json(torn)  # cut between a record and its newline: completed, nothing lost
+    _move_torn(path, start, b"" if whole else torn, torn if whole else b"")
+
+
+def _move_torn(path, start, torn, keep=b""):
+    """Replace the journal's bytes from `start` on by `keep` (a whole record, or nothing), the
+    torn ones moved to <path>.torn-<time>, and say in one line what was lost."""
+    aside = f"{path}.torn-{time.strftime('%Y%m%d-%H%M%S')}"
+    if torn:
+        with open(aside, "ab") as f:
+            f.write(torn)
+            os.fsync(f.fileno())
+    with open(path, "r+b") as f:
+        f.truncate(start)
+        f.seek(start)
+        f.write(keep + b"\n" if keep else b"")
+        os.fsync(f.fileno())
+    if torn:
+        print(f"note: {path} ended in a torn record ({len(torn)} bytes cut short by a kill or a full disk mid-append, "
+              f"never read by Optuna: {torn[:60]!r}...); moved to {aside}, the search goes on without it", flush=True)
 
 
 def storage_exists(args):
@@ -472,7 +575,7 @@ def advance(job):
         if final.get("status") == "diverged":
             job["rc"] = EXIT_DIVERGED
             return
-        if not any(re.fullmatch(r"ckpt_\d{7}\.pt", n) for n in os.listdir(run_dir)):  # from scratch: clean logs
+        if not has_checkpoint(run_dir):  # from scratch (no .pt, nor fsdp's .dcp): clean logs
             for n in ("metrics.jsonl", "final.json"):
                 if os.path.exists(os.path.join(run_dir, n)):
                     os.remove(os.path.join(run_dir, n))
@@ -599,6 +702,8 @@ def run(study, args, space, sampler):
         for j in running:
             try:
                 record(study, j, True)
+            except OSError:  # the storage cannot be written (a full disk): the trial stays RUNNING, and
+                pass  # the next start queues it again (reap_lost); the error that stopped us is the one line
             except Exception as e:  # noqa: BLE001  the storage itself failed: nothing more to do
                 print(f"could not record trial {j['trial'].number}: {e}", file=sys.stderr)
         for s, h in old.items():
@@ -656,7 +761,7 @@ def write_config(args, best, start, n):
              + (f" (start point, trial {start.number}: {start.value:.6g})." if start else "."),
              f"# Proxy: {' '.join(os.path.relpath(p, REPO) if p.startswith(REPO) else p for p in args.configs)}"
              f" ({c['n_layer']} x {c['n_embd']}, {c['parameterization']}).",
-             f"# Transfer: python train.py config/<target>.py {os.path.join(rel, 'searched_modules.py')}",
+             f"# Transfer: python train.py config/<target>.py {shlex.quote(os.path.join(rel, 'searched_modules.py'))}",
              "# Every value is a base value at the proxy's base shape (and, for completedp, its batch and",
              "# duration), so the settings below name that base; the target sets its own n_layer, n_embd,",
              "# n_head, batch size and run length.",
@@ -674,7 +779,7 @@ def write_config(args, best, start, n):
     for k in ("weight_decay", "beta1", "beta2", "eps", "input_mult", "output_mult"):
         lines.append(f"{k} = {c[k]!r}")
     lines.append(f"module_hparams = {module_hparams(best.params)!r}")
-    _write(os.path.join(args.out_root, "searched_modules.py"), "\n".join(lines) + "\n")
+    write_atomic(os.path.join(args.out_root, "searched_modules.py"), "\n".join(lines) + "\n")
 
 
 def write_table(args, trials, best, start, space):
@@ -704,7 +809,7 @@ def write_table(args, trials, best, start, space):
         seeds = (" / ".join(f"{v:.4f}" for v in t.user_attrs.get("seed_losses", [])) or "-") + " | " if per_seed else ""
         lines.append(f"| {t.number} | {t.user_attrs.get('status', t.state.name.lower())} | {val} | {seeds}{best_text} | "
                      f"{mults} | {t.user_attrs.get('wall_s', '-')} |")
-    _write(os.path.join(args.out_root, "trials.md"), "\n".join(lines) + "\n")
+    write_atomic(os.path.join(args.out_root, "trials.md"), "\n".join(lines) + "\n")
 
 
 def write_plot(args, trials):
@@ -730,15 +835,17 @@ def write_plot(args, trials):
     ax.set_title(f"search {args.name} ({args.sampler})")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out_root, "progress.png"), dpi=120)
-    plt.close(fig)
-
-
-def _write(path, text):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    path = os.path.join(args.out_root, "progress.png")
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:  # whole or not at all, as runs.write_atomic writes text
+        fig.savefig(tmp, dpi=120, format="png")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 # --- the command line ---
@@ -862,6 +969,10 @@ def setup(args):
     if not re.fullmatch(r"[A-Za-z0-9_.+-]+", args.name):
         raise UserError(f"--name {args.name!r} must be letters, digits and _.+- only (it names a directory)")
     args.out_root = os.path.abspath(args.out_root) if args.out_root else os.path.join(REPO, "runs", "search", args.name)
+    for what, value in [("--out_root", args.out_root)] + [("proxy config", c) for c in args.configs]:
+        if sweep.CONTROL.search(value):  # it is written into searched_modules.py, a config file train.py runs
+            raise UserError(f"{what} {value!r} holds a control character (a newline?), which would start a line of "
+                            "code in searched_modules.py; give a path on one line")
     if os.path.isfile(args.out_root):
         raise UserError(f"--out_root {args.out_root} is a file; give a directory")
     if args.storage and "://" not in args.storage:
@@ -931,14 +1042,18 @@ def main(argv=None):
     space = setup(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = make_sampler(args, space)
-    if args.dry_run:
-        return dry_run(args, space, sampler)
-    os.makedirs(args.out_root, exist_ok=True)
-    with FileLock(os.path.join(args.out_root, "search.lock")):
-        study = open_study(args, space, sampler)
-        reap_lost(study)
-    plan(args, space, sampler, study.get_trials(deepcopy=False))
-    return run(study, args, space, sampler)
+    try:
+        if args.dry_run:
+            return dry_run(args, space, sampler)
+        os.makedirs(args.out_root, exist_ok=True)
+        with FileLock(os.path.join(args.out_root, "search.lock")):
+            study = open_study(args, space, sampler)
+            reap_lost(study)
+        plan(args, space, sampler, study.get_trials(deepcopy=False))
+        return run(study, args, space, sampler)
+    except OSError as e:  # a full disk, a read-only out_root: the storage keeps what was told
+        raise UserError(f"cannot write to {e.filename or args.out_root} ({e.strerror or e}); free space or make it "
+                        "writable, then run the same command again: the search continues from its storage") from None
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import plot_transfer  # noqa: E402
 import sweep  # noqa: E402
+from runs import write_atomic  # noqa: E402
 from util import UserError, run_cli  # noqa: E402
 
 PARAMS = ("sp", "mup", "completep")
@@ -82,15 +83,15 @@ def parse_lrs(text):
             out[name] = float(eval(value, {"__builtins__": {}}, {}))  # numbers and ** only
         except Exception:
             raise UserError(f"--lr: {value!r} is not a number") from None
-        if not out[name] > 0:
-            raise UserError(f"--lr: {name}={value} must be positive")
+        if not (math.isfinite(out[name]) and out[name] > 0):
+            raise UserError(f"--lr: {name}={value} must be positive and finite")
     return out
 
 
 def ints(text, what):
     try:
         values = [int(float(v)) for v in text.split(",") if v]
-    except ValueError:
+    except (ValueError, OverflowError):  # a word, nan, inf
         raise UserError(f"--{what}={text!r} must be a comma-separated list of numbers") from None
     if not values or min(values) <= 0:
         raise UserError(f"--{what}={text!r} needs positive values")
@@ -154,14 +155,16 @@ def run(a):
 # --- analysis ---
 
 def load(path):
-    return plot_transfer.load(path, make="python scripts/shapes.py run")
+    """The finished rows (plot_transfer.load's checks); a point is also told apart by its tokens
+    and its out_dir (whose P<budget> folder names its budget; two budgets may pick one shape)."""
+    return plot_transfer.load(path, make="python scripts/shapes.py run", distinct=("tokens", "out_dir"))
 
 
 def nominal_budget(row):
     """The --budgets value a row was trained for: its out_dir's P<budget> folder (run() lays
     points out as <out_root>/P<budget>/...), else its own non-embedding parameter count."""
     m = re.search(r"(?:^|/)P(\d+)/", row.get("out_dir", ""))
-    return int(m.group(1)) if m else nonembedding_params(int(row["n_layer"]), int(row["n_embd"]))
+    return int(m.group(1)) if m else nonembedding_params(int(float(row["n_layer"])), int(float(row["n_embd"])))
 
 
 def aggregate(rows, block_size):
@@ -169,7 +172,7 @@ def aggregate(rows, block_size):
     is the nominal one (nominal_budget), the shape's own count is nonembedding_params(L, N)."""
     cells = defaultdict(list)
     for r in rows:
-        L, N = int(r["n_layer"]), int(r["n_embd"])
+        L, N = int(float(r["n_layer"])), int(float(r["n_embd"]))
         loss = float(r["val_loss"]) if r["status"] == "done" else math.inf
         cells[(r["parameterization"], nominal_budget(r), L, N, int(float(r["tokens"])))].append(loss)
     out = defaultdict(list)
@@ -283,7 +286,7 @@ def seed_savings(rows, block_size):
         seeds = set.intersection(*(set(cells[c]) for c in mine)) if mine else set()
         values = []
         for s in sorted(seeds):
-            one = aggregate([r for r in rows if r.get("seed", "") == s and int(r["n_layer"]) == L], block_size)
+            one = aggregate([r for r in rows if r.get("seed", "") == s and int(float(r["n_layer"])) == L], block_size)
             sav = [saving for l, _, _, saving, _ in flop_savings(one) if l == L and saving is not None]
             values += sav
         if values:
@@ -298,10 +301,13 @@ def _pm(mean, se, n, scale=1.0, fmt="{:+.3f}"):
 
 def analyze(a):
     rows = load(a.results)
+    plot_transfer.check_numbers(rows, ("n_layer", "n_embd"), whole=True)
+    plot_transfer.check_numbers(rows, ("tokens",), zero=True)  # a run that diverged at once trained none
     block = int(a.block_size)
+    if block <= 0:
+        raise UserError(f"--block_size={block} must be positive (the runs' context length)")
     agg = aggregate(rows, block)
     out = a.out or os.path.splitext(a.results)[0] + "_shapes"
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     lines = ["# Compute efficiency across width/depth ratios", "",
              f"From `{a.results}`; val loss, mean over seeds; FLOPs = (6 x non-embedding params + "
              f"12 L T N) x tokens, T = {block}.", "",
@@ -333,9 +339,12 @@ def analyze(a):
         s = "-" if saving is None else f"{100 * saving:.1f}%"
         ps = "-" if L not in per_seed else _pm(*per_seed[L], scale=100, fmt="{:+.1f}%")
         lines.append(f"| {L} | {target:.4f} | {closs:.4f} | {s} | {ps} | {note} |")
-    with open(out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    plot(out + ".png", agg)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        write_atomic(out + ".md", "\n".join(lines) + "\n")
+        plot(out + ".png", agg)
+    except OSError as e:
+        raise UserError(f"cannot write {out}.md and {out}.png ({e.strerror or e}); choose another --out") from None
     print("\n".join(lines))
     print(f"wrote {out}.md and {out}.png")
     return 0
@@ -347,6 +356,8 @@ def compare(a):
     keys = [k for k in a.keys.split(",") if k]
     if bad := [k for k in keys if k != "budget" and k not in rows[0]]:
         raise UserError(f"--keys: {a.results} has no column {bad[0]!r}; use columns of its header or budget")
+    if "budget" in keys:  # read from the out_dir, else counted from the shape
+        plot_transfer.check_numbers(rows, ("n_layer", "n_embd"), whole=True)
     for p in (a.a, a.b):
         if not any(r["parameterization"] == p for r in rows):
             raise UserError(f"{a.results} has no {p} runs; --a and --b name two of its parameterizations")
@@ -362,8 +373,10 @@ def compare(a):
                      + f" | {_pm(*plot_transfer.mean_se(list(diffs.values())), len(diffs))} | {each} |")
     text = "\n".join(lines) + "\n"
     if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
+        try:
+            write_atomic(a.out, text)
+        except OSError as e:
+            raise UserError(f"cannot write {a.out} ({e.strerror or e}); choose another --out") from None
     print(text, end="")
     if a.out:
         print(f"wrote {a.out}")
@@ -450,11 +463,15 @@ def main(argv=None):
         a.seeds = [int(s) for s in a.seeds.split(",") if s]
     except ValueError:
         raise UserError(f"--seeds={a.seeds!r} must be a comma-separated list of integers") from None
+    if bad := [s for s in a.seeds if not 0 <= s < 2 ** 32]:
+        raise UserError(f"--seeds: {bad[0]} must be in [0, 2**32), as train.py's seed")
     a.params = [p for p in a.params.split(",") if p]
     if bad := [p for p in a.params if p not in PARAMS]:
         raise UserError(f"unknown parameterization {bad[0]!r} in --params; use {', '.join(PARAMS)}")
-    if a.head_size <= 0 or a.tpp <= 0 or (a.jobs is not None and a.jobs < 1) or not a.seeds:
+    if a.head_size <= 0 or (a.jobs is not None and a.jobs < 1) or not a.seeds:
         raise UserError("--head_size, --tpp, --jobs and --seeds must be positive / non-empty")
+    if not 0 < a.tpp < math.inf:  # NaN passes `<= 0`
+        raise UserError(f"--tpp={a.tpp} must be a positive finite number (training tokens per parameter)")
     a.out_root = os.path.abspath(a.out_root)
     return run(a)
 

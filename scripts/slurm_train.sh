@@ -3,7 +3,10 @@
 # rendezvous over c10d on the first node. Preemption-safe: SLURM's warning signal reaches this
 # batch shell (B:), which forwards it to the training step; train.py saves a checkpoint at the
 # next step boundary and exits, and this script requeues the job, which resumes from that
-# checkpoint (init_from='auto'). Submit from the repository root:
+# checkpoint (init_from='auto'). A run that stops by itself (halt_at_iter, or a SIGTERM that
+# reached only the workers) is requeued too: torchrun turns the workers' exit 4 into 1, so
+# "stopped" is read from the run's own record, a final.json this job wrote (not one an earlier
+# stop left: a resumed run that then crashes exits with its code). Submit from the repository root:
 #
 #   sbatch --nodes=4 scripts/slurm_train.sh config/gpt2_small_owt.py --out_dir=out-gpt2-owt
 #
@@ -29,6 +32,19 @@ PORT=${MASTER_PORT:-29500}
 # seconds torchrun gives train.py to save after SIGTERM (keep it below the --signal lead time)
 GRACE=${SHUTDOWN_GRACE:-240}
 
+# "<status> <inode mtime size>" of the run's final.json, its out_dir resolved from these
+# arguments as train.py does ("none" without one; "" if they do not parse: train.py says why)
+record() {
+    python - "$@" 2>/dev/null <<'EOF'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("sweep_script", "scripts/sweep.py")
+sweep = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sweep)
+print(sweep.final_record(sweep.train_out_dir(sys.argv[1:])))
+EOF
+}
+BEFORE=$(record "$@")
+
 echo "$(date '+%F %T') job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}): $NNODES node(s) x $NPROC, rendezvous $HEAD:$PORT"
 srun --kill-on-bad-exit=1 python -m torch.distributed.run \
     --nnodes="$NNODES" --nproc_per_node="$NPROC" \
@@ -52,7 +68,8 @@ while true; do  # `wait` returns early when the trap runs; wait again until the 
     kill -0 "$STEP" 2>/dev/null || break
 done
 
-if [ "$STOPPING" = 1 ]; then
+AFTER=$(record "$@")
+if [ "$STOPPING" = 1 ] || { [ "$AFTER" != "$BEFORE" ] && [ "${AFTER%% *}" = stopped ]; }; then
     echo "$(date '+%F %T') stopped (exit $RC); requeueing job ${SLURM_JOB_ID:-?} to resume"
     scontrol requeue "${SLURM_JOB_ID}"
     exit 0

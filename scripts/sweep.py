@@ -12,11 +12,16 @@ restarted with the same command, or continued elsewhere from a copy of its resul
     python scripts/sweep.py config/sweeps/depth_lr.py --index 17         # one point (a SLURM task)
     python scripts/sweep.py config/sweeps/width_lr.py --nproc_per_node 8 --set device=cuda
 
-Exit codes: 0 all points finished or skipped; 1 some failed; 2 a bad sweep file or argument
-(one line); 4 stopped by SIGTERM/SIGINT (resumable: run the same command again). A point whose
-train.py exits 4 (stopped) is not finished and runs again on the next start; a point whose
-out_dir another live process owns (runs.RunLock) is skipped as busy. Every exit path of the
-sweep stops and reaps its children (and they get SIGTERM if the sweep itself is killed).
+Exit codes: 0 all points finished or skipped; 1 some failed; 2 a bad sweep file or argument, or
+a file that cannot be written (one line); 4 stopped: by SIGTERM/SIGINT, or a point stopped
+(resumable: run the same command again). A point is stopped when its own record says so (the
+final.json it wrote: under torchrun every worker's exit code becomes 1) or train.py exits 4; it
+is not finished and runs again on the next start. Several sweeps may share an out_root: each
+decides about a point under the point's claim (<out_dir>/sweep.lock, held while it runs there),
+reading its state again right then, so a point another sweep runs is skipped as busy and one it
+finished is not run again nor recorded twice; a point whose out_dir another live train.py owns
+(runs.RunLock) is busy too. Every exit path of the sweep stops and reaps its children (and they
+get SIGTERM if the sweep itself is killed).
 
 A sweep file is a short Python file of assignments:
     base_config = "config/transfer_base.py"        # train.py config file(s), passed first
@@ -37,9 +42,11 @@ out_dir: <out_root>/<parameterization>/L<n_layer>_N<n_embd>/<other axes, e.g. lr
 """
 import argparse
 import ast
+import contextlib
 import csv
 import fcntl
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -55,7 +62,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from configurator import ConfigError, parse, read_config_file  # noqa: E402
-from runs import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED, lock_owner, log_tail  # noqa: E402
+from runs import (EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED, append_line, has_checkpoint, lock_owner,  # noqa: E402
+                  log_tail, write_atomic)
 from util import hms, run_cli  # noqa: E402
 
 SPECIAL = ("base_config", "name", "out_root", "results", "order", "points")
@@ -68,6 +76,8 @@ LABELS = {"learning_rate": "lr", "init_std": "std", "output_mult": "om", "input_
           "global_batch_size": "B", "max_tokens": "D", "module_hparams": "modules"}
 UNLABELLED = ("base_batch_size", "base_tokens")  # name the proxy; not in out_dir names
 STOP_GRACE_S = 60  # how long stopped children may take to save a checkpoint before SIGKILL
+CLAIM_NAME = "sweep.lock"  # in a point's out_dir: flock-ed by the sweep that decides about / runs it
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline in a generated script starts a line nothing quotes
 # train.py settings that steer the run but not its result: a finished point whose config.json
 # differs from the sweep only in these is still the same point (see settings_changed)
 RUN_CONTROL = ("out_dir", "init_from", "eval_interval", "log_interval", "eval_only", "save_checkpoints",
@@ -102,6 +112,18 @@ def train_defaults():
         if not name.startswith("_") and not name.isupper() and isinstance(v, (int, float, bool, str, dict, type(None))):
             defaults[name] = v
     return defaults, annotations
+
+
+def train_out_dir(argv):
+    """The out_dir train.py resolves from its arguments (config files, then --key=value), read
+    without torch; nanoGPT's alias names (train.py's NANOGPT_ALIASES: none sets out_dir) pass."""
+    defaults, annotations = train_defaults()
+    with open(os.path.join(REPO, "train.py")) as f:
+        tree = ast.parse(f.read())
+    names = [k.value for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+             and getattr(node.targets[0], "id", None) == "NANOGPT_ALIASES" for k in node.value.keys]
+    with contextlib.redirect_stdout(io.StringIO()):  # parse's notes about the aliases
+        return parse(defaults, argv, annotations, dict.fromkeys(names, lambda v, c: ({}, "")))[0]["out_dir"]
 
 
 # --- the sweep file ---
@@ -219,11 +241,11 @@ def columns(axes):
     return ["sweep"] + COORDS + [k for k in axis_keys(axes) if k not in COORDS] + OUTCOME
 
 
-def recorded(results):
-    """{out_dir (absolute; relative ones are under the repo): status} of the results file's rows;
-    a finished status wins over any other row of the same out_dir."""
+def recorded(results, rows=None):
+    """{out_dir (absolute; relative ones are under the repo): status} of the results file's rows
+    (or of `rows`); a finished status wins over any other row of the same out_dir."""
     out = {}
-    for r in _read_results(results)[1]:
+    for r in _read_results(results)[1] if rows is None else rows:
         if r.get("out_dir"):
             key = os.path.abspath(os.path.join(REPO, r["out_dir"]))
             if out.get(key) not in FINISHED:
@@ -254,25 +276,29 @@ def check_results(results, header):
 
 
 def append_row(results, header, row):
-    """Append one line atomically: an exclusive lock, one write, fsync. A new file gets the
-    header first; an existing file must have the same header."""
-    os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)
-    line = ",".join(_csv_field(row.get(k, "")) for k in header) + "\n"
-    with open(results, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            f.seek(0)
-            first = f.readline().rstrip("\n")
-            if not first:
-                line = ",".join(header) + "\n" + line
-            elif first != ",".join(header):
+    """Append one row under an exclusive lock on the results file. A new file gets the header
+    first, an existing one must have the same header, and a point that already has a finished
+    row gets no second one (another sweep on this out_root recorded it: returns False). The row
+    starts on a fresh line even after a torn one and is fsynced (runs.append_line); a write that
+    fails (a full disk) is one line, and the point's final.json still holds its result."""
+    line = ",".join(_csv_field(row.get(k, "")) for k in header)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)
+        with open(results, "a") as f:  # the lock's handle; the rows are read and written by path
+            fcntl.flock(f, fcntl.LOCK_EX)
+            first, rows = _read_results(results)
+            if first and first != ",".join(header):
                 raise SweepError(f"{results} has columns {first!r}, this sweep writes {','.join(header)!r}; "
                                  "give another --results file")
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            key = os.path.abspath(os.path.join(REPO, str(row.get("out_dir", ""))))
+            if row.get("out_dir") and row.get("status") in FINISHED and recorded(results, rows).get(key) in FINISHED:
+                return False
+            append_line(results, line if first else ",".join(header) + "\n" + line)
+            return True
+    except OSError as e:
+        raise SweepError(f"cannot append to the results file {results} ({e.strerror or e}); free space or make it "
+                         "writable, then run the same command again (a finished point's final.json keeps its "
+                         "result and is recorded then)") from None
 
 
 def _csv_field(v):
@@ -290,6 +316,23 @@ def read_final(out_dir):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def final_stamp(out_dir):
+    """(inode, mtime, size) of out_dir's final.json, or None. A run's outcome is the final.json
+    it wrote, not one an earlier run left (a stop, then a resumed run that crashed): compared
+    before and after the run."""
+    try:
+        st = os.stat(os.path.join(out_dir, "final.json"))
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def final_record(out_dir):
+    """'<status> <stamp>' of out_dir's final.json ('none' without one): what scripts/slurm_train.sh
+    compares before and after torchrun, which turns a stopped worker's exit 4 into 1."""
+    return " ".join(map(str, [(read_final(out_dir) or {}).get("status", "none"), *(final_stamp(out_dir) or ())]))
 
 
 def outcome_row(sweep, point, axes, final, wall):
@@ -358,25 +401,72 @@ def state(point, done_dirs):
     return "run", final.get("status") if final.get("status") == "stopped" else "todo"
 
 
-def start(point, settings, args, threads, gpus=None):
-    """A running job for the point, or None if another process has taken its out_dir meanwhile.
-    `gpus`: the device ids it may see (CUDA_VISIBLE_DEVICES), from --gpus."""
-    out = point["out_dir"]
-    os.makedirs(out, exist_ok=True)
-    if lock_owner(out):
-        print(f"busy              {out} (another process owns it)", flush=True)
+def claim(out_dir):
+    """This sweep's hold on a point: an exclusive flock on <out_dir>/sweep.lock, taken before the
+    point's state is read for the decision and kept until its child has ended and its row is
+    written (closing the file lets go; so does the kernel when the sweep dies). Two sweeps on one
+    out_root meet here. Returns the open file, or None while another process holds it."""
+    os.makedirs(out_dir, exist_ok=True)
+    f = open(os.path.join(out_dir, CLAIM_NAME), "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
         return None
-    if not any(re.fullmatch(r"ckpt_\d{7}\.pt", n) for n in os.listdir(out)):  # from scratch: clean logs
-        for n in ("metrics.jsonl", "final.json"):
-            if os.path.exists(os.path.join(out, n)):
-                os.remove(os.path.join(out, n))
+    except OSError:  # a filesystem without flock: train.py's own lock still refuses a second run
+        pass
+    return f
+
+
+def take(point, sweep, axes, results, header):
+    """(claim, 'run') for a point to run now, else (None, why): its state read again under its
+    claim, right before it would start (another sweep on this out_root may have run it since
+    this one looked): 'busy' (another process holds it), 'skip' (finished, recorded) or
+    'record' (finished, its row appended now, once)."""
+    try:
+        hold = claim(point["out_dir"])
+    except OSError as e:
+        raise SweepError(f"cannot write to {point['out_dir']} ({e.strerror or e}); free space or make it "
+                         "writable, then run the same command again") from None
+    if hold is None:
+        return None, "busy"
+    try:
+        what = state(point, recorded(results))[0]
+        if what == "record":  # finished before its row was written (killed in between)
+            append_row(results, header, outcome_row(sweep, point, axes, read_final(point["out_dir"]), math.nan))
+    except BaseException:
+        hold.close()
+        raise
+    if what != "run":
+        hold.close()
+        return None, what
+    return hold, what
+
+
+def start(point, settings, args, threads, gpus=None, hold=None):
+    """A running job for the point (its claim `hold` kept in it until finish). A point without
+    a checkpoint (runs.has_checkpoint: .pt or fsdp's .dcp) starts from scratch, so the logs of an
+    earlier attempt go; one with a checkpoint resumes and keeps them. `gpus`: the device ids it
+    may see (CUDA_VISIBLE_DEVICES), from --gpus."""
+    out = point["out_dir"]
+    try:
+        os.makedirs(out, exist_ok=True)
+        if not has_checkpoint(out):
+            for n in ("metrics.jsonl", "final.json"):
+                if os.path.exists(os.path.join(out, n)):
+                    os.remove(os.path.join(out, n))
+        log = open(os.path.join(out, "train.log"), "a")
+    except OSError as e:
+        raise SweepError(f"cannot write to {out} ({e.strerror or e}); free space or make it writable, then run "
+                         "the same command again") from None
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     if gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-    log = open(os.path.join(out, "train.log"), "a")
+    stamp, log_start = final_stamp(out), log.tell()
     proc = subprocess.Popen(command(point, settings, args.nproc_per_node), stdout=log,
                             stderr=subprocess.STDOUT, env=env, cwd=REPO, preexec_fn=_die_with_parent)
-    return dict(point=point, proc=proc, log=log, t0=time.time(), gpus=gpus)
+    return dict(point=point, proc=proc, log=log, t0=time.time(), gpus=gpus, hold=hold, stamp=stamp,
+                log_start=log_start)
 
 
 def gpu_slots(args):
@@ -389,25 +479,43 @@ def gpu_slots(args):
 
 def finish(job, sweep, axes, results, header, progress=""):
     """Record a finished child: a row for done/diverged, a message otherwise (each line
-    prefixed with `progress`, e.g. '[3/72] eta 0:41:10 '). Returns ok."""
+    prefixed with `progress`, e.g. '[3/72] eta 0:41:10 '); then let go of the point's claim.
+    How the run ended is read from its own record first, the final.json this run wrote: under
+    torchrun a stopped or diverged worker's exit code reaches the sweep as 1. Returns
+    'finished', 'stopped', 'busy' or 'failed'."""
     job["log"].close()
     rc, point = job["proc"].returncode, job["point"]
-    final = read_final(point["out_dir"])
-    status = final.get("status") if final else None
-    if status in FINISHED and rc in (0, EXIT_DIVERGED):
-        row = outcome_row(sweep, point, axes, final, time.time() - job["t0"])
-        append_row(results, header, row)
-        print(f"{progress}{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {point['out_dir']}", flush=True)
-        return True
-    if rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT):  # stopped, or signalled before it could stop
-        print(f"{progress}stopped           {point['out_dir']} (re-run the sweep to continue it)", flush=True)
-        return True
-    if rc == EXIT_BAD_INPUT and lock_owner(point["out_dir"]):  # taken by another process just now
-        print(f"{progress}busy              {point['out_dir']} (another process owns it)", flush=True)
-        return True
-    tail = log_tail(point["out_dir"])
-    print(f"{progress}FAILED (exit {rc}) {point['out_dir']}: {tail}", file=sys.stderr, flush=True)
-    return False
+    out = point["out_dir"]
+    try:
+        # this run's final.json, or whatever is there when train.py's own exit code says it ended
+        final = read_final(out) if final_stamp(out) != job.get("stamp") or rc in (0, EXIT_DIVERGED) else None
+        status = (final or {}).get("status")
+        if status in FINISHED:
+            row = outcome_row(sweep, point, axes, final, time.time() - job["t0"])
+            again = "" if append_row(results, header, row) else " (its row was already there)"
+            print(f"{progress}{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {out}{again}", flush=True)
+            return "finished"
+        if status == "stopped" or rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT):  # or signalled before it could stop
+            print(f"{progress}stopped           {out} (re-run the sweep to continue it)", flush=True)
+            return "stopped"
+        if rc != 0 and (lock_owner(out) or "is in use by another run" in _output(job)):  # taken just now
+            print(f"{progress}busy              {out} (another process owns it)", flush=True)
+            return "busy"
+        print(f"{progress}FAILED (exit {rc}) {out}: {log_tail(out)}", file=sys.stderr, flush=True)
+        return "failed"
+    finally:
+        if job.get("hold"):
+            job["hold"].close()
+
+
+def _output(job):
+    """What this run of the job's child printed (its part of the appended train.log)."""
+    try:
+        with open(os.path.join(job["point"]["out_dir"], "train.log"), errors="replace") as f:
+            f.seek(job.get("log_start", 0))
+            return f.read()
+    except OSError:
+        return ""
 
 
 def _die_with_parent():
@@ -433,6 +541,8 @@ def stop_children(running, grace=STOP_GRACE_S):
             j["proc"].kill()
             j["proc"].wait()
         j["log"].close()
+        if j.get("hold"):  # the point's claim outlives its child, never the other way round
+            j["hold"].close()
 
 
 def run_local(points, settings, axes, results, args):
@@ -442,9 +552,11 @@ def run_local(points, settings, axes, results, args):
     states = [state(p, done_dirs)[0] for p in points]  # every point checked before any is recorded or run
     todo, busy = [], 0
     for p, s in zip(points, states):
-        if s == "record":  # finished before its row was written (killed in between)
-            append_row(results, header, outcome_row(settings["name"], p, axes, read_final(p["out_dir"]), math.nan))
-        elif s == "run":
+        if s == "record":  # finished before its row was written: recorded under its claim, once
+            hold, s = take(p, settings["name"], axes, results, header)
+            if hold:
+                hold.close()
+        if s == "run":
             todo.append(p)
         busy += s == "busy"
     print(f"{settings['name']}: {len(points)} points, {len(points) - len(todo) - busy} finished, {len(todo)} to run, "
@@ -465,28 +577,34 @@ def _run_queue(todo, settings, axes, results, header, args, running):
         for j in running:  # train.py saves (if it checkpoints) and exits at a step boundary
             if j["proc"].poll() is None:
                 j["proc"].send_signal(signal.SIGTERM)
-    failed, in_a_row = 0, 0
+    ends = {"finished": 0, "stopped": 0, "busy": 0, "failed": 0}
+    in_a_row = 0
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    queue = list(todo)
+    queue, total = list(todo), len(todo)
     free = gpu_slots(args)  # each running point holds one slot of GPUs; None: no --gpus
     t0, ended = time.time(), 0  # progress: k/N points of this invocation and an ETA from their pace
     while queue or running:
         while queue and len(running) < args.jobs and stop["signal"] is None and free != []:
+            point = queue.pop(0)
+            hold, what = take(point, settings["name"], axes, results, header)
+            if hold is None:  # another sweep runs it, or has finished it since this one started
+                total -= 1
+                print(f"{'busy' if what == 'busy' else 'finished':17s} {point['out_dir']} "
+                      f"({'another process runs it' if what == 'busy' else 'by another process'})", flush=True)
+                continue
             slot = free.pop(0) if free else None
-            job = start(queue.pop(0), settings, args, args.threads_per_job, slot)
-            running.extend([job] if job else [])
-            if job is None and slot is not None:
-                free.append(slot)
+            running.append(start(point, settings, args, args.threads_per_job, slot, hold))
         time.sleep(0.2)
         for j in [j for j in running if j["proc"].poll() is not None]:
             running.remove(j)
             if j.get("gpus") is not None:
                 free.append(j["gpus"])
             ended += 1
-            eta = (time.time() - t0) / ended * (len(todo) - ended)
-            ok = finish(j, settings["name"], axes, results, header, f"[{ended}/{len(todo)}] eta {hms(eta)}  ")
-            failed, in_a_row = failed + (not ok), 0 if ok else in_a_row + 1
+            eta = (time.time() - t0) / ended * (total - ended)
+            end = finish(j, settings["name"], axes, results, header, f"[{ended}/{total}] eta {hms(eta)}  ")
+            ends[end] += 1
+            in_a_row = in_a_row + 1 if end == "failed" else 0
         if in_a_row >= MAX_FAILURES_IN_A_ROW and stop["signal"] is None:
             print(f"{in_a_row} points failed in a row; not starting more (fix the cause, then re-run)",
                   file=sys.stderr, flush=True)
@@ -499,54 +617,73 @@ def _run_queue(todo, settings, axes, results, header, args, running):
         # down (its handlers are gone by then and the default would make it 143)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if failed:
+    if ends["failed"]:
         return 1
-    return EXIT_STOPPED if stop["signal"] not in (None, "failures") else 0
+    # a point that stopped is resumable: 4, so a SLURM array task (--index) is requeued
+    return EXIT_STOPPED if stop["signal"] not in (None, "failures") or ends["stopped"] else 0
+
+
+SHELL_VARS = ("$SLURM_ARRAY_TASK_ID", "${SLURM_CPUS_PER_TASK:-1}")  # the task command's words the batch shell expands
 
 
 def write_slurm(points, settings, args, sweep_file):
-    out_root = args.out_root
-    for what, value in [("--sbatch", o) for o in args.sbatch] + [("--out_root", out_root), ("--results", args.results),
-                                                                   ("--set", " ".join(args.set))]:
-        if re.search(r"[\x00-\x1f\x7f]", value):  # a newline would start a shell line of the script
-            raise SweepError(f"{what} {value!r} holds a control character (a newline?); give one line")
-    path = os.path.join(out_root, "sweep.sbatch")
-    os.makedirs(os.path.join(out_root, "slurm"), exist_ok=True)
-    task = [sys.executable, os.path.join(REPO, "scripts", "sweep.py"), os.path.abspath(sweep_file),
-            "--index", "$SLURM_ARRAY_TASK_ID", "--out_root", os.path.abspath(out_root),
+    """<out_root>/sweep.sbatch, written whole or not at all (runs.write_atomic). Every string in
+    it is quoted for the shell (the task command) or refused: #SBATCH lines and comments cannot
+    be quoted, so a control character (a newline starts a shell line) is refused in all of them,
+    and the --output path must be of characters sbatch reads literally (no space, quote, # or %)."""
+    out_root, sweep_file = os.path.abspath(args.out_root), os.path.abspath(sweep_file)
+    task = [sys.executable, os.path.join(REPO, "scripts", "sweep.py"), sweep_file,
+            "--index", SHELL_VARS[0], "--out_root", out_root,
             "--results", os.path.abspath(args.results), "--nproc_per_node", str(args.nproc_per_node),
-            "--threads", "${SLURM_CPUS_PER_TASK:-1}"] + [f"--set={s}" for s in args.set]
+            "--threads", SHELL_VARS[1]] + [f"--set={s}" for s in args.set]
+    for what, value in ([("the sweep file", sweep_file), ("--out_root", out_root), ("--results", args.results),
+                         ("the repository path", REPO), ("python", sys.executable)]
+                        + [("--set", s) for s in args.set] + [("--sbatch", o) for o in args.sbatch]):
+        if CONTROL.search(value):
+            raise SweepError(f"{what} {value!r} holds a control character (a newline?), which would start a line "
+                             "of the sbatch script; give it on one line")
+    bad = re.search(r"[^\w@+=:,./~-]", out_root)
+    if bad:
+        raise SweepError(f"--out_root {out_root!r} holds {bad.group()!r}, which the #SBATCH --output line cannot "
+                         "carry (sbatch splits it at spaces, reads quotes, # and % itself); choose an out_root of "
+                         "letters, digits and _@+=:,./~-")
+    path = os.path.join(out_root, "sweep.sbatch")
     throttle = f"%{args.jobs}" if args.jobs > 1 else ""
     lines = ["#!/bin/bash",
-             f"#SBATCH --job-name={shlex.quote(settings['name'])}",
+             f"#SBATCH --job-name={settings['name']}",  # letters, digits and _.+- only (load_sweep)
              f"#SBATCH --array=0-{len(points) - 1}{throttle}",
-             f"#SBATCH --output={os.path.abspath(out_root)}/slurm/%A_%a.log",
+             f"#SBATCH --output={out_root}/slurm/%A_%a.log",
              "#SBATCH --open-mode=append",
              # B: the warning goes to this batch shell (without it, only to job steps: this script
              # runs none, so python would never hear it); the trap below passes it on
              "#SBATCH --signal=B:TERM@120",
              "#SBATCH --requeue",
              *[f"#SBATCH {o}" for o in args.sbatch],
-             f"# {len(points)} points of {os.path.relpath(os.path.abspath(sweep_file), REPO)}; each task runs",
+             f"# {len(points)} points of {os.path.relpath(sweep_file, REPO)}; each task runs",
              "# one point and skips it when it has finished, so resubmitting the array is safe. On the",
-             "# scheduler's warning the point saves at a step boundary (exit 4) and the task is requeued.",
+             "# scheduler's warning the point saves at a step boundary and the task is requeued: sweep.py",
+             f"# exits {EXIT_STOPPED} when its point stopped (read from the point's final.json, also under torchrun).",
              f"cd {shlex.quote(REPO)}",
-             " ".join(a if a.startswith("$") or a.startswith("${") else shlex.quote(a) for a in task) + " &",
+             " ".join(a if a in SHELL_VARS else shlex.quote(a) for a in task) + " &",
              "PID=$!",
              "trap 'kill -TERM $PID 2>/dev/null' TERM",
              "wait $PID; RC=$?",
              "while kill -0 $PID 2>/dev/null; do wait $PID; RC=$?; done  # wait returns early when the trap runs",
              f'if [ "$RC" -eq {EXIT_STOPPED} ]; then scontrol requeue "${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"; fi',
              'exit "$RC"']
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    try:
+        os.makedirs(os.path.join(out_root, "slurm"), exist_ok=True)
+        write_atomic(path, "\n".join(lines) + "\n")
+    except OSError as e:
+        raise SweepError(f"cannot write {path} ({e.strerror or e}); free space or make {out_root} writable, or "
+                         "give another --out_root") from None
     print(f"wrote {path} ({len(points)} array tasks)")
     if args.submit:
         if shutil.which("sbatch") is None:
             raise SweepError(f"--submit: sbatch is not on PATH (not a SLURM machine?); {path} is written, submit "
-                             "it from a SLURM login node with: sbatch " + path)
+                             f"it from a SLURM login node with: sbatch {shlex.quote(path)}")
         return subprocess.run(["sbatch", path]).returncode
-    print(f"submit with: sbatch {path}")
+    print(f"submit with: sbatch {shlex.quote(path)}")
     return 0
 
 
