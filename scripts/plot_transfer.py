@@ -140,7 +140,7 @@ def check_numbers(rows, columns, whole=False, zero=False):
     whole: an integer). A cell that is not would enter a log2, a mean or a key as nan, silently."""
     for k in columns:
         if any(k not in r for r in rows):
-            raise PlotError(f"{next(r for r in rows if k not in r).file or 'the results'} has no column {k!r}")
+            raise PlotError(f"{getattr(next(r for r in rows if k not in r), 'file', '') or 'the results'} has no column {k!r}")
         for r in rows:
             v = _num(r[k])
             if not (math.isfinite(v) and (v >= 0 if zero else v > 0)) or (whole and v != int(v)):

@@ -3,6 +3,7 @@ search of 2-step train.py runs stopped and restarted, failed trials recorded as 
 trainer that diverges or crashes), the written config loaded by train.py, and one-line errors.
 CPU, seeded, offline."""
 import csv
+import errno
 import importlib.util
 import json
 import math
@@ -415,3 +416,108 @@ def test_bad_argument_exit_code_and_a_changed_command_on_a_storage(proxy, tmp_pa
     search.open_study(args, {"embedding.lr": (-3.0, 3.0)}, None)  # a storage made by another command
     with pytest.raises(UserError, match="holds search 'proxy' with space="):
         search.main([proxy, "--out_root", str(out)])
+
+
+# --- faults: the journal, a full disk, checkpoints, hostile paths (issue: the second round) ---
+
+def _fake_run(proxy, out, trials, monkeypatch, *extra):
+    monkeypatch.setattr(search, "train_command", lambda a, p, d, seed=None: [sys.executable, "-c", FAKE, d, "done"])
+    return search.main([proxy, "--out_root", str(out), "--trials", str(trials), "--space", "lr:embedding", *extra])
+
+
+def _journal_ok(path):
+    """Every line a whole JSON record, and plain Optuna reads the file to its end."""
+    lines = open(path, "rb").read().split(b"\n")
+    assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])
+    from optuna.storages.journal import JournalFileBackend
+    return JournalFileBackend(str(path)).read_logs(0)
+
+
+def test_a_torn_journal_is_repaired_and_the_search_goes_on(proxy, tmp_path, monkeypatch, capsys):
+    """The issue's example: the journal's last record cut short (a kill or a full disk
+    mid-append) was glued to the next record, and every later command died with a
+    JSONDecodeError. Now the torn bytes are moved aside with a note and the search goes on;
+    a tail torn while a search runs is moved aside by the next append."""
+    out = tmp_path / "s"
+    assert _fake_run(proxy, out, 1, monkeypatch) == 0
+    journal = out / "journal.log"
+    data = journal.read_bytes()
+    last = data[:-1].rfind(b"\n") + 1
+    journal.write_bytes(data[:last + (len(data) - last) // 2])  # what a kill mid-append leaves
+    torn = journal.read_bytes()[last:]
+    capsys.readouterr()
+    assert _fake_run(proxy, out, 2, monkeypatch) == 0
+    assert f"note: {journal} ended in a torn record ({len(torn)} bytes" in capsys.readouterr().out
+    (aside,) = out.glob("journal.log.torn-*")
+    assert aside.read_bytes() == torn
+    n = len(_journal_ok(journal))
+    # torn while a search holds the storage open: its next append starts on a fresh line
+    storage = search.make_storage(_args(proxy, "--out_root", str(out), "--space", "lr:embedding"))
+    study = optuna.load_study(study_name="proxy", storage=storage)
+    with open(journal, "ab") as f:
+        f.write(b'{"op_code":8,"worker_id":"x","trial_id":0,"user_attr":{"wa')
+    study.set_user_attr("after_the_tear", 1)
+    logs = _journal_ok(journal)
+    assert len(logs) == n + 1 and logs[-1]["user_attr"] == {"after_the_tear": 1}
+
+
+def test_a_torn_line_inside_the_journal_is_one_line(proxy, tmp_path, monkeypatch):
+    """A torn record that an older search.py glued to the next one, with records after it
+    (Optuna cannot read past it): one error line naming the line and the bytes to delete."""
+    out = tmp_path / "s"
+    assert _fake_run(proxy, out, 1, monkeypatch) == 0
+    journal = out / "journal.log"
+    lines = journal.read_bytes().split(b"\n")
+    lines[2] = b'{"op_code":5,"worker_id":"w","tri' + lines[2]
+    journal.write_bytes(b"\n".join(lines))
+    with pytest.raises(UserError, match=r"journal.log line 3 is not a journal record .*33 bytes cut short by a "
+                                        r"kill or a full disk, glued to the next record.*delete the first 33 bytes"
+                                        ) as e:
+        _fake_run(proxy, out, 2, monkeypatch)
+    assert "\n" not in str(e.value) and not list(out.glob("journal.log.torn-*"))
+
+
+def test_a_full_disk_while_writing_outputs_is_one_line_and_loses_no_trial(proxy, tmp_path, monkeypatch):
+    out = tmp_path / "s"
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(search, "write_atomic", full)
+    with pytest.raises(UserError, match=r"cannot write to .* \(No space left on device\); free space .* continues"):
+        _fake_run(proxy, out, 1, monkeypatch)
+    args = _args(proxy, "--out_root", str(out), "--space", "lr:embedding")
+    (t,) = optuna.load_study(study_name="proxy", storage=search.make_storage(args)).get_trials()
+    assert t.state == TrialState.COMPLETE and not list(out.glob("*.tmp*"))
+    monkeypatch.undo()
+    assert _fake_run(proxy, out, 1, monkeypatch) == 0 and (out / "searched_modules.py").exists()
+
+
+def test_a_dcp_checkpoint_keeps_a_trials_records(proxy, tmp_path, monkeypatch):
+    """One rule with train.py and the sweep: a trial run whose checkpoint is fsdp's .dcp
+    directory resumes, so its metrics.jsonl and final.json stay; without one they go."""
+    args = _args(proxy, "--out_root", str(tmp_path / "s"))
+    monkeypatch.setattr(search, "train_command", lambda *a, **k: [sys.executable, "-c", "pass"])
+    for name, ckpt in (("resumes", True), ("fresh", False)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "metrics.jsonl").write_text('{"iter": 2}\n')
+        (d / "final.json").write_text('{"status": "stopped", "iter": 2}')
+        if ckpt:
+            (d / "ckpt_0000002.dcp").mkdir()
+        trial = type("T", (), dict(user_attrs={"out_dir": str(d)}, params={}))
+        job = search.launch(trial, args)
+        job["proc"].wait()
+        job["log"].close()
+        assert (d / "metrics.jsonl").exists() == ckpt and (d / "final.json").exists() == ckpt
+
+
+def test_a_newline_in_a_path_reaches_no_generated_config(proxy, tmp_path):
+    """searched_modules.py is a config file train.py runs: the out_root and proxy paths written
+    into its comments must be one line each."""
+    with pytest.raises(UserError, match="holds a control character .* searched_modules.py"):
+        _args(proxy, "--out_root", str(tmp_path / "s\nimport os; os.system('x')"))
+    bad = tmp_path / "p\nq" / "proxy.py"
+    bad.parent.mkdir()
+    bad.write_text(open(proxy).read())
+    with pytest.raises(UserError, match="proxy config .* holds a control character"):
+        _args(str(bad))

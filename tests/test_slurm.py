@@ -1,6 +1,7 @@
 """scripts/slurm_train.sh without a cluster: srun and scontrol are stand-ins on PATH. A SIGTERM
 to the batch shell (what `#SBATCH --signal=B:TERM@...` delivers) must reach train.py through
-srun and torchrun, leave a checkpoint, requeue the job, and the requeued job must resume."""
+srun and torchrun, leave a checkpoint, requeue the job, and the requeued job must resume; a run
+that stops by itself under torchrun (exit 4 reported as 1) is requeued from its own record."""
 import json
 import os
 import signal
@@ -9,6 +10,8 @@ import stat
 import subprocess
 import sys
 import time
+
+import pytest
 
 from conftest import REPO, TINY
 
@@ -39,8 +42,8 @@ def _fake_bin(tmp_path):
     return f"{d}:{py}:{os.environ['PATH']}"
 
 
-def _launch(tmp_path, args, path):
-    env = dict(os.environ, PATH=path, SLURM_JOB_ID="4242", SLURM_NNODES="1", NPROC_PER_NODE="1",
+def _launch(tmp_path, args, path, nproc=1):
+    env = dict(os.environ, PATH=path, SLURM_JOB_ID="4242", SLURM_NNODES="1", NPROC_PER_NODE=str(nproc),
                MASTER_PORT=str(_free_port()), SHUTDOWN_GRACE="60", SCONTROL_LOG=str(tmp_path / "scontrol.log"),
                OMP_NUM_THREADS="1", WANDB_MODE="disabled", PYTHONUNBUFFERED="1")
     return subprocess.Popen(["bash", "scripts/slurm_train.sh", *args], cwd=REPO, env=env,
@@ -76,3 +79,24 @@ def test_sigterm_to_the_batch_shell_checkpoints_requeues_and_resumes(char_data, 
     assert f"resuming from {out / f'ckpt_{stopped_at:07d}.pt'}" in log
     assert json.loads((out / "final.json").read_text())["status"] == "done"
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]  # not requeued again
+
+
+@pytest.mark.slow
+def test_a_run_stopped_under_torchrun_is_requeued_from_its_record(char_data, tmp_path):
+    """2 gloo workers stop by themselves (halt_at_iter: exit 4), torchrun exits 1: the job is
+    requeued all the same, since the final.json this job wrote says stopped. A requeued job
+    whose step then fails leaves that final.json as it was: exit 1, not requeued again."""
+    out = tmp_path / "run"
+    args = [f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--max_iters=6", "--halt_at_iter=2",
+            "--eval_interval=1000", "--save_checkpoints=True"]
+    path = _fake_bin(tmp_path)
+    job = _launch(tmp_path, args, path, nproc=2)
+    log, _ = job.communicate(timeout=240)
+    assert job.returncode == 0 and "exitcode  : 4" in log, log[-3000:]
+    assert "requeueing job 4242" in log and (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    assert json.loads((out / "final.json").read_text())["status"] == "stopped"
+    (tmp_path / "bin" / "srun").write_text("#!/bin/bash\necho 'step failed' >&2\nexit 1\n")  # e.g. a node lost
+    job = _launch(tmp_path, args, path)
+    log, _ = job.communicate(timeout=120)
+    assert job.returncode == 1 and "training exited with 1" in log, log[-3000:]
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
