@@ -24,7 +24,7 @@ import torch
 
 from configurator import ConfigError, configure
 from model import GPT, GPTConfig
-from runs import available_memory, memory_estimate
+from runs import available_memory, memory_estimate, out_of_memory
 from util import peak_flops, resolve_device, run_cli
 
 n_layer = 4                 # the model shape, as in train.py
@@ -102,13 +102,14 @@ def main():
     need += (models - 1) * memory_estimate(n_layer, n_embd, n_head, vocab_size, block_size, 0)[0]
     have = available_memory(device_type, dev)
     if have and need > have:
-        raise ConfigError(f"this shape needs {what}{f' (x{models} models for --compare)' if models > 1 else ''}, "
-                          f"more than the {have / 2 ** 30:,.1f} GiB {dev} has; lower n_layer, n_embd, batch_size, "
-                          "block_size or vocab_size")
+        if models > 1:
+            what += f" for one model, {need / 2 ** 30:,.1f} GiB for the {models} that --compare keeps"
+        raise ConfigError(f"this shape needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; lower n_layer, "
+                          "n_embd, batch_size, block_size or vocab_size")
     try:
         return _bench(dev, device_type, dt, ctx, is_cuda, use_compile, use_fused)
     except (MemoryError, RuntimeError) as e:  # an allocation the estimate let through
-        if not isinstance(e, MemoryError) and "alloc" not in str(e) and "out of memory" not in str(e):
+        if not out_of_memory(e):
             raise
         raise ConfigError(f"out of memory on {dev} at {n_layer} layers x {n_embd} wide, batch {batch_size} x "
                           f"{block_size}, vocab {vocab_size}; lower these sizes") from None

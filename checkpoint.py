@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from configurator import ConfigError
-from runs import regular_file
+from runs import fsync_dir, regular_file, write_atomic
 from runs import CHECKPOINT_NAME as NAME  # the one rule for "this run has a checkpoint" (runs.has_checkpoint)
 
 FORMAT = 1
@@ -176,19 +176,7 @@ def save(ckpt, path):
 
 
 def save_atomic(obj, path):
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def prune(out, keep_last, newest):
@@ -239,10 +227,10 @@ def same_run_diff(ckpt, config=None, meta=None):
         if k in theirs and k in config and theirs[k] != config[k]:
             diff.append(f"{k}={_short(theirs[k])} there, {_short(config[k])} here")
     theirs = ckpt.get("meta") or {}
+    named = {"itos": "the vocabulary (meta.json itos)", "files": "the data files", "shards": "the data files"}
     for k in DATA_IDENTITY if meta is not None else ():
         if k in theirs and theirs[k] != meta.get(k):
-            what = "the vocabulary (meta.json itos)" if k == "itos" else "the data files" if k in ("files", "shards") else k
-            diff.append(f"{what} differs from the dataset it was trained on" if k in ("itos", "files", "shards")
+            diff.append(f"{named[k]} differs from the dataset it was trained on" if k in named
                         else f"{k}={_short(theirs[k])} there, {_short(meta.get(k))} here")
     return diff
 
@@ -526,11 +514,7 @@ def _write_dcp(flat, state, path, distributed):
             if os.path.exists(path):
                 os.replace(path, old)
             os.replace(tmp, path)
-            fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(os.path.dirname(path))
             shutil.rmtree(old, ignore_errors=True)
     except (OSError, RuntimeError, _dcp_error()) as e:  # a full disk, as OSError or from inside a writer
         if rank0:

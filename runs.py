@@ -40,14 +40,16 @@ def has_checkpoint(out_dir):
     return any(CHECKPOINT_NAME.fullmatch(n) for n in names)
 
 
-def write_atomic(path, text):
-    """Write a record whole or not at all: a temporary file beside it, fsynced, renamed over
-    it (and the directory fsynced). On failure the old file is untouched, the temporary one
-    removed, and the OSError raised for the caller to report in one line."""
+def write_atomic(path, data):
+    """Write a file whole or not at all: a temporary file beside it (`<path>.tmp.<pid>`),
+    fsynced, renamed over it, the directory fsynced. `data` is text, or a function that writes
+    into the open binary file (checkpoint.py: torch.save). On failure the old file is
+    untouched, the temporary one removed, and the error raised for the caller to report in one
+    line."""
     tmp = f"{path}.tmp.{os.getpid()}"
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            data(f) if callable(data) else f.write(data.encode())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -57,14 +59,28 @@ def write_atomic(path, text):
         except OSError:
             pass
         raise
+    fsync_dir(os.path.dirname(path))
+
+
+def fsync_dir(path):
+    """Make the renames in a directory durable; a filesystem that cannot fsync a directory
+    keeps them anyway."""
     try:
-        fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        fd = os.open(path or ".", os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-    except OSError:  # a directory that cannot be fsynced (some filesystems): the rename stands
+    except OSError:
         pass
+
+
+def out_of_memory(e):
+    """Whether an exception is an allocator's refusal (MemoryError; torch's RuntimeError
+    "can't allocate memory" on CPU, OutOfMemoryError "out of memory" on GPU), which the entry
+    points report as one line; any other error is left to surface."""
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and (
+        "can't allocate memory" in str(e) or "out of memory" in str(e).lower()))
 
 
 def write_json(path, obj, **kw):

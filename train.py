@@ -48,8 +48,8 @@ from dataloader import eval_batches, open_dataset
 from dataloader import verify_data as check_data_files
 from model import GPT, PARAMETERIZATIONS, GPTConfig
 from parallel import PARALLEL, full, pad_eval_batches, shard_with_optimizer
-from runs import (EXIT_DIVERGED, EXIT_STOPPED, RunLock, available_memory, memory_estimate, release_all,
-                  write_atomic, write_json)
+from runs import (EXIT_DIVERGED, EXIT_STOPPED, RunLock, append_line, available_memory, memory_estimate,
+                  out_of_memory, release_all, write_atomic, write_json)
 from util import UserError, hms, load_codec, peak_flops, resolve_device
 
 _REPO = os.path.dirname(os.path.abspath(__file__))
@@ -318,10 +318,7 @@ def one_history(path, upto):
     if not moved:
         return None
     aside = os.path.join(os.path.dirname(path), "metrics.rolled_back.jsonl")
-    with open(aside, "a") as f:
-        f.write("".join(line + "\n" for line in moved))
-        f.flush()
-        os.fsync(f.fileno())
+    append_line(aside, "\n".join(moved))
     write_atomic(path, "".join(line + "\n" for line in keep))
     return (f"metrics.jsonl: {len(moved)} rows {'after step ' + str(upto) if upto is not None else 'of an earlier start'}"
             f"{f' ({torn} torn)' if torn else ''} moved to {os.path.basename(aside)}; this start logs those steps again")
@@ -356,12 +353,10 @@ def out_of_memory(fn):
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as e:
-            text = str(e)
-            if not isinstance(e, (torch.OutOfMemoryError, MemoryError)) and not (
-                    "can't allocate memory" in text or "out of memory" in text.lower()):
+        except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
+            if not out_of_memory(e):
                 raise
-            need = re.search(r"allocate ([\d.,]+ ?[KMGT]?i?B|\d+ bytes)", text)
+            need = re.search(r"allocate ([\d.,]+ ?[KMGT]?i?B|\d+ bytes)", str(e))
             raise ConfigError(f"out of memory in {fn.__name__}{f' (allocating {need.group(1)})' if need else ''} with "
                               f"batch_size={batch_size} x block_size={block_size}; lower batch_size (global_batch_size "
                               "is kept by more micro-steps), block_size or the model; the checkpoints are untouched") from None

@@ -47,7 +47,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from util import UserError, run_cli, signed  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
-from runs import append_line, available_memory, memory_estimate, regular_file, write_atomic  # noqa: E402
+from runs import append_line, available_memory, memory_estimate, out_of_memory, regular_file, write_atomic  # noqa: E402
 
 CSV_FIELDS = ("param", "sweep", "size", "seed", "step", "layer", "quantity", "value")
 LAYER_QUANTITIES = ("resid_abs", "resid_rms", "resid_delta_abs", "attn_abs", "mlp_abs",
@@ -545,7 +545,7 @@ def main(argv=None):
                   on_run=partial(append_rows, csv_path), log=lambda m: print(m, flush=True),
                   input_mult=a.input_mult)
         except (MemoryError, RuntimeError) as e:  # an allocation the estimate let through
-            if not isinstance(e, MemoryError) and "alloc" not in str(e):
+            if not out_of_memory(e):
                 raise
             raise UserError(f"out of memory at {L} layers x {N} wide, batch {s['batch']} x {s['seq_len']}; lower "
                             f"--sizes, --width or --depth, --batch or --seq_len (--resume keeps the finished runs)") from None

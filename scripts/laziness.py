@@ -63,7 +63,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from util import UserError, run_cli, signed  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
-from runs import available_memory, memory_estimate, write_atomic  # noqa: E402
+from runs import available_memory, memory_estimate, out_of_memory, write_atomic  # noqa: E402
 
 PARAMS = {"depth_mup": 0.5, "completep": 1.0, "mup": None}  # name -> depth exponent alpha
 GPT_SEQ, GPT_BATCH = 32, 4  # the GPT's batch: sequences of tokens
@@ -372,7 +372,7 @@ def main(argv=None):
         rows = run(models, params, depths, list(range(a.seeds)), gpt_kw, toy_kw,
                    log=lambda m: print(m, flush=True))
     except (MemoryError, RuntimeError) as e:  # an allocation the estimate let through
-        if not isinstance(e, MemoryError) and "alloc" not in str(e):
+        if not out_of_memory(e):
             raise
         raise UserError(f"out of memory at depth {L} (gpt width {a.gpt_width}, toy width {a.toy_width}); lower "
                         "--depths or the widths") from None

@@ -245,25 +245,25 @@ def _sample(tmp_path, start, best_fifo=False):
 def _fifo_case(kind, tmp_path):
     """(the call, the words of its error) for a FIFO where a file is expected."""
     d = str(tmp_path / "d")
+
+    def fifo_in_place(name):
+        os.remove(os.path.join(d, name))
+        os.mkfifo(os.path.join(d, name))
     if kind == "train.bin":
         write_char_dataset(d)
-        os.remove(os.path.join(d, "train.bin"))
-        os.mkfifo(os.path.join(d, "train.bin"))
+        fifo_in_place("train.bin")
         return lambda: open_dataset(d, 32, 4, 8), ["token file", "train.bin is a FIFO"]
     if kind == "shard":
         shards(d)
-        os.remove(os.path.join(d, "t_train_000002.bin"))
-        os.mkfifo(os.path.join(d, "t_train_000002.bin"))
+        fifo_in_place("t_train_000002.bin")
         return lambda: open_dataset(d, 32, 4, 8), ["t_train_000002.bin is a FIFO"]
     if kind == "meta.json":
         write_char_dataset(d)
-        os.remove(os.path.join(d, "meta.json"))
-        os.mkfifo(os.path.join(d, "meta.json"))
+        fifo_in_place("meta.json")
         return lambda: open_dataset(d, 32, 4, 8), ["dataset metadata", "meta.json is a FIFO"]
     if kind == "verify_data":
         shards(d)
-        os.remove(os.path.join(d, "t_val_000000.bin"))
-        os.mkfifo(os.path.join(d, "t_val_000000.bin"))
+        fifo_in_place("t_val_000000.bin")
         return lambda: verify_data(d), ["t_val_000000.bin is a FIFO"]
     if kind == "checksum":
         os.mkfifo(str(tmp_path / "f.bin"))
