@@ -22,10 +22,10 @@ import time
 
 import torch
 
-from configurator import ConfigError, configure
+from configurator import configure
+from runs import UserError, available_memory, memory_estimate, out_of_memory, run_cli
 from model import GPT, GPTConfig
-from runs import available_memory, memory_estimate, out_of_memory
-from util import peak_flops, resolve_device, run_cli
+from util import peak_flops, resolve_device
 
 n_layer = 4                 # the model shape, as in train.py
 n_head = 4
@@ -56,7 +56,7 @@ def build(param, groups, use_fused, use_compile, dev):
                         n_embd=n_embd, parameterization=param, base_n_layer=base_n_layer,
                         base_n_embd=base_n_embd)
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise UserError(str(e)) from None
     model = GPT(cfg).to(dev)
     extra = {"fused": True} if use_fused else {}
     if groups == "one":
@@ -86,11 +86,11 @@ def main():
     configure(globals(), sys.argv[1:])
     for k in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "vocab_size", "steps", "repeats"):
         if globals()[k] <= 0:
-            raise ConfigError(f"{k}={globals()[k]} must be positive")
+            raise UserError(f"{k}={globals()[k]} must be positive")
     if warmup < 0:
-        raise ConfigError(f"warmup={warmup} must be >= 0")
+        raise UserError(f"warmup={warmup} must be >= 0")
     if not 0 <= seed < 2 ** 32:  # as train.py's
-        raise ConfigError(f"seed={seed} must be in [0, 2**32)")
+        raise UserError(f"seed={seed} must be in [0, 2**32)")
     dev, device_type, dt, ctx = resolve_device(device, dtype)
     is_cuda = device_type == "cuda"
     use_compile = is_cuda if compile is None else compile
@@ -104,14 +104,14 @@ def main():
     if have and need > have:
         if models > 1:
             what += f" for one model, {need / 2 ** 30:,.1f} GiB for the {models} that --compare keeps"
-        raise ConfigError(f"this shape needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; lower n_layer, "
+        raise UserError(f"this shape needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; lower n_layer, "
                           "n_embd, batch_size, block_size or vocab_size")
     try:
         return _bench(dev, device_type, dt, ctx, is_cuda, use_compile, use_fused)
     except (MemoryError, RuntimeError) as e:  # an allocation the estimate let through
         if not out_of_memory(e):
             raise
-        raise ConfigError(f"out of memory on {dev} at {n_layer} layers x {n_embd} wide, batch {batch_size} x "
+        raise UserError(f"out of memory on {dev} at {n_layer} layers x {n_embd} wide, batch {batch_size} x "
                           f"{block_size}, vocab {vocab_size}; lower these sizes") from None
 
 

@@ -31,8 +31,7 @@ import warnings
 import numpy as np
 import torch
 
-from configurator import ConfigError
-from runs import fsync_dir, regular_file, write_atomic
+from runs import UserError, fsync_dir, regular_file, write_atomic
 from runs import CHECKPOINT_NAME as NAME  # the one rule for "this run has a checkpoint" (runs.has_checkpoint)
 
 FORMAT = 1
@@ -44,9 +43,6 @@ FIELDS = dict(model=dict, optimizer=dict, model_config=dict, config=dict, parame
               iter_num=int, best_val_loss=float, last_eval_iter=int, data=dict, rng=list, meta=dict)
 FALL_BACK = "delete it to fall back to the previous one, or start over with a new out_dir"
 
-
-class CheckpointError(ConfigError):
-    """A checkpoint file that cannot be used as it is (one line for the user)."""
 
 
 def checkpoint_path(out, it, sharded=False):
@@ -94,15 +90,15 @@ def build(model, optimizer, model_config, config, parameterization, iter_num, be
 
 
 def validate(ckpt, path, tensors=True):
-    """Structure and types of every field; raises CheckpointError naming the first bad one.
+    """Structure and types of every field; raises UserError naming the first bad one.
     tensors=False: a DCP checkpoint's state.json, whose model and optimizer are not loaded yet."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or ("model" not in ckpt and tensors) \
             or not isinstance(ckpt.get("model_config"), dict):
-        raise CheckpointError(f"{path} is not a checkpoint of this trainer (format {FORMAT}); "
+        raise UserError(f"{path} is not a checkpoint of this trainer (format {FORMAT}); "
                               "point out_dir at a run of train.py")
 
     def bad(field, what):
-        return CheckpointError(f"checkpoint {path}: {field} {what}; {FALL_BACK}")
+        return UserError(f"checkpoint {path}: {field} {what}; {FALL_BACK}")
     for k, want in FIELDS.items():
         if not tensors and k in ("model", "optimizer"):
             continue
@@ -139,14 +135,14 @@ def validate(ckpt, path, tensors=True):
         raise bad("field 'batch_duration'", f"is {type(ckpt['batch_duration']).__name__}, not dict")
     named = step_of(path)
     if named is not None and named != ckpt["iter_num"]:
-        raise CheckpointError(f"checkpoint {path} holds step {ckpt['iter_num']}, not the step {named} of its "
+        raise UserError(f"checkpoint {path} holds step {ckpt['iter_num']}, not the step {named} of its "
                               f"name (renamed or copied?); rename it to {os.path.basename(checkpoint_path('', ckpt['iter_num'], is_sharded(path)))} "
                               "or move it out of out_dir")
     return ckpt
 
 
 def load_checkpoint(path, tensors=True):
-    """Read and validate a checkpoint; CheckpointError (one line) if it cannot be used. A DCP
+    """Read and validate a checkpoint; UserError (one line) if it cannot be used. A DCP
     directory comes back in the single-file form (its shards gathered in this process, no
     process group needed); tensors=False: only its state.json, for `restore` to load the
     tensors into a sharded model."""
@@ -158,7 +154,7 @@ def load_checkpoint(path, tensors=True):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # only torch's parser runs here: whatever it raises is the file's fault
         detail = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() or ["no detail"]  # no terminal colours
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {detail[0][:120]}); "
+        raise UserError(f"checkpoint {path} cannot be read ({type(e).__name__}: {detail[0][:120]}); "
                               f"{FALL_BACK}") from None
     return validate(ckpt, path)
 
@@ -170,7 +166,7 @@ def save(ckpt, path):
         save_atomic(ckpt, path)
     except (OSError, RuntimeError) as e:  # a full disk inside torch.save is a RuntimeError ("unexpected pos")
         why = e.strerror if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {_first_line(e)[:100]}"
-        raise CheckpointError(f"cannot write checkpoint {path} ({why}); free space or make "
+        raise UserError(f"cannot write checkpoint {path} ({why}); free space or make "
                               f"{os.path.dirname(path) or '.'} writable, then run the same command to resume "
                               "(the previous checkpoints are kept)") from None
 
@@ -257,11 +253,11 @@ def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, mo
         diff += [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in batch_duration.items() if theirs.get(k) != v]
     diff += same_run_diff(ckpt, config, meta)
     if diff:
-        raise ConfigError(f"cannot resume from {path}: {'; '.join(diff)}; a resume continues the same run: use "
+        raise UserError(f"cannot resume from {path}: {'; '.join(diff)}; a resume continues the same run: use "
                           "the same settings and data, or a new out_dir")
 
     def bad(what, e):
-        return CheckpointError(f"checkpoint {path} does not fit this model and trainer: {what} "
+        return UserError(f"checkpoint {path} does not fit this model and trainer: {what} "
                                f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); {FALL_BACK}")
     if "model" not in ckpt:  # a DCP checkpoint (load_checkpoint(tensors=False)): shards into shards
         try:
@@ -269,7 +265,7 @@ def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, mo
         except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError, _dcp_error()) as e:  # missing or misshapen shards, a non-tensor entry
             raise bad("sharded state", e) from None
     elif any(type(t).__name__ == "DTensor" for t in model.parameters()):
-        raise CheckpointError(f"{path} is a single-file checkpoint and this run shards the model (parallel='fsdp'); "
+        raise UserError(f"{path} is a single-file checkpoint and this run shards the model (parallel='fsdp'); "
                               f"convert it with python scripts/convert_checkpoint.py {path}, or resume with parallel='ddp'")
     else:
         try:
@@ -290,7 +286,7 @@ def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, mo
                     raise bad("optimizer state", ValueError(f"{k} of shape {getattr(s[k], 'shape', None)} "
                                                             f"for a parameter of shape {tuple(p.shape)}"))
     if loader is not None:
-        loader.load_state_dict(ckpt["data"])  # raises DataError on a position of another dataset
+        loader.load_state_dict(ckpt["data"])  # raises UserError on a position of another dataset
     try:
         if rng:
             set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
@@ -305,7 +301,7 @@ def model_from(ckpt, path):
     try:
         model = GPT(GPTConfig(**ckpt["model_config"]))
     except (TypeError, ValueError) as e:  # fields this model code does not have, or bad values
-        raise CheckpointError(f"checkpoint {path} does not fit this model code ({type(e).__name__}: "
+        raise UserError(f"checkpoint {path} does not fit this model code ({type(e).__name__}: "
                               f"{' '.join(str(e).split())[:160]}); use a checkpoint of this trainer") from None
     restore(ckpt, path, model, rng=False)
     return model
@@ -455,10 +451,10 @@ def load_sharded(path, tensors=True):
         with open(os.path.join(path, STATE)) as f:
             ckpt = _from_json(json.load(f))
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} has no {STATE} (not written by train.py, or incomplete); "
+        raise UserError(f"checkpoint {path} has no {STATE} (not written by train.py, or incomplete); "
                               f"{FALL_BACK}") from None
     except (OSError, ValueError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {path}: {STATE} cannot be read ({type(e).__name__}: "
+        raise UserError(f"checkpoint {path}: {STATE} cannot be read ({type(e).__name__}: "
                               f"{_first_line(e)}); {FALL_BACK}") from None
     validate(ckpt, path, tensors=False)
     if not tensors:
@@ -476,7 +472,7 @@ def load_sharded(path, tensors=True):
         model_sd, state = _unflat(flat)
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, EOFError, AttributeError,
             _dcp_error()) as e:
-        raise CheckpointError(f"checkpoint {path}: its shards cannot be read ({type(e).__name__}: "
+        raise UserError(f"checkpoint {path}: its shards cannot be read ({type(e).__name__}: "
                               f"{_first_line(e)}); {FALL_BACK}") from None
     # the optimizer in torch's own form: parameters numbered in group order
     groups, ids = [], {}
@@ -484,7 +480,7 @@ def load_sharded(path, tensors=True):
         g = dict(g, params=[ids.setdefault(n, len(ids)) for n in g["params"]])
         groups.append(dict(g, betas=tuple(g["betas"])) if "betas" in g else g)
     if set(state) - set(ids):
-        raise CheckpointError(f"checkpoint {path}: optimizer state for parameters outside its groups; {FALL_BACK}")
+        raise UserError(f"checkpoint {path}: optimizer state for parameters outside its groups; {FALL_BACK}")
     ckpt.update(model=model_sd, optimizer=dict(state={ids[n]: s for n, s in state.items()}, param_groups=groups))
     return validate(ckpt, path)
 
@@ -520,7 +516,7 @@ def _write_dcp(flat, state, path, distributed):
         if rank0:
             shutil.rmtree(tmp, ignore_errors=True)
         why = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
-        raise CheckpointError(f"cannot write checkpoint {path} ({why}); free space or make "
+        raise UserError(f"cannot write checkpoint {path} ({why}); free space or make "
                               f"{os.path.dirname(path) or '.'} writable, then run the same command to resume "
                               "(the previous checkpoints are kept)") from None
     if distributed:
@@ -545,7 +541,7 @@ def save_as_sharded(ckpt, path):
     names = {}
     for g in opt["param_groups"]:
         if len(g.get("names", [])) != len(g["params"]):
-            raise CheckpointError(f"checkpoint {path}: optimizer groups without parameter names; {FALL_BACK}")
+            raise UserError(f"checkpoint {path}: optimizer groups without parameter names; {FALL_BACK}")
         names.update(zip(g["params"], g["names"]))
     state = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
     state["optimizer_groups"] = [dict(g, params=[names[i] for i in g["params"]]) for g in opt["param_groups"]]

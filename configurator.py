@@ -10,7 +10,7 @@ The defaults (the module-level assignments of the calling script) fix the set of
 their types; a default of None takes its type from the script's annotation
 (`depth_alpha: float | None = None`). A dict setting takes a dict literal, in a file or as
 --key='{"a": {"b": 1}}'. Unknown keys, wrong types and malformed arguments
-raise ConfigError with one line that says what to change.
+raise UserError with one line that says what to change.
 """
 import ast
 import difflib
@@ -22,9 +22,7 @@ import types
 import typing
 
 
-class ConfigError(Exception):
-    """A user's mistake in a config file, an override, a data directory or a checkpoint.
-    Entry points print its message as one line and exit 2, without a traceback."""
+from runs import UserError  # the one error class (re-exported for the callers of parse)
 
 
 def _allowed_types(name, default, annotations):
@@ -40,12 +38,12 @@ def _type_names(types_):
 
 
 def check_value(name, value, allowed, source):
-    """Return value converted to an allowed type, or raise ConfigError."""
+    """Return value converted to an allowed type, or raise UserError."""
     if float in allowed and type(value) is int:
         return float(value)  # an int where a float is expected is fine
     if type(value) in allowed:
         return value
-    raise ConfigError(f"{name} expects {_type_names(allowed)}, got {type(value).__name__} "
+    raise UserError(f"{name} expects {_type_names(allowed)}, got {type(value).__name__} "
                       f"{value!r} ({source}); fix it there")
 
 
@@ -96,56 +94,56 @@ def _parse_override(name, text, allowed):
     if bool in allowed and text.lower() in ("true", "false"):
         return text.lower() == "true"
     if len(text) > MAX_TEXT:
-        raise ConfigError(f"--{name}= is {len(text):,} characters, more than the {MAX_TEXT:,} a setting may be; "
+        raise UserError(f"--{name}= is {len(text):,} characters, more than the {MAX_TEXT:,} a setting may be; "
                           "put a long value in a config file")
     try:
         return _bounded(ast.literal_eval(text))
     except _TooBig as e:
-        raise ConfigError(f"--{name}={text[:40]}{'...' if len(text) > 40 else ''} is beyond what a setting "
+        raise UserError(f"--{name}={text[:40]}{'...' if len(text) > 40 else ''} is beyond what a setting "
                           f"may be ({e}); write a smaller number") from None
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         pass
     try:
         return _arithmetic(ast.parse(text, mode="eval"))
     except _TooBig as e:
-        raise ConfigError(f"--{name}={text[:40]}{'...' if len(text) > 40 else ''} is beyond what a setting "
+        raise UserError(f"--{name}={text[:40]}{'...' if len(text) > 40 else ''} is beyond what a setting "
                           f"may be ({e}); write the number itself") from None
     except (ValueError, SyntaxError, ArithmeticError, RecursionError, MemoryError, TypeError):
         if str in allowed:
             return text  # a bare string: --dataset=shakespeare_char
         example = next((e for t, e in ((bool, "True"), (int, "4"), (float, "0.1"), (dict, "'{\"attn_qkv\": {\"lr\": 2}}'"))
                         if t in allowed), "None")
-        raise ConfigError(f"--{name}={text[:60]}{'...' if len(text) > 60 else ''} is not a valid {_type_names(allowed)}; "
+        raise UserError(f"--{name}={text[:60]}{'...' if len(text) > 60 else ''} is not a valid {_type_names(allowed)}; "
                           f"write it as a Python literal, e.g. --{name}={example}") from None
 
 
 def _unknown(name, keys, source):
     hint = difflib.get_close_matches(name, keys, n=1)
     hint = f"; did you mean {hint[0]!r}?" if hint else "; see the defaults at the top of train.py"
-    return ConfigError(f"unknown config key {name!r} ({source}){hint}")
+    return UserError(f"unknown config key {name!r} ({source}){hint}")
 
 
 def read_config_file(path):
     """The assignments of a config file, as a dict."""
     if not os.path.isfile(path):
         what = "is not a file" if os.path.exists(path) else "does not exist"
-        raise ConfigError(f"config file {path} {what}; give a path like config/train_default.py")
+        raise UserError(f"config file {path} {what}; give a path like config/train_default.py")
     try:
         with open(path) as f:
             source = f.read()
         code = compile(source, path, "exec")
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file {path} ({e}); save it as UTF-8 text") from None
+        raise UserError(f"cannot read config file {path} ({e}); save it as UTF-8 text") from None
     except SyntaxError as e:
         where = f" line {e.lineno}" if e.lineno else ""
-        raise ConfigError(f"config file {path}{where}: {e.msg}; it must be plain "
+        raise UserError(f"config file {path}{where}: {e.msg}; it must be plain "
                           "Python assignments like n_layer = 4") from None
     ns = {"__file__": os.path.abspath(path)}  # so a config can find files beside it
     try:
         exec(code, ns)
     except (Exception, SystemExit) as e:  # a config file is code; report its failure in one line
         detail = (str(e).splitlines() or [""])[0]
-        raise ConfigError(f"config file {path} failed to run: {type(e).__name__}: {detail}; fix it "
+        raise UserError(f"config file {path} failed to run: {type(e).__name__}: {detail}; fix it "
                           "(config files are plain assignments like n_layer = 4)") from None
     return {k: v for k, v in ns.items()
             if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
@@ -168,7 +166,7 @@ def _pairs(argv):
 def parse(defaults, argv, annotations=None, aliases=None):
     """Resolve argv (config files, then --key=value) against defaults. Returns (config, sources).
     `aliases` maps another trainer's setting name to a function (value, config) -> (dict of
-    settings to set, note); it runs once everything else is parsed and may raise ConfigError
+    settings to set, note); it runs once everything else is parsed and may raise UserError
     to refuse the name with its replacement."""
     annotations = annotations or {}
     aliases = aliases or {}
@@ -179,7 +177,7 @@ def parse(defaults, argv, annotations=None, aliases=None):
     for arg in _pairs(argv):
         if not arg.startswith("--"):
             if arg.startswith("-"):
-                raise ConfigError(f"argument {arg!r} is malformed; overrides are written --key=value")
+                raise UserError(f"argument {arg!r} is malformed; overrides are written --key=value")
             for k, v in read_config_file(arg).items():
                 if k in aliases and k not in config:
                     pending.append((k, v, f"in {arg}"))
@@ -190,7 +188,7 @@ def parse(defaults, argv, annotations=None, aliases=None):
                 sources[k] = arg
             continue
         if "=" not in arg:
-            raise ConfigError(f"argument {arg!r} has no value; write {arg}=VALUE")
+            raise UserError(f"argument {arg!r} has no value; write {arg}=VALUE")
         key, text = arg[2:].split("=", 1)
         if key in aliases and key not in config:
             pending.append((key, _parse_override(key, text, (int, float, bool, str)), f"from {arg}"))

@@ -26,8 +26,7 @@ import os
 import numpy as np
 import torch
 
-from configurator import ConfigError
-from runs import regular_file, write_json
+from runs import UserError, regular_file, write_json
 
 HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
@@ -36,9 +35,6 @@ FORMATS = {  # magic -> (version, dtype)
     20240801: (7, np.uint32),
 }
 
-
-class DataError(ConfigError):
-    """A token file or dataset directory that cannot be used as it is."""
 
 
 def write_tokens(path, tokens, vocab_size=None):
@@ -63,7 +59,7 @@ def write_tokens(path, tokens, vocab_size=None):
 def read_tokens(path, fix="re-run the dataset's prepare.py"):
     """Memory-map the tokens of a file, after checking magic, version and size."""
     def bad(what):
-        return DataError(f"{path}: {what}; {fix}")
+        return UserError(f"{path}: {what}; {fix}")
     if os.path.isdir(path):
         raise bad("is a directory, not a token file")
     regular_file(path, "token file")  # a FIFO would block np.fromfile forever
@@ -129,10 +125,10 @@ def check_fingerprint(path, want, fix):
     try:
         have = fingerprint(path)
     except OSError:
-        raise DataError(f"{path} is listed in meta.json but cannot be read; {fix}") from None
+        raise UserError(f"{path} is listed in meta.json but cannot be read; {fix}") from None
     for k in ("bytes", "crc32"):
         if k in want and want[k] != have[k]:
-            raise DataError(f"{path} does not match meta.json ({k} {have[k]} on disk, {want[k]} in meta.json): "
+            raise UserError(f"{path} does not match meta.json ({k} {have[k]} on disk, {want[k]} in meta.json): "
                             f"the files come from different preparations (an interrupted one?); {fix}")
 
 
@@ -147,7 +143,7 @@ def _check_record(path, where, entry, fix):
     range (a crc32 of 10**400 would only ever mismatch, in a message of 400 digits)."""
     for k, (want, ok) in RECORD.items():
         if k in entry and not ok(entry[k]):
-            raise DataError(f"{path}: {where}.{k} must be {want}, got {entry[k]!r:.60}; {fix}")
+            raise UserError(f"{path}: {where}.{k} must be {want}, got {entry[k]!r:.60}; {fix}")
 
 
 def read_meta(data_dir):
@@ -164,46 +160,46 @@ def read_meta(data_dir):
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
     except OSError as e:
-        raise DataError(f"{path} cannot be read ({e.strerror}); {fix}") from None
+        raise UserError(f"{path} cannot be read ({e.strerror}); {fix}") from None
     except ValueError as e:  # also digits past int's limit, and bytes that are not UTF-8
-        raise DataError(f"{path} is not valid JSON ({str(e)[:120]}); {fix}") from None
+        raise UserError(f"{path} is not valid JSON ({str(e)[:120]}); {fix}") from None
     except RecursionError:
-        raise DataError(f"{path} is nested too deeply to be a dataset's meta.json; {fix}") from None
+        raise UserError(f"{path} is nested too deeply to be a dataset's meta.json; {fix}") from None
     vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
     if not isinstance(meta, dict) or (vocab is not None and (type(vocab) is not int or vocab <= 0)):
-        raise DataError(f"{path} must be a JSON object with an integer vocab_size > 0, got "
+        raise UserError(f"{path} must be a JSON object with an integer vocab_size > 0, got "
                         f"{type(meta).__name__ if not isinstance(meta, dict) else repr(vocab):.60}; {fix}")
     if vocab is not None and vocab > MAX_VOCAB:
-        raise DataError(f"{path}: vocab_size {_digits(vocab)} is "
+        raise UserError(f"{path}: vocab_size {_digits(vocab)} is "
                         f"larger than {MAX_VOCAB:,}, the most a token file can hold (uint32 ids); {fix}")
     if vocab is None or not isinstance(meta.get("tokenizer"), str) or not meta["tokenizer"]:
-        raise DataError(f"{path} must name the tokenizer and vocab_size, e.g. {{\"tokenizer\": \"gpt2\", "
+        raise UserError(f"{path} must name the tokenizer and vocab_size, e.g. {{\"tokenizer\": \"gpt2\", "
                         f"\"vocab_size\": 50257}}; it has {sorted(meta) or 'no fields'}; re-run the dataset's "
                         "prepare.py or add them")
     for k, t in META_FIELDS.items():  # optional fields, but of their type when present
         if k in meta and (not isinstance(meta[k], t) or (t is int and isinstance(meta[k], bool))):
-            raise DataError(f"{path}: {k} must be {t.__name__}, got {meta[k]!r:.60}; {fix}")
+            raise UserError(f"{path}: {k} must be {t.__name__}, got {meta[k]!r:.60}; {fix}")
     for k in ("train_tokens", "val_tokens"):
         if k in meta and not 0 <= meta[k] <= MAX_TOKENS:
-            raise DataError(f"{path}: {k} {_digits(meta[k])} is not a token count of a file "
+            raise UserError(f"{path}: {k} {_digits(meta[k])} is not a token count of a file "
                             f"(0 .. {MAX_TOKENS:,}); {fix}")
     for name, entry in meta.get("files", {}).items():
         if not (isinstance(entry, dict) and all(type(entry.get(k)) is int for k in ("bytes", "crc32"))):
-            raise DataError(f"{path}: files[{name!r}] must be {{\"bytes\": int, \"crc32\": int}}, got "
+            raise UserError(f"{path}: files[{name!r}] must be {{\"bytes\": int, \"crc32\": int}}, got "
                             f"{entry!r:.60}; {fix}")
         _check_record(path, f"files[{name!r:.60}]", entry, fix)
     for name, digest in meta.get("sha256", {}).items():
         if not (isinstance(digest, str) and re.fullmatch("[0-9a-f]{64}", digest)):
-            raise DataError(f"{path}: sha256[{name!r:.60}] must be 64 hex digits, got {digest!r:.60}; {fix}")
+            raise UserError(f"{path}: sha256[{name!r:.60}] must be 64 hex digits, got {digest!r:.60}; {fix}")
     if "eot" in meta and not 0 <= meta["eot"] < vocab:
-        raise DataError(f"{path}: eot {_digits(meta['eot'])} is not a token id below vocab_size {vocab}; {fix}")
+        raise UserError(f"{path}: eot {_digits(meta['eot'])} is not a token id below vocab_size {vocab}; {fix}")
     if meta.get("tokenizer") == "char" and not (isinstance(meta.get("itos"), list) and vocab == len(meta["itos"])):
-        raise DataError(f"{path} says tokenizer 'char' but lacks its itos list or a vocab_size equal to "
+        raise UserError(f"{path} says tokenizer 'char' but lacks its itos list or a vocab_size equal to "
                         f"its length; {fix}")
     itos = meta.get("itos", [])
     bad = [repr(c) for c in itos if not (isinstance(c, str) and c)]
     if bad or len(set(itos)) != len(itos):
-        raise DataError(f"{path}: itos must be a list of distinct non-empty strings (the vocabulary), it has "
+        raise UserError(f"{path}: itos must be a list of distinct non-empty strings (the vocabulary), it has "
                         f"{(bad or ['a repeated entry'])[0][:60]}; {fix}")
     return meta
 
@@ -224,7 +220,7 @@ class RandomWindowLoader:
 
     def __init__(self, tokens, block_size, micro_batch, global_batch, rank=0, world_size=1, seed=0):
         if len(tokens) < block_size + 1:
-            raise DataError(f"{len(tokens)} tokens are too few for block_size={block_size}; "
+            raise UserError(f"{len(tokens)} tokens are too few for block_size={block_size}; "
                             "lower block_size or prepare more text")
         per_rank = global_batch // world_size
         self.tokens, self.T = tokens, block_size
@@ -242,13 +238,13 @@ class RandomWindowLoader:
 
     def load_state_dict(self, state):
         if state.get("mode") != self.mode:
-            raise DataError(f"checkpoint data position is for {state.get('mode')!r} but the "
+            raise UserError(f"checkpoint data position is for {state.get('mode')!r} but the "
                             f"dataset loads as {self.mode!r}; resume with the same dataset")
         g = state.get("generator")
         try:
             self.gen.set_state(g)
         except (RuntimeError, TypeError) as e:  # not a generator state, or of another size
-            raise DataError(f"checkpoint data position holds no usable generator state ({type(e).__name__}); "
+            raise UserError(f"checkpoint data position holds no usable generator state ({type(e).__name__}); "
                             "delete the checkpoint to fall back to the previous one") from None
 
 
@@ -271,7 +267,7 @@ class ShardLoader:
         self.per_rank, self.rank, self.seed = global_batch // world_size, rank, seed
         self.sizes = [len(read_tokens(p, fix)) for p in self.paths]
         if sum(self.sizes) < global_batch * block_size + 1:
-            raise DataError(f"the train shards hold {sum(self.sizes):,} tokens, fewer than one step's "
+            raise UserError(f"the train shards hold {sum(self.sizes):,} tokens, fewer than one step's "
                             f"{global_batch * block_size + 1:,} (global_batch_size x block_size + 1); "
                             "lower them or prepare more text")
         self.epoch, self.shard, self.offset = 0, 0, 0  # shard: index into this epoch's order
@@ -288,7 +284,7 @@ class ShardLoader:
                 check_fingerprint(path, self.fingerprints[path], self.fix)
             toks = read_tokens(path, self.fix)
             if self.vocab_size is not None and len(toks) and int(toks.max()) >= self.vocab_size:
-                raise DataError(f"{path} has token id {int(toks.max())} >= vocab_size {self.vocab_size}; {self.fix}")
+                raise UserError(f"{path} has token id {int(toks.max())} >= vocab_size {self.vocab_size}; {self.fix}")
             self._open = (path, toks)
         return self._open[1]
 
@@ -320,17 +316,17 @@ class ShardLoader:
 
     def load_state_dict(self, state):
         if state.get("mode") != self.mode:
-            raise DataError(f"checkpoint data position is for {state.get('mode')!r} but the "
+            raise UserError(f"checkpoint data position is for {state.get('mode')!r} but the "
                             f"dataset loads as {self.mode!r}; resume with the same dataset")
         fields = dict(epoch=int, shard=int, offset=int, seed=int, files=list)
         bad = [k for k, t in fields.items() if not isinstance(state.get(k), t) or isinstance(state.get(k), bool)]
         if bad:
-            raise DataError(f"checkpoint data position: field {bad[0]!r} is "
+            raise UserError(f"checkpoint data position: field {bad[0]!r} is "
                             f"{type(state.get(bad[0])).__name__}, not {fields[bad[0]].__name__}; "
                             "delete the checkpoint to fall back to the previous one")
         files = [os.path.basename(p) for p in self.paths]
         if state["files"] != files:
-            raise DataError(f"checkpoint data position is for {len(state['files'])} shards "
+            raise UserError(f"checkpoint data position is for {len(state['files'])} shards "
                             f"({(state['files'] or ['none'])[0]} ...) but the dataset has {len(files)} ({files[0]} ...); "
                             "resume with the same shards or start a new out_dir")
         epoch, shard, offset, seed = (int(state[k]) for k in ("epoch", "shard", "offset", "seed"))
@@ -340,7 +336,7 @@ class ShardLoader:
             ok = offset < self.sizes[order[shard]] if shard < len(files) else offset == 0
         if not ok:
             where = ", ".join(f"{k} {_digits(state[k])}" for k in ("epoch", "shard", "offset", "seed"))
-            raise DataError(f"checkpoint data position ({where}) is not a place in the dataset's "
+            raise UserError(f"checkpoint data position ({where}) is not a place in the dataset's "
                             f"{len(files)} shards; delete the checkpoint to fall back to the previous one")
         # the checkpoint's seed: a resumed run continues the shard orders it started with
         self.epoch, self.shard, self.offset, self.seed = epoch, shard, offset, seed
@@ -379,17 +375,17 @@ def open_dataset(data_dir, block_size, micro_batch, global_batch, rank=0, world_
     prep = _prepare_command(data_dir)
     if not os.path.isdir(data_dir):
         what = "is not a directory" if os.path.exists(data_dir) else "does not exist"
-        raise DataError(f"dataset directory {data_dir} {what}; set --dataset or --data_dir, "
+        raise UserError(f"dataset directory {data_dir} {what}; set --dataset or --data_dir, "
                         f"or run {prep}")
     has_bin = os.path.exists(os.path.join(data_dir, "train.bin"))
     shards = not has_bin and glob.glob(os.path.join(data_dir, "*_train_*.bin"))
     if not has_bin and not shards:
-        raise DataError(f"{data_dir} holds no train.bin and no *_train_*.bin shards; run {prep} "
+        raise UserError(f"{data_dir} holds no train.bin and no *_train_*.bin shards; run {prep} "
                         "(or set --data_dir)")
     meta = read_meta(data_dir)
     if meta is None:  # an interrupted preparation, or files from elsewhere: the tokenizer is unknown
         gpt2 = " (llm.c GPT-2 shards: add a meta.json of {\"tokenizer\": \"gpt2\", \"vocab_size\": 50257})"
-        raise DataError(f"{data_dir} has token files but no meta.json, so its tokenizer is unknown (a "
+        raise UserError(f"{data_dir} has token files but no meta.json, so its tokenizer is unknown (a "
                         f"preparation that did not finish writes none); run {prep}{gpt2 if shards else ''}")
     prep = _prepare_command(data_dir, meta)  # the command that prepared this very directory
     if shards:
@@ -403,13 +399,13 @@ def open_dataset(data_dir, block_size, micro_batch, global_batch, rank=0, world_
     splits = {s: read_tokens(os.path.join(data_dir, f"{s}.bin"), fix=f"run {prep}") for s in ("train", "val")}
     for split, toks in splits.items():
         if counts[split] is not None and counts[split] != len(toks):
-            raise DataError(f"{data_dir}/{split}.bin holds {len(toks):,} tokens but meta.json says "
+            raise UserError(f"{data_dir}/{split}.bin holds {len(toks):,} tokens but meta.json says "
                             f"{counts[split]:,}: the files come from different preparations; run {prep}")
         if len(toks) < block_size + 1:
-            raise DataError(f"{data_dir}/{split}.bin holds {len(toks)} tokens, too few for block_size="
+            raise UserError(f"{data_dir}/{split}.bin holds {len(toks)} tokens, too few for block_size="
                             f"{block_size}; lower block_size or prepare more text")
         if int(toks.max()) >= vocab:
-            raise DataError(f"{data_dir}/{split}.bin has token id {int(toks.max())} >= vocab_size {vocab} "
+            raise UserError(f"{data_dir}/{split}.bin has token id {int(toks.max())} >= vocab_size {vocab} "
                             f"of meta.json; re-run {prep}")
     loader = RandomWindowLoader(splits["train"], block_size, micro_batch, global_batch, rank, world_size, seed)
     return Dataset(loader, splits, meta, f"{loader.mode} over train.bin ({len(splits['train']):,} tokens), "
@@ -422,21 +418,21 @@ SHARD_FIELDS = dict(file=str, split=str, tokens=int)
 def _check_shard_list(path, shards, fix):
     """meta.json's shard entries: a list of {file, split, tokens[, bytes, crc32]}."""
     if not isinstance(shards, list):
-        raise DataError(f"{path}: 'shards' must be a list, got {type(shards).__name__}; {fix}")
+        raise UserError(f"{path}: 'shards' must be a list, got {type(shards).__name__}; {fix}")
     for i, e in enumerate(shards):
         if not isinstance(e, dict):
-            raise DataError(f"{path}: shards[{i}] must be an object, got {type(e).__name__}; {fix}")
+            raise UserError(f"{path}: shards[{i}] must be an object, got {type(e).__name__}; {fix}")
         for k, t in SHARD_FIELDS.items():
             if k not in e:
-                raise DataError(f"{path}: shards[{i}] has no {k!r}; {fix}")
+                raise UserError(f"{path}: shards[{i}] has no {k!r}; {fix}")
             if not isinstance(e[k], t) or isinstance(e[k], bool):
-                raise DataError(f"{path}: shards[{i}].{k} must be {t.__name__}, got {e[k]!r:.60}; {fix}")
+                raise UserError(f"{path}: shards[{i}].{k} must be {t.__name__}, got {e[k]!r:.60}; {fix}")
         if not 0 <= e["tokens"] <= MAX_TOKENS:
-            raise DataError(f"{path}: shards[{i}].tokens {_digits(e['tokens'])} is not a token count of a "
+            raise UserError(f"{path}: shards[{i}].tokens {_digits(e['tokens'])} is not a token count of a "
                             f"file (0 .. {MAX_TOKENS:,}); {fix}")
         _check_record(path, f"shards[{i}]", e, fix)
         if e["split"] not in ("train", "val") or os.path.basename(e["file"]) != e["file"]:
-            raise DataError(f"{path}: shards[{i}] must be a file name of split 'train' or 'val', got "
+            raise UserError(f"{path}: shards[{i}] must be a file name of split 'train' or 'val', got "
                             f"{e['file']!r} ({e['split']!r}); {fix}")
 
 
@@ -448,14 +444,14 @@ def _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, wo
     if "shards" in meta:
         _check_shard_list(os.path.join(data_dir, "meta.json"), meta["shards"], fix)
         if not meta.get("complete"):
-            raise DataError(f"{data_dir}/meta.json says the preparation is unfinished "
+            raise UserError(f"{data_dir}/meta.json says the preparation is unfinished "
                             f"({len(meta['shards'])} shards so far); {fix} to finish it")
         listed = {s: [os.path.join(data_dir, x["file"]) for x in meta["shards"] if x["split"] == s]
                   for s in ("train", "val")}
         for s in ("train", "val"):
             if listed[s] != found[s]:
                 extra = sorted(set(found[s]) ^ set(listed[s]))
-                raise DataError(f"{data_dir}: the {s} shards on disk differ from meta.json ({extra[0]} "
+                raise UserError(f"{data_dir}: the {s} shards on disk differ from meta.json ({extra[0]} "
                                 f"{'is not listed' if extra[0] in found[s] else 'is missing'}); {fix}")
         counts = {os.path.join(data_dir, x["file"]): x["tokens"] for x in meta["shards"]}
         prints = {os.path.join(data_dir, x["file"]): x for x in meta["shards"]}
@@ -463,7 +459,7 @@ def _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, wo
         counts, prints = {}, {}
     note = "" if counts else "; no shard list in meta.json"
     if not found["val"]:
-        raise DataError(f"{data_dir} has train shards but no *_val_*.bin shard; {fix}")
+        raise UserError(f"{data_dir} has train shards but no *_val_*.bin shard; {fix}")
     vocab = meta["vocab_size"]
     loader = ShardLoader(found["train"], block_size, micro_batch, global_batch, rank, world_size, seed, fix,
                          vocab, prints)
@@ -472,14 +468,14 @@ def _open_shards(data_dir, meta, block_size, micro_batch, global_batch, rank, wo
     val = read_tokens(found["val"][0], fix)
     for path, size in list(zip(found["train"], loader.sizes)) + [(found["val"][0], len(val))]:
         if path in counts and counts[path] != size:
-            raise DataError(f"{path} holds {size:,} tokens but meta.json says {counts[path]:,}; {fix}")
+            raise UserError(f"{path} holds {size:,} tokens but meta.json says {counts[path]:,}; {fix}")
     splits = {"train": loader.tokens_of(found["train"][0]), "val": val}
     for path, toks in ((found["train"][0], splits["train"]), (found["val"][0], val)):
         if len(toks) < block_size + 1:  # evaluated as windows of block_size + 1
-            raise DataError(f"{path} holds {len(toks)} tokens, too few for block_size={block_size}; "
+            raise UserError(f"{path} holds {len(toks)} tokens, too few for block_size={block_size}; "
                             f"lower block_size or {fix} with a larger --shard_size")
         if int(toks.max()) >= vocab:
-            raise DataError(f"{path} has token id {int(toks.max())} >= vocab_size {vocab}; {fix}")
+            raise UserError(f"{path} has token id {int(toks.max())} >= vocab_size {vocab}; {fix}")
     return Dataset(loader, splits, meta, f"{loader.mode}: {len(found['train'])} train shards "
                    f"({sum(loader.sizes):,} tokens), val {len(val):,} tokens, vocab {vocab}{note}")
 
@@ -488,7 +484,7 @@ def verify_data(data_dir, write=False, progress=None):
     """Recompute the sha256 of every token file of data_dir and compare it with meta.json's: the
     full check the start-up fingerprint (size, CRC-32 of the first and last MiB) is not, so a file
     rewritten in its middle is found. It reads every byte: ~1.2 GB/s on one core from the page
-    cache, or the disk's speed if that is slower. Raises DataError (one line) on a mismatch, a
+    cache, or the disk's speed if that is slower. Raises UserError (one line) on a mismatch, a
     missing or unreadable file, or files without a sha256 (prepared before they were recorded).
     write=True records those instead, from the files as they are now (after the header, size and
     CRC-32 checks), in meta.json; recorded ones are still compared. progress(name, bytes, seconds,
@@ -496,11 +492,11 @@ def verify_data(data_dir, write=False, progress=None):
     one line for a log."""
     prep = _prepare_command(data_dir)
     if not os.path.isdir(data_dir):
-        raise DataError(f"dataset directory {data_dir} does not exist or is not a directory; pass a "
+        raise UserError(f"dataset directory {data_dir} does not exist or is not a directory; pass a "
                         f"prepared dataset (run {prep})")
     meta = read_meta(data_dir)
     if meta is None:
-        raise DataError(f"{data_dir} has no meta.json, so nothing records its files; run {prep}")
+        raise UserError(f"{data_dir} has no meta.json, so nothing records its files; run {prep}")
     mpath, fix = os.path.join(data_dir, "meta.json"), f"re-run {_prepare_command(data_dir, meta)}"
     if os.path.exists(os.path.join(data_dir, "train.bin")):
         names, prints = ["train.bin", "val.bin"], meta.get("files", {})
@@ -511,23 +507,23 @@ def verify_data(data_dir, write=False, progress=None):
         if "shards" in meta:  # the shards meta.json lists, and no others
             _check_shard_list(mpath, meta["shards"], fix)
             if not meta.get("complete"):
-                raise DataError(f"{mpath} says the preparation is unfinished; {fix} to finish it")
+                raise UserError(f"{mpath} says the preparation is unfinished; {fix} to finish it")
             names, prints = [e["file"] for e in meta["shards"]], {e["file"]: e for e in meta["shards"]}
             extra = sorted(set(found) - set(names))
             if extra:
-                raise DataError(f"{data_dir}/{extra[0]} is not listed in meta.json, so it has no checksum; {fix}")
+                raise UserError(f"{data_dir}/{extra[0]} is not listed in meta.json, so it has no checksum; {fix}")
     if not names:
-        raise DataError(f"{data_dir} holds no train.bin and no *_train_*.bin shards; run {prep}")
+        raise UserError(f"{data_dir} holds no train.bin and no *_train_*.bin shards; run {prep}")
     for name in names:  # the cheap checks first: a file of another preparation says so
         path = os.path.join(data_dir, name)
         if not os.path.exists(path):
-            raise DataError(f"{path} is missing; {fix}")
+            raise UserError(f"{path} is missing; {fix}")
         read_tokens(path, fix)
         check_fingerprint(path, prints.get(name, {}), fix)
     sums = meta.setdefault("sha256", {})
     missing = [n for n in names if n not in sums]
     if missing and not write:
-        raise DataError(f"{mpath} records no sha256 for {len(missing)} of its {len(names)} token files "
+        raise UserError(f"{mpath} records no sha256 for {len(missing)} of its {len(names)} token files "
                         f"({missing[0]} ...): prepared before checksums were recorded; {fix}, or record them "
                         f"from the files as they are now: python scripts/verify_data.py {data_dir} --write")
     t0, total, recorded = time.time(), 0, []
@@ -536,12 +532,12 @@ def verify_data(data_dir, write=False, progress=None):
         try:
             digest = checksum(path)
         except OSError as err:  # an unreadable sector is a corruption too
-            raise DataError(f"{path} cannot be read to the end ({err.strerror or err}); {fix}") from None
+            raise UserError(f"{path} cannot be read to the end ({err.strerror or err}); {fix}") from None
         if name not in sums:
             sums[name] = digest
             recorded.append(name)
         elif sums[name] != digest:
-            raise DataError(f"{path} does not match meta.json (sha256 {digest[:16]}... on disk, "
+            raise UserError(f"{path} does not match meta.json (sha256 {digest[:16]}... on disk, "
                             f"{sums[name][:16]}... in meta.json): it changed after it was prepared; {fix}")
         total += os.path.getsize(path)
         if progress:

@@ -19,9 +19,36 @@ import socket
 import stat
 import time
 
-from configurator import ConfigError
-
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED = 2, 3, 4
+
+
+class UserError(Exception):
+    """A user's mistake: a config file, an override, a flag, a data directory, a checkpoint, a
+    sweep or results file. The one error class of the repository; run_cli prints its message as
+    one `error: ...` line and exits EXIT_BAD_INPUT, without a traceback."""
+
+
+def run_cli(main):
+    """Run an entry point's main(): the one catch site of each entry point. A UserError becomes
+    one line on stderr and exit code 2, never a traceback; library code raises, only this exits.
+    main() returns the exit code (None means 0)."""
+    import sys
+    try:
+        code = main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except BrokenPipeError:  # `... | head` closed the pipe: stop quietly, as a shell tool does
+        quiet_stdout()
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def quiet_stdout():
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    import sys
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 LOCK_NAME = "train.lock"
 _HELD = []  # the RunLocks of this process
 
@@ -118,7 +145,7 @@ def regular_file(path, what):
         kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
                 else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
                 else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-        raise ConfigError(f"{what} {path} is {kind}, not a regular file; point it at a regular file")
+        raise UserError(f"{what} {path} is {kind}, not a regular file; point it at a regular file")
     return path
 
 
@@ -178,7 +205,7 @@ class RunLock:
                 except BlockingIOError:
                     owner = _read_owner(fd) or {}
                     os.close(fd)
-                    raise ConfigError(
+                    raise UserError(
                         f"{out_dir} is in use by another run (pid {owner.get('pid', '?')} on "
                         f"{owner.get('host', '?')}, since {owner.get('started', '?')}); wait for it to end, "
                         "stop it, or choose another --out_dir") from None
@@ -189,7 +216,7 @@ class RunLock:
                     if owner and owner.get("pid") != os.getpid() and (
                             owner.get("host") != socket.gethostname() or pid_alive(owner.get("pid", -1))):
                         os.close(fd)
-                        raise ConfigError(f"{out_dir} is in use by another run (pid {owner.get('pid')} on "
+                        raise UserError(f"{out_dir} is in use by another run (pid {owner.get('pid')} on "
                                           f"{owner.get('host')}); if that run is gone, delete {self.path}") from None
                 try:  # the file may have been released (removed) between open and flock: retry
                     same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
@@ -206,7 +233,7 @@ class RunLock:
             os.fsync(self.fd)
             _HELD.append(self)
         except OSError as e:  # read-only, full, or not a directory
-            raise ConfigError(f"cannot write to out_dir {out_dir} ({e.strerror or e}); make it writable or "
+            raise UserError(f"cannot write to out_dir {out_dir} ({e.strerror or e}); make it writable or "
                               "choose another --out_dir") from None
 
     def release(self):

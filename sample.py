@@ -9,8 +9,8 @@ import sys
 
 import torch
 
-from configurator import ConfigError, configure
-from runs import regular_file
+from configurator import configure
+from runs import UserError, regular_file
 from util import load_codec, resolve_device
 
 # defaults; override with --key=value
@@ -36,27 +36,27 @@ def main():
         ckpts = list_checkpoints(out_dir)
         path = max(best, key=os.path.getmtime) if best else (ckpts[-1] if ckpts else "")  # the newer best
     if checkpoint and not (os.path.isfile(checkpoint) or is_sharded(checkpoint) and os.path.isdir(checkpoint)):
-        raise ConfigError(f"--checkpoint={checkpoint} is not a file; pass a ckpt_*.pt or best.pt of a run "
+        raise UserError(f"--checkpoint={checkpoint} is not a file; pass a ckpt_*.pt or best.pt of a run "
                           "(or a ckpt_*.dcp directory)")
     if not path or not os.path.exists(path):
-        raise ConfigError(f"no checkpoint in {out_dir!r}; train one with python train.py "
+        raise UserError(f"no checkpoint in {out_dir!r}; train one with python train.py "
                           f"--out_dir={out_dir} or pass --checkpoint=FILE")
     if not is_sharded(path):
         regular_file(path, "checkpoint")  # best.pt as a FIFO would block torch.load forever
     for k, v in dict(num_samples=num_samples, max_new_tokens=max_new_tokens, top_k=top_k).items():
         if v <= 0:
-            raise ConfigError(f"{k}={v} must be positive")
+            raise UserError(f"{k}={v} must be positive")
     if not (temperature == 0 or 1e-3 <= temperature <= 1e3):  # logits / T overflow or underflow outside
-        raise ConfigError(f"temperature={temperature} must be 0 (greedy) or in [0.001, 1000]")
+        raise UserError(f"temperature={temperature} must be 0 (greedy) or in [0.001, 1000]")
     prompt = start
     if prompt.startswith("FILE:"):
         try:
             with open(regular_file(prompt[5:], "the prompt file"), encoding="utf-8") as f:
                 prompt = f.read()
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read the prompt file {prompt[5:]} ({e}); give a UTF-8 text file") from None
+            raise UserError(f"cannot read the prompt file {prompt[5:]} ({e}); give a UTF-8 text file") from None
     if not prompt:
-        raise ConfigError("the prompt is empty; give at least one token, e.g. --start='ROMEO:'")
+        raise UserError("the prompt is empty; give at least one token, e.g. --start='ROMEO:'")
     dev = resolve_device(device)[0]  # 'auto': CUDA, else MPS, else CPU, as in train.py
     ckpt = load_checkpoint(path)
     model = model_from(ckpt, path)
@@ -68,7 +68,7 @@ def main():
                                                    str(cfg.get("dataset", "")))
         meta = read_meta(ddir) if os.path.isdir(ddir) else None
         if not meta:  # never a guessed tokenizer
-            raise ConfigError(f"{path} holds no tokenizer and its dataset {ddir} has no meta.json; "
+            raise UserError(f"{path} holds no tokenizer and its dataset {ddir} has no meta.json; "
                               "sample from a checkpoint of a run on a prepared dataset")
     encode, decode = load_codec(meta)
     idx = torch.tensor([encode(prompt)], dtype=torch.long, device=dev)
@@ -83,6 +83,6 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except ConfigError as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

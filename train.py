@@ -42,15 +42,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from configurator import ConfigError, configure
+from configurator import configure
 import checkpoint as ckpt_io
 from dataloader import eval_batches, open_dataset
 from dataloader import verify_data as check_data_files
 from model import GPT, PARAMETERIZATIONS, GPTConfig
 from parallel import PARALLEL, full, pad_eval_batches, shard_with_optimizer
 from runs import (EXIT_DIVERGED, EXIT_STOPPED, RunLock, append_line, available_memory, memory_estimate,
-                  out_of_memory, release_all, write_atomic, write_json)
-from util import UserError, hms, load_codec, peak_flops, resolve_device
+                  UserError, out_of_memory, release_all, write_atomic, write_json)
+from util import hms, load_codec, peak_flops, resolve_device
 
 _REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -137,13 +137,13 @@ def lr_multiplier(it, total, schedule, warmup_frac, decay_frac, min_lr_frac):
 
 def _warmup_iters(v, c):
     if c["max_tokens"] > 0:
-        raise ConfigError(f"warmup_iters={v} is nanoGPT's; here warmup is a fraction of the run: set "
+        raise UserError(f"warmup_iters={v} is nanoGPT's; here warmup is a fraction of the run: set "
                           "--warmup_frac (warmup steps / total steps)")
     return {"warmup_frac": v / c["max_iters"]}, f"warmup_frac={v / c['max_iters']:.4g} (of max_iters={c['max_iters']})"
 
 
 def _lr_decay_iters(v, c):
-    raise ConfigError(f"lr_decay_iters={v} is nanoGPT's; here the schedule always ends with the run: set "
+    raise UserError(f"lr_decay_iters={v} is nanoGPT's; here the schedule always ends with the run: set "
                       "--max_iters (or --max_tokens), and --decay_frac for lr_schedule='wsd'")
 
 
@@ -167,46 +167,46 @@ def check_config(c, world_size):
     """Contradictory or impossible settings, each as one line."""
     for k, v in c.items():  # NaN passes every comparison below, inf runs and "diverges"
         if isinstance(v, float) and not math.isfinite(v):
-            raise ConfigError(f"{k}={v} must be a finite number")
+            raise UserError(f"{k}={v} must be a finite number")
         if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2 ** 63:  # beyond int64 and float math
-            raise ConfigError(f"{k}={str(v)[:20]}{'...' if len(str(v)) > 20 else ''} ({len(str(abs(v)))} digits) "
+            raise UserError(f"{k}={str(v)[:20]}{'...' if len(str(v)) > 20 else ''} ({len(str(abs(v)))} digits) "
                               "is beyond 2**63; give a size this trainer can hold")
     if not 0 <= c["seed"] < 2 ** 32:  # numpy's seeds; torch's would take more, and silently wrap elsewhere
-        raise ConfigError(f"seed={c['seed']} must be in [0, 2**32)")
+        raise UserError(f"seed={c['seed']} must be in [0, 2**32)")
     if not c["out_dir"].strip():
-        raise ConfigError("out_dir is empty; give the run's directory, e.g. --out_dir=out")
+        raise UserError("out_dir is empty; give the run's directory, e.g. --out_dir=out")
     choices = dict(init_from=("auto", "scratch", "resume"), lr_schedule=("cosine", "wsd", "constant"),
                    dtype=("auto", "float32", "bfloat16"), wandb_mode=("online", "offline", "disabled"))
     for k, allowed in choices.items():
         if c[k] not in allowed:
-            raise ConfigError(f"{k}={c[k]!r} is not one of {', '.join(map(repr, allowed))}")
+            raise UserError(f"{k}={c[k]!r} is not one of {', '.join(map(repr, allowed))}")
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", c["device"]):
-        raise ConfigError(f"device={c['device']!r} is not 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        raise UserError(f"device={c['device']!r} is not 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     for k in ("batch_size", "global_batch_size", "block_size", "eval_interval", "log_interval",
               "eval_tokens", "keep_last"):
         if c[k] <= 0:
-            raise ConfigError(f"{k}={c[k]} must be positive")
+            raise UserError(f"{k}={c[k]} must be positive")
     if c["max_iters"] <= 0 and c["max_tokens"] <= 0:
-        raise ConfigError("max_iters and max_tokens are both <= 0; set one of them to the run length")
+        raise UserError("max_iters and max_tokens are both <= 0; set one of them to the run length")
     if c["global_batch_size"] % (c["batch_size"] * world_size):
-        raise ConfigError(f"global_batch_size={c['global_batch_size']} is not a multiple of "
+        raise UserError(f"global_batch_size={c['global_batch_size']} is not a multiple of "
                           f"batch_size={c['batch_size']} x {world_size} processes; change one of them")
     if not (0 <= c["warmup_frac"] < 1 and 0 <= c["decay_frac"] <= 1 and 0 <= c["min_lr_frac"] <= 1):
-        raise ConfigError(f"warmup_frac={c['warmup_frac']} must be in [0, 1), decay_frac={c['decay_frac']} and "
+        raise UserError(f"warmup_frac={c['warmup_frac']} must be in [0, 1), decay_frac={c['decay_frac']} and "
                           f"min_lr_frac={c['min_lr_frac']} in [0, 1]")
     if c["lr_schedule"] == "wsd" and c["warmup_frac"] + c["decay_frac"] > 1:
-        raise ConfigError(f"warmup_frac={c['warmup_frac']} + decay_frac={c['decay_frac']} exceed the "
+        raise UserError(f"warmup_frac={c['warmup_frac']} + decay_frac={c['decay_frac']} exceed the "
                           "whole run; make them sum to at most 1")
     for k in ("learning_rate", "beta1", "beta2", "eps", "weight_decay", "grad_clip"):
         if c[k] < 0 or (k == "learning_rate" and c[k] == 0):
-            raise ConfigError(f"{k}={c[k]} must be {'positive' if k == 'learning_rate' else '>= 0'}")
+            raise UserError(f"{k}={c[k]} must be {'positive' if k == 'learning_rate' else '>= 0'}")
     if c["beta1"] >= 1 or c["beta2"] >= 1:
-        raise ConfigError(f"beta1={c['beta1']} and beta2={c['beta2']} must be below 1")
+        raise UserError(f"beta1={c['beta1']} and beta2={c['beta2']} must be below 1")
     for k in ("base_batch_size", "base_tokens"):
         if c[k] is not None and c[k] <= 0:
-            raise ConfigError(f"{k}={c[k]} must be positive (or None)")
+            raise UserError(f"{k}={c[k]} must be positive (or None)")
         if c[k] is not None and not PARAMETERIZATIONS.get(c["parameterization"], {}).get("batch_duration"):
-            raise ConfigError(f"{k}={c[k]} has no meaning for parameterization={c['parameterization']!r}; "
+            raise UserError(f"{k}={c[k]} has no meaning for parameterization={c['parameterization']!r}; "
                               "remove it or use parameterization='completedp'")
 
 
@@ -263,8 +263,8 @@ def open_data(ddir, master, ddp, rank, world_size):
         encode = load_codec(data.meta)[0]
         try:  # the final sample starts from a newline
             encode("\n")
-        except ConfigError as e:
-            raise ConfigError(f"{e}; train.py's final sample starts from one, so set --sample_tokens=0") from None
+        except UserError as e:
+            raise UserError(f"{e}; train.py's final sample starts from one, so set --sample_tokens=0") from None
     vocab = data.meta["vocab_size"]  # read_meta has checked it: a positive int, never a guessed size
     if data.meta.get("tokenizer") != "char":  # BPE vocabularies padded to a multiple of 64 (50257 -> 50304)
         vocab = 64 * math.ceil(vocab / 64)
@@ -291,7 +291,7 @@ def write_records(config, resumed_at, device_type, dev_name, **extra):
         if os.path.exists(os.path.join(out_dir, "final.json")):
             os.remove(os.path.join(out_dir, "final.json"))
     except OSError as e:
-        raise ConfigError(f"cannot write the run's records in {out_dir} ({e.strerror or e}); free space or make it "
+        raise UserError(f"cannot write the run's records in {out_dir} ({e.strerror or e}); free space or make it "
                           "writable, then run the same command again (nothing was changed)") from None
 
 
@@ -340,11 +340,11 @@ def start_wandb(config):
     try:
         write_json(id_path, {"id": run.id})
     except OSError as e:
-        raise ConfigError(f"cannot write {id_path} ({e.strerror or e}); free space or make {out_dir} writable") from None
+        raise UserError(f"cannot write {id_path} ({e.strerror or e}); free space or make {out_dir} writable") from None
     return run
 
 
-def out_of_memory(fn):
+def allocation_guard(fn):
     """An allocation the memory estimate let through but the allocator refused (CPU RAM or GPU
     memory) becomes one line naming what to lower; the checkpoints are untouched."""
     import functools
@@ -357,13 +357,13 @@ def out_of_memory(fn):
             if not out_of_memory(e):
                 raise
             need = re.search(r"allocate ([\d.,]+ ?[KMGT]?i?B|\d+ bytes)", str(e))
-            raise ConfigError(f"out of memory in {fn.__name__}{f' (allocating {need.group(1)})' if need else ''} with "
+            raise UserError(f"out of memory in {fn.__name__}{f' (allocating {need.group(1)})' if need else ''} with "
                               f"batch_size={batch_size} x block_size={block_size}; lower batch_size (global_batch_size "
                               "is kept by more micro-steps), block_size or the model; the checkpoints are untouched") from None
     return wrapped
 
 
-@out_of_memory
+@allocation_guard
 @torch.no_grad()
 def evaluate(model, evals, dev, autocast, ddp):
     """Mean loss of each split over its fixed windows, reduced over ranks."""
@@ -389,7 +389,7 @@ def claim_out_dir(master, vocab, device_type, dev):
     only reads it), stale temporary files are removed, init_from and eval_only are checked
     against the checkpoints found, and the run's memory against the device's."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ConfigError(f"out_dir {out_dir} is a file, not a directory; choose another --out_dir")
+        raise UserError(f"out_dir {out_dir} is a file, not a directory; choose another --out_dir")
     lock = None
     if master and not eval_only:  # one trainer per out_dir; eval_only only reads (and writes eval.jsonl)
         lock = RunLock(out_dir)
@@ -397,17 +397,17 @@ def claim_out_dir(master, vocab, device_type, dev):
         ckpt_io.remove_stale_temporaries(out_dir)
     ckpts = ckpt_io.list_checkpoints(out_dir)
     if eval_only and not ckpts:
-        raise ConfigError(f"eval_only=True but {out_dir} holds no checkpoint to evaluate; point --out_dir "
+        raise UserError(f"eval_only=True but {out_dir} holds no checkpoint to evaluate; point --out_dir "
                           "at a trained run")
     if init_from == "resume" and not ckpts:
-        raise ConfigError(f"init_from='resume' but {out_dir} holds no checkpoint; use init_from='scratch'")
+        raise UserError(f"init_from='resume' but {out_dir} holds no checkpoint; use init_from='scratch'")
     if init_from == "scratch" and ckpts:
-        raise ConfigError(f"{out_dir} already holds checkpoints ({os.path.basename(ckpts[-1])}); use a new "
+        raise UserError(f"{out_dir} already holds checkpoints ({os.path.basename(ckpts[-1])}); use a new "
                           "out_dir, delete them, or resume with init_from='auto'")
     need, what = memory_estimate(n_layer, n_embd, n_head, vocab, block_size, batch_size)
     have = available_memory(device_type, dev)
     if have and need > have:
-        raise ConfigError(f"this run needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; "
+        raise UserError(f"this run needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; "
                           "lower n_layer, n_embd, batch_size or block_size (or the dataset's vocab_size)")
     return lock, ckpts
 
@@ -422,7 +422,7 @@ def end_distributed():
     dist.destroy_process_group()
 
 
-@out_of_memory
+@allocation_guard
 def forward_backward(model, raw_model, optimizer, loader, lr_t, dev, autocast, grad_accum, ddp, fsdp):
     """One global batch: each group's LR set to lr_t * lr_mult, the micro-steps' gradients
     accumulated (synced on the last one only), clipped by the global norm. Returns the batch's
@@ -452,7 +452,7 @@ def main():
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     check_config(config, world_size)
     if parallel not in PARALLEL or (parallel == "fsdp" and not ddp):
-        raise ConfigError(f"parallel={parallel!r} is not one of 'ddp', 'fsdp'" if parallel not in PARALLEL else
+        raise UserError(f"parallel={parallel!r} is not one of 'ddp', 'fsdp'" if parallel not in PARALLEL else
                           "parallel='fsdp' needs torchrun: torchrun --standalone --nproc_per_node=N train.py ...")
     fsdp = parallel == "fsdp"
     master = rank == 0
@@ -503,7 +503,7 @@ def main():
     try:
         gptconf = GPTConfig(**model_args)
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise UserError(str(e)) from None
     lock, ckpts = claim_out_dir(master, vocab, device_type, dev)
     # the tokenizer travels with the model, so sample.py decodes without the dataset directory; the
     # files' fingerprints with it, so a resume on other data is refused
@@ -511,13 +511,13 @@ def main():
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
-    model = out_of_memory(lambda: GPT(gptconf).to(dev))()
+    model = allocation_guard(lambda: GPT(gptconf).to(dev))()
     def make_optimizer():
         try:  # betas pushed outside [0, 1) by beta multipliers or m_B/m_D: one line
             return model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type,
                                               m_B=m_B, m_D=m_D, fused=fused)
         except ValueError as e:
-            raise ConfigError(str(e)) from None
+            raise UserError(str(e)) from None
     optimizer = make_optimizer()
     if fsdp:  # shard each block, then the model; the optimizer is rebuilt on the shards, its groups asserted equal
         optimizer = shard_with_optimizer(model, optimizer, make_optimizer, device_type, ptdtype)
@@ -573,7 +573,7 @@ def main():
                 print(f"note: {note}")
         log_file = open(log_path, "a") if master else None
     except OSError as e:
-        raise ConfigError(f"cannot write to out_dir {out_dir} ({e.strerror}); make it writable or choose another "
+        raise UserError(f"cannot write to out_dir {out_dir} ({e.strerror}); make it writable or choose another "
                           "--out_dir") from None
     run = start_wandb(config) if master and wandb_log else None
 
@@ -583,7 +583,7 @@ def main():
                 log_file.write(json.dumps(finite(row)) + "\n")
                 log_file.flush()
             except OSError as e:  # a full disk: the checkpoints stand, the rows after the last one are redone
-                raise ConfigError(f"cannot append to {log_path} ({e.strerror or e}) at step {row['iter']}; free space, "
+                raise UserError(f"cannot append to {log_path} ({e.strerror or e}) at step {row['iter']}; free space, "
                                   f"then run the same command to resume from the last checkpoint") from None
             if run is not None:
                 run.log(row, step=row["iter"])
@@ -621,7 +621,7 @@ def main():
                 write_json(os.path.join(out_dir, "final.json"),
                            finite(dict(status=status, iter=iter_num, best_val_loss=best_val, **info)))
             except OSError as e:
-                raise ConfigError(f"cannot write {out_dir}/final.json ({e.strerror or e}); free space, then run the "
+                raise UserError(f"cannot write {out_dir}/final.json ({e.strerror or e}); free space, then run the "
                                   f"same command again (the run {status} at step {iter_num})") from None
 
     # the loop: evaluate (and checkpoint) when due, stop on a signal, one optimizer step, log
@@ -740,6 +740,6 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except (ConfigError, UserError) as e:  # a user's mistake: one line, no traceback
+    except UserError as e:  # a user's mistake: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

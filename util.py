@@ -1,14 +1,13 @@
 """
 Small pieces shared by the entry points (train.py, sample.py, bench.py, scripts/*) that none
 of them should import from another entry point: device and precision set-up, the peak-FLOPs
-table, the tokenizer of a dataset's meta.json, the one-line error convention, number
-formatting.
+table, the tokenizer of a dataset's meta.json, number formatting (the one-line error convention
+is runs.UserError and runs.run_cli).
 """
-import os
 import re
 from contextlib import nullcontext
 
-from configurator import ConfigError
+from runs import UserError
 
 # peak dense bf16 FLOP/s per GPU model, for MFU (vendor datasheets, without sparsity)
 PEAK_FLOPS = {"H100": 989e12, "H100 PCIe": 756e12, "H200": 989e12, "GH200": 989e12,
@@ -62,33 +61,6 @@ def signed(value, digits=2):
     as +0.00 whatever its sign (a slope of -1e-17 is not negative)."""
     text = f"{value:+.{digits}f}"
     return f"{0.0:+.{digits}f}" if float(text) == 0 else text
-
-
-# A mistake in the user's input: printed as one `error: ...` line, exit code 2. One class for
-# the whole repository (configurator.ConfigError; dataloader.DataError is a kind of it).
-UserError = ConfigError
-
-
-def run_cli(main, *errors):
-    """Run an entry point's main(); a UserError (or one of `errors`) becomes one line on stderr
-    and exit code 2, never a traceback. Library code raises; only this exits."""
-    import sys
-    try:
-        code = main()
-    except (UserError, *errors) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except BrokenPipeError:  # `... | head` closed the pipe: stop quietly, as a shell tool does
-        quiet_stdout()
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-def quiet_stdout():
-    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
-    import sys
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
 
 
 def load_codec(meta):

@@ -30,14 +30,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from dataloader import checksum, fingerprint, read_tokens, write_tokens  # noqa: E402
 from runs import regular_file, write_json  # noqa: E402
-from util import UserError, run_cli  # noqa: E402,F401 -- run_cli re-exported for the prepare scripts
+from runs import UserError, run_cli  # noqa: E402,F401 -- run_cli re-exported for the prepare scripts
 
 EOT = "<|endoftext|>"
 READ_BATCH = 1024  # rows per read from a datasets object (column batches decode faster than rows)
 
 
 def fail(msg):
-    """A mistake the user can fix: raised as util.UserError, which each prepare script's
+    """A mistake the user can fix: raised as runs.UserError, which each prepare script's
     run_cli prints as one `error:` line with exit code 2, like train.py."""
     raise UserError(msg)
 

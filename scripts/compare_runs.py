@@ -28,8 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import plot_transfer  # noqa: E402  (its results-file checks)
-from runs import regular_file, write_atomic  # noqa: E402
-from util import UserError, run_cli  # noqa: E402
+from runs import UserError, regular_file, run_cli, write_atomic  # noqa: E402
 
 _num = plot_transfer._num
 

@@ -18,8 +18,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import checkpoint as ckpt_io  # noqa: E402
-from configurator import ConfigError  # noqa: E402
-from util import run_cli  # noqa: E402
+from runs import UserError, run_cli  # noqa: E402
 
 
 def convert(src, dst=None):
@@ -27,15 +26,15 @@ def convert(src, dst=None):
     src = os.path.normpath(src)
     sharded = ckpt_io.is_sharded(src)
     if not os.path.exists(src):
-        raise ConfigError(f"{src} does not exist; pass a ckpt_*.pt / best.pt file or a ckpt_*.dcp / best.dcp directory")
+        raise UserError(f"{src} does not exist; pass a ckpt_*.pt / best.pt file or a ckpt_*.dcp / best.dcp directory")
     if not sharded and not src.endswith(".pt"):
-        raise ConfigError(f"{src} is neither a *.pt checkpoint file nor a *.dcp checkpoint directory")
+        raise UserError(f"{src} is neither a *.pt checkpoint file nor a *.dcp checkpoint directory")
     dst = os.path.normpath(dst or src[: -len(".dcp" if sharded else ".pt")] + (".pt" if sharded else ".dcp"))
     if ckpt_io.is_sharded(dst) == sharded or not (dst.endswith(".pt") or ckpt_io.is_sharded(dst)):
-        raise ConfigError(f"the destination {dst} must end in {'.pt' if sharded else '.dcp'} "
+        raise UserError(f"the destination {dst} must end in {'.pt' if sharded else '.dcp'} "
                           f"(the other format than {src})")
     if os.path.exists(dst):
-        raise ConfigError(f"{dst} already exists; move it away or name another destination")
+        raise UserError(f"{dst} already exists; move it away or name another destination")
     ckpt = ckpt_io.load_checkpoint(src)  # validated; a DCP directory gathered in this process
     if sharded:
         ckpt_io.save(ckpt, dst)
@@ -49,10 +48,10 @@ def main(argv=None):
     args = sys.argv[1:] if argv is None else argv
     if not 1 <= len(args) <= 2 or args[0].startswith("-"):
         print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
-        raise ConfigError("give a checkpoint to convert, and optionally its destination")
+        raise UserError("give a checkpoint to convert, and optionally its destination")
     dst = convert(*args)
     print(f"{args[0]} -> {dst}")
 
 
 if __name__ == "__main__":
-    run_cli(main, ConfigError)
+    run_cli(main)

@@ -45,7 +45,8 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from util import UserError, run_cli, signed  # noqa: E402
+from util import signed  # noqa: E402
+from runs import UserError, run_cli  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 from runs import append_line, available_memory, memory_estimate, out_of_memory, regular_file, write_atomic  # noqa: E402
 
@@ -498,7 +499,7 @@ def main(argv=None):
         raise UserError(f"{e}; choose --sizes, --width or --depth and --head_size that fit") from None
     try:
         tokens = load_tokens(a.data)
-    except Exception as e:  # DataError: one line with the fix
+    except Exception as e:  # UserError: one line with the fix
         raise UserError(f"{e}")
     if len(tokens) < s["seq_len"] + 2:
         raise UserError(f"{a.data} has {len(tokens)} tokens, fewer than one window of --seq_len={s['seq_len']} "

@@ -28,8 +28,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from runs import EXIT_STOPPED  # noqa: E402
-from util import UserError, run_cli  # noqa: E402
+from runs import EXIT_STOPPED, UserError, run_cli  # noqa: E402
 
 TOL = 0.02  # relative loss tolerance between runs that differ only in bf16/compile/reduction order
 RUN = ["--dataset=shakespeare_char", "--n_layer=4", "--n_embd=256", "--n_head=4", "--block_size=256",

@@ -61,9 +61,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from util import UserError, run_cli, signed  # noqa: E402
+from util import signed  # noqa: E402
+from runs import UserError, available_memory, memory_estimate, out_of_memory, run_cli, write_atomic  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
-from runs import available_memory, memory_estimate, out_of_memory, write_atomic  # noqa: E402
 
 PARAMS = {"depth_mup": 0.5, "completep": 1.0, "mup": None}  # name -> depth exponent alpha
 GPT_SEQ, GPT_BATCH = 32, 4  # the GPT's batch: sequences of tokens

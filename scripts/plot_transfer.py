@@ -57,8 +57,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this folder, also when imported
 import sweep  # noqa: E402
-from runs import regular_file, write_atomic  # noqa: E402
-from util import UserError, run_cli, signed  # noqa: E402
+from runs import UserError, regular_file, run_cli, write_atomic  # noqa: E402
+from util import signed  # noqa: E402
 
 X_CHOICES = ("learning_rate", "init_std", "output_mult")
 BY_CHOICES = ("n_layer", "n_embd", "global_batch_size", "max_tokens", "init_std")
@@ -69,8 +69,7 @@ OUTCOME = ("sweep", *sweep.OUTCOME)
 
 
 # A results file or argument this script cannot use: one line, exit 2 (the repository's one
-# error class, util.UserError).
-PlotError = UserError
+# error class, runs.UserError).
 
 
 def _num(text):
@@ -97,41 +96,41 @@ def read_csv(path, required, make):
     the `required` columns (an empty, header-less or other file), a column named twice, or a
     line whose fields do not match the header (a torn or hand-edited line)."""
     if not os.path.exists(path):
-        raise PlotError(f"results file {path} does not exist; run {make} first")
+        raise UserError(f"results file {path} does not exist; run {make} first")
     regular_file(path, "results file")
     try:
         with open(path, newline="", encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
-        raise PlotError(f"cannot read results file {path} ({e.strerror or e}); make it readable") from None
+        raise UserError(f"cannot read results file {path} ({e.strerror or e}); make it readable") from None
     except UnicodeDecodeError:
         text = "\0"
     if "\0" in text:
-        raise PlotError(f"results file {path} is not UTF-8 text (a binary file?); give the results CSV {make} writes")
+        raise UserError(f"results file {path} is not UTF-8 text (a binary file?); give the results CSV {make} writes")
     if not text.strip():
-        raise PlotError(f"results file {path} is empty; run {make} (it writes a header and a row per finished point)")
+        raise UserError(f"results file {path} is empty; run {make} (it writes a header and a row per finished point)")
     reader = csv.reader(io.StringIO(text))
     rows = []
     try:
         header = next(reader)
         missing = [k for k in required if k not in header]
         if missing:
-            raise PlotError(f"{path} has no column {', '.join(map(repr, missing))} (its first line: "
+            raise UserError(f"{path} has no column {', '.join(map(repr, missing))} (its first line: "
                             f"{','.join(header)[:120]}); give a results CSV with its header, as {make} writes it")
         if len(set(header)) < len(header):
             twice = next(k for k in header if header.count(k) > 1)
-            raise PlotError(f"{path} names the column {twice!r} twice in its header; repair the header")
+            raise UserError(f"{path} names the column {twice!r} twice in its header; repair the header")
         for fields in reader:
             if not fields:
                 continue  # a blank line
             if len(fields) != len(header):
-                raise PlotError(f"{path} line {reader.line_num} has {len(fields)} fields where the header has "
+                raise UserError(f"{path} line {reader.line_num} has {len(fields)} fields where the header has "
                                 f"{len(header)} (a torn or hand-edited line); repair or delete that line")
             r = Row(zip(header, fields))
             r.file, r.line = path, reader.line_num
             rows.append(r)
     except csv.Error as e:
-        raise PlotError(f"{path} line {reader.line_num} is not CSV ({e}); repair or delete that line") from None
+        raise UserError(f"{path} line {reader.line_num} is not CSV ({e}); repair or delete that line") from None
     return header, rows
 
 
@@ -140,12 +139,12 @@ def check_numbers(rows, columns, whole=False, zero=False):
     whole: an integer). A cell that is not would enter a log2, a mean or a key as nan, silently."""
     for k in columns:
         if any(k not in r for r in rows):
-            raise PlotError(f"{getattr(next(r for r in rows if k not in r), 'file', '') or 'the results'} has no column {k!r}")
+            raise UserError(f"{getattr(next(r for r in rows if k not in r), 'file', '') or 'the results'} has no column {k!r}")
         for r in rows:
             v = _num(r[k])
             if not (math.isfinite(v) and (v >= 0 if zero else v > 0)) or (whole and v != int(v)):
                 kind = ("a whole number" if whole else "a number") + (" >= 0" if zero else " above 0")
-                raise PlotError(f"{where(r)}: {k} is {r[k]!r}, not {kind}; repair or delete that row")
+                raise UserError(f"{where(r)}: {k} is {r[k]!r}, not {kind}; repair or delete that row")
 
 
 def load(path, make="python scripts/sweep.py SWEEP_FILE", metric="val_loss", distinct=()):
@@ -156,10 +155,10 @@ def load(path, make="python scripts/sweep.py SWEEP_FILE", metric="val_loss", dis
     header, rows = read_csv(path, ("parameterization", "status", metric), make)
     rows = [r for r in rows if r["status"] in sweep.FINISHED]
     if not rows:
-        raise PlotError(f"{path} holds no finished runs yet")
+        raise UserError(f"{path} holds no finished runs yet")
     for r in rows:
         if r["status"] == "done" and not math.isfinite(_num(r[metric])):
-            raise PlotError(f"{where(r)} is a done run whose {metric} is {r[metric]!r}, not a finite number; "
+            raise UserError(f"{where(r)} is a done run whose {metric} is {r[metric]!r}, not a finite number; "
                             "repair that row (its out_dir's final.json holds the result) or delete it")
     return drop_repeats(rows, [k for k in header if k not in OUTCOME or k in distinct], metric)
 
@@ -182,10 +181,10 @@ def drop_repeats(rows, keys, metric="val_loss"):
             ends = " and ".join(r_[metric] if r_["status"] == "done" else r_["status"] for r_ in (first, r))
             if isinstance(r, Row) and isinstance(first, Row) and first.file == r.file:
                 point = ", ".join(f"{k}={r[k]}" for k in keys)
-                raise PlotError(f"{r.file} lines {first.line} and {r.line} are the same point ({point}) but end at {ends}: a "
+                raise UserError(f"{r.file} lines {first.line} and {r.line} are the same point ({point}) but end at {ends}: a "
                                 "repeated seed is not a second seed; delete the row that should not count, or "
                                 "rerun that point under another seed")
-            raise PlotError(f"{where(first)} and {where(r)} have the same settings columns but end at {ends}: "
+            raise UserError(f"{where(first)} and {where(r)} have the same settings columns but end at {ends}: "
                             "those results files ran different settings outside their columns; read them one at a time")
     return out
 
@@ -207,7 +206,7 @@ def load_all(paths, metric="val_loss"):
 def varying(rows, choices, what, not_=()):
     hits = [k for k in choices if k not in not_ and k in rows[0] and len({_num(r[k]) for r in rows}) > 1]
     if len(hits) != 1:
-        raise PlotError(f"cannot tell the {what} from the columns ({', '.join(hits) or 'none varies'}); "
+        raise UserError(f"cannot tell the {what} from the columns ({', '.join(hits) or 'none varies'}); "
                         f"pass --{'x' if what == 'hyperparameter' else 'by'}")
     return hits[0]
 
@@ -551,13 +550,13 @@ def select(rows, wheres, source):
     for w in wheres:
         m = re.fullmatch(r"(\w+)(!=|>=|<=|=)(.+)", w)
         if not m or m.group(1) not in rows[0]:
-            raise PlotError(f"--where {w!r} must be KEY=VALUE (or !=, >=, <=) with KEY a column of {source}")
+            raise UserError(f"--where {w!r} must be KEY=VALUE (or !=, >=, <=) with KEY a column of {source}")
         key, op, value = m.groups()
         if op in (">=", "<=") and math.isnan(_value(value)):
-            raise PlotError(f"--where {w!r}: {op} needs a number")
+            raise UserError(f"--where {w!r}: {op} needs a number")
         rows = [r for r in rows if _where(r[key], op, value)]
         if not rows:
-            raise PlotError(f"no finished run has {key}{op}{value}")
+            raise UserError(f"no finished run has {key}{op}{value}")
     return rows
 
 
@@ -581,16 +580,16 @@ def main(argv=None):
                          "(repeatable)")
     args = ap.parse_args(argv)
     if args.window < 1:
-        raise PlotError(f"--window {args.window} must be at least 1")
+        raise UserError(f"--window {args.window} must be at least 1")
     source = " + ".join(args.results)
     rows = select(load_all(args.results, args.metric), args.where, source)
     x = args.x or varying(rows, X_CHOICES, "hyperparameter", not_=(args.by,))
     by = args.by or varying(rows, BY_CHOICES, "curve variable", not_=(x,))
     if by == x:
-        raise PlotError(f"--x and --by are both {x}; the curves need another variable")
+        raise UserError(f"--x and --by are both {x}; the curves need another variable")
     for k in (x, by, args.metric, "parameterization"):
         if any(k not in r for r in rows):
-            raise PlotError(f"{source} has no column {k!r}" + (" in every file" if len(args.results) > 1 else ""))
+            raise UserError(f"{source} has no column {k!r}" + (" in every file" if len(args.results) > 1 else ""))
     check_numbers(rows, (x, by))  # both enter log2: a cell that is not a positive number would be nan
     # Rows of one parameterization that differ in another setting column would be averaged as if
     # they were seeds.
@@ -598,7 +597,7 @@ def main(argv=None):
                    for p in {r["parameterization"] for r in rows}
                    if len({r.get(k) for r in rows if r["parameterization"] == p}) > 1})
     if also:
-        raise PlotError(f"{', '.join(also)} also varies in these rows; keep one value with --where KEY=VALUE")
+        raise UserError(f"{', '.join(also)} also varies in these rows; keep one value with --where KEY=VALUE")
     agg = aggregate(rows, x, by, args.metric)
     res = analyse(agg, args.window)
     out = args.out or os.path.splitext(args.results[0])[0] + f"_{x}"
@@ -613,7 +612,7 @@ def main(argv=None):
                     transfer_cost(rows, x, by, args.metric))
         plot(out + ".png", agg, res, x, by, args.metric, title, args.ymax)
     except OSError as e:
-        raise PlotError(f"cannot write {out}.md and {out}.png ({e.strerror or e}); choose another --out") from None
+        raise UserError(f"cannot write {out}.md and {out}.png ({e.strerror or e}); choose another --out") from None
     for p in _sorted_params(res):
         opts = ", ".join(f"{b:g}: 2^{f['log2_opt']:.2f}{' (' + f['note'] + ')' if f['note'] else ''}"
                          for b, _, f in res[p]["rows"] if f is not None)

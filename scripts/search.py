@@ -74,7 +74,7 @@ sys.path.insert(0, REPO)
 from configurator import parse  # noqa: E402
 from runs import (EXIT_DIVERGED, EXIT_STOPPED, append_line, has_checkpoint, lock_owner, log_tail,  # noqa: E402
                   pid_alive, write_atomic)
-from util import UserError, run_cli  # noqa: E402
+from runs import UserError, run_cli  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(REPO, "scripts", "sweep.py"))
 sweep = importlib.util.module_from_spec(_spec)  # its train.py defaults, final.json reader, child handling

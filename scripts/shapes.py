@@ -35,8 +35,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import plot_transfer  # noqa: E402
 import sweep  # noqa: E402
-from runs import write_atomic  # noqa: E402
-from util import UserError, run_cli  # noqa: E402
+from runs import UserError, run_cli, write_atomic  # noqa: E402
 
 PARAMS = ("sp", "mup", "completep")
 
@@ -120,7 +119,7 @@ def build_points(a, defaults, annotations):
                 root = os.path.join(a.out_root, f"P{budget}")
                 try:
                     points += sweep.expand(settings, axes, fixed, {}, defaults, annotations, root)
-                except sweep.SweepError as e:
+                except UserError as e:
                     raise UserError(str(e)) from None
     # seed by seed (each seed's budgets, shapes and parameterizations in order): a study stopped
     # part-way holds whole seeds, every shape compared on the same seeds, not all seeds of the

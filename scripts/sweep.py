@@ -61,10 +61,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from configurator import ConfigError, parse, read_config_file  # noqa: E402
-from runs import (EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_STOPPED, append_line, has_checkpoint, lock_owner,  # noqa: E402
-                  log_tail, write_atomic)
-from util import hms, run_cli  # noqa: E402
+from configurator import parse, read_config_file  # noqa: E402
+from runs import (EXIT_DIVERGED, EXIT_STOPPED, UserError, append_line, has_checkpoint, lock_owner,  # noqa: E402
+                  log_tail, run_cli, write_atomic)
+from util import hms  # noqa: E402
 
 SPECIAL = ("base_config", "name", "out_root", "results", "order", "points")
 COORDS = ["parameterization", "n_layer", "n_embd", "n_head", "learning_rate", "init_std",
@@ -84,9 +84,6 @@ RUN_CONTROL = ("out_dir", "init_from", "eval_interval", "log_interval", "eval_on
                "keep_last", "halt_at_iter", "sample_tokens", "wandb_log", "wandb_project", "wandb_run_name",
                "wandb_mode", "device", "compile", "fused", "parallel")
 
-
-class SweepError(Exception):
-    """A mistake in a sweep file or in the arguments: printed as one line, exit 2."""
 
 
 # --- train.py's settings, read from its source without importing torch ---
@@ -132,40 +129,40 @@ def load_sweep(path, defaults):
     """(settings, axes, fixed): special settings, {axis: values} in order, {key: value}."""
     try:
         ns = read_config_file(path)
-    except ConfigError as e:
-        raise SweepError(str(e).replace("config file", "sweep file")) from None
+    except UserError as e:
+        raise UserError(str(e).replace("config file", "sweep file")) from None
     settings = {k: ns.pop(k) for k in SPECIAL if k in ns}
     base = settings.get("base_config", [])
     base = [base] if isinstance(base, str) else base
     if not isinstance(base, list) or not all(isinstance(b, str) for b in base):
-        raise SweepError(f"{path}: base_config must be a path or a list of paths, got {base!r}")
+        raise UserError(f"{path}: base_config must be a path or a list of paths, got {base!r}")
     settings["base_config"] = [b if os.path.isabs(b) else os.path.join(REPO, b) for b in base]
     for b in settings["base_config"]:
         if not os.path.isfile(b):
-            raise SweepError(f"{path}: base_config {b} does not exist")
+            raise UserError(f"{path}: base_config {b} does not exist")
     axes, fixed = {}, {}
     for k, v in ns.items():
         if k not in defaults:
-            raise SweepError(f"{path}: {k!r} is not a train.py setting nor one of {', '.join(SPECIAL)}")
+            raise UserError(f"{path}: {k!r} is not a train.py setting nor one of {', '.join(SPECIAL)}")
         if isinstance(v, (list, tuple)):
             if not v:
-                raise SweepError(f"{path}: axis {k} is an empty list; give at least one value")
+                raise UserError(f"{path}: axis {k} is an empty list; give at least one value")
             if len(set(map(repr, v))) != len(v):
-                raise SweepError(f"{path}: axis {k} repeats a value: {v!r}")
+                raise UserError(f"{path}: axis {k} repeats a value: {v!r}")
             axes[k] = list(v)
         else:
             fixed[k] = v
     if "points" in settings:
         axes["points"] = _points(path, settings.pop("points"), defaults, ns)
     if not axes:
-        raise SweepError(f"{path}: no axis; a sweep needs at least one list, e.g. seed = [0, 1]")
+        raise UserError(f"{path}: no axis; a sweep needs at least one list, e.g. seed = [0, 1]")
     order = settings.get("order", ["seed"] if "seed" in axes else [])
     if not isinstance(order, list) or any(k not in axes for k in order) or len(set(order)) != len(order):
-        raise SweepError(f"{path}: order={order!r} must list axes of this file ({', '.join(axes)}) once each")
+        raise UserError(f"{path}: order={order!r} must list axes of this file ({', '.join(axes)}) once each")
     order = order + [k for k in axes if k not in order]
     settings.setdefault("name", os.path.splitext(os.path.basename(path))[0])
     if not isinstance(settings["name"], str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", settings["name"]):
-        raise SweepError(f"{path}: name={settings['name']!r} must be letters, digits and _.+- only "
+        raise UserError(f"{path}: name={settings['name']!r} must be letters, digits and _.+- only "
                          "(it names directories and the SLURM job)")
     return settings, {k: axes[k] for k in order}, fixed
 
@@ -173,18 +170,18 @@ def load_sweep(path, defaults):
 def _points(path, points, defaults, ns):
     """Validate a `points` list: dicts with the same train.py settings, none also set elsewhere."""
     if not isinstance(points, list) or not points or not all(isinstance(p, dict) and p for p in points):
-        raise SweepError(f"{path}: points must be a non-empty list of dicts of settings, got {points!r}")
+        raise UserError(f"{path}: points must be a non-empty list of dicts of settings, got {points!r}")
     keys = list(points[0])
     for p in points:
         if list(p) != keys:
-            raise SweepError(f"{path}: every point must set the same settings ({', '.join(keys)}), got {list(p)}")
+            raise UserError(f"{path}: every point must set the same settings ({', '.join(keys)}), got {list(p)}")
     for k in keys:
         if k not in defaults:
-            raise SweepError(f"{path}: points set {k!r}, which is not a train.py setting")
+            raise UserError(f"{path}: points set {k!r}, which is not a train.py setting")
         if k in ns:
-            raise SweepError(f"{path}: {k} is set both in points and on its own; keep one")
+            raise UserError(f"{path}: {k} is set both in points and on its own; keep one")
     if len(set(map(repr, points))) != len(points):
-        raise SweepError(f"{path}: points repeats a point")
+        raise UserError(f"{path}: points repeats a point")
     return points
 
 
@@ -222,8 +219,8 @@ def expand(settings, axes, fixed, extra, defaults, annotations, out_root):
         args = fixed_args + [override(k, v) for k, v in coords.items()]
         try:
             config, _ = parse(defaults, settings["base_config"] + args, annotations)
-        except ConfigError as e:
-            raise SweepError(f"point {coords}: {e}") from None
+        except UserError as e:
+            raise UserError(f"point {coords}: {e}") from None
         rest = [label(k, v) for k, v in coords.items()
                 if k not in ("parameterization", "n_layer", "n_embd", "seed") + UNLABELLED]
         out_dir = os.path.join(out_root, config["parameterization"],
@@ -231,7 +228,7 @@ def expand(settings, axes, fixed, extra, defaults, annotations, out_root):
                                f"s{config['seed']}")
         points.append(dict(coords=coords, config=config, out_dir=out_dir, args=args))
     if len({p["out_dir"] for p in points}) != len(points):
-        raise SweepError("two points share an out_dir; the directory names cannot tell them apart")
+        raise UserError("two points share an out_dir; the directory names cannot tell them apart")
     return points
 
 
@@ -258,12 +255,12 @@ def _read_results(results):
     if not os.path.exists(results):
         return "", []
     if not os.path.isfile(results):
-        raise SweepError(f"results file {results} is a directory, not a file; give another --results")
+        raise UserError(f"results file {results} is a directory, not a file; give another --results")
     try:
         with open(results, newline="", encoding="utf-8") as f:
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
-        raise SweepError(f"results file {results} cannot be read as UTF-8 CSV ({e}); give another --results") from None
+        raise UserError(f"results file {results} cannot be read as UTF-8 CSV ({e}); give another --results") from None
     return text.split("\n", 1)[0].rstrip("\r"), list(csv.DictReader(text.splitlines()))
 
 
@@ -271,7 +268,7 @@ def check_results(results, header):
     """Before any point starts: the results file, if any, is readable and has this sweep's columns."""
     first, _ = _read_results(results)
     if first and first != ",".join(header):
-        raise SweepError(f"{results} has columns {first!r}, this sweep writes {','.join(header)!r}; "
+        raise UserError(f"{results} has columns {first!r}, this sweep writes {','.join(header)!r}; "
                          "give another --results file")
 
 
@@ -288,7 +285,7 @@ def append_row(results, header, row):
             fcntl.flock(f, fcntl.LOCK_EX)
             first, rows = _read_results(results)
             if first and first != ",".join(header):
-                raise SweepError(f"{results} has columns {first!r}, this sweep writes {','.join(header)!r}; "
+                raise UserError(f"{results} has columns {first!r}, this sweep writes {','.join(header)!r}; "
                                  "give another --results file")
             key = os.path.abspath(os.path.join(REPO, str(row.get("out_dir", ""))))
             if row.get("out_dir") and row.get("status") in FINISHED and recorded(results, rows).get(key) in FINISHED:
@@ -296,7 +293,7 @@ def append_row(results, header, row):
             append_line(results, line if first else ",".join(header) + "\n" + line)
             return True
     except OSError as e:
-        raise SweepError(f"cannot append to the results file {results} ({e.strerror or e}); free space or make it "
+        raise UserError(f"cannot append to the results file {results} ({e.strerror or e}); free space or make it "
                          "writable, then run the same command again (a finished point's final.json keeps its "
                          "result and is recorded then)") from None
 
@@ -389,7 +386,7 @@ def state(point, done_dirs):
         diff = settings_changed(point)
         if diff:
             shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
-            raise SweepError(f"{point['out_dir']} finished with other settings ({shown}) than this sweep sets; "
+            raise UserError(f"{point['out_dir']} finished with other settings ({shown}) than this sweep sets; "
                              "counting it would mix settings in one result: give this sweep another --out_root "
                              "(or name), or delete that out_dir and its row")
     if status in FINISHED:
@@ -426,7 +423,7 @@ def take(point, sweep, axes, results, header):
     try:
         hold = claim(point["out_dir"])
     except OSError as e:
-        raise SweepError(f"cannot write to {point['out_dir']} ({e.strerror or e}); free space or make it "
+        raise UserError(f"cannot write to {point['out_dir']} ({e.strerror or e}); free space or make it "
                          "writable, then run the same command again") from None
     if hold is None:
         return None, "busy"
@@ -457,7 +454,7 @@ def start(point, settings, args, threads, gpus=None, hold=None):
                     os.remove(os.path.join(out, n))
         log = open(os.path.join(out, "train.log"), "a")
     except OSError as e:
-        raise SweepError(f"cannot write to {out} ({e.strerror or e}); free space or make it writable, then run "
+        raise UserError(f"cannot write to {out} ({e.strerror or e}); free space or make it writable, then run "
                          "the same command again") from None
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     if gpus is not None:
@@ -640,11 +637,11 @@ def write_slurm(points, settings, args, sweep_file):
                          ("the repository path", REPO), ("python", sys.executable)]
                         + [("--set", s) for s in args.set] + [("--sbatch", o) for o in args.sbatch]):
         if CONTROL.search(value):
-            raise SweepError(f"{what} {value!r} holds a control character (a newline?), which would start a line "
+            raise UserError(f"{what} {value!r} holds a control character (a newline?), which would start a line "
                              "of the sbatch script; give it on one line")
     bad = re.search(r"[^\w@+=:,./~-]", out_root)
     if bad:
-        raise SweepError(f"--out_root {out_root!r} holds {bad.group()!r}, which the #SBATCH --output line cannot "
+        raise UserError(f"--out_root {out_root!r} holds {bad.group()!r}, which the #SBATCH --output line cannot "
                          "carry (sbatch splits it at spaces, reads quotes, # and % itself); choose an out_root of "
                          "letters, digits and _@+=:,./~-")
     path = os.path.join(out_root, "sweep.sbatch")
@@ -675,12 +672,12 @@ def write_slurm(points, settings, args, sweep_file):
         os.makedirs(os.path.join(out_root, "slurm"), exist_ok=True)
         write_atomic(path, "\n".join(lines) + "\n")
     except OSError as e:
-        raise SweepError(f"cannot write {path} ({e.strerror or e}); free space or make {out_root} writable, or "
+        raise UserError(f"cannot write {path} ({e.strerror or e}); free space or make {out_root} writable, or "
                          "give another --out_root") from None
     print(f"wrote {path} ({len(points)} array tasks)")
     if args.submit:
         if shutil.which("sbatch") is None:
-            raise SweepError(f"--submit: sbatch is not on PATH (not a SLURM machine?); {path} is written, submit "
+            raise UserError(f"--submit: sbatch is not on PATH (not a SLURM machine?); {path} is written, submit "
                              f"it from a SLURM login node with: sbatch {shlex.quote(path)}")
         return subprocess.run(["sbatch", path]).returncode
     print(f"submit with: sbatch {shlex.quote(path)}")
@@ -712,21 +709,21 @@ def main(argv=None):
     if args.gpus is not None:
         ids = [g.strip() for g in args.gpus.split(",")]
         if not all(re.fullmatch(r"\d+", g) for g in ids) or len(set(ids)) != len(ids):
-            raise SweepError(f"--gpus {args.gpus!r} must be distinct GPU ids separated by commas, e.g. --gpus 0,1,2,3")
+            raise UserError(f"--gpus {args.gpus!r} must be distinct GPU ids separated by commas, e.g. --gpus 0,1,2,3")
         args.gpus = ids
         if args.nproc_per_node > len(ids):
-            raise SweepError(f"--nproc_per_node {args.nproc_per_node} needs at least that many --gpus, got {len(ids)}")
+            raise UserError(f"--nproc_per_node {args.nproc_per_node} needs at least that many --gpus, got {len(ids)}")
         if args.slurm:
-            raise SweepError("--gpus is for local runs; a SLURM array task gets its GPUs from --sbatch=--gres=gpu:N")
+            raise UserError("--gpus is for local runs; a SLURM array task gets its GPUs from --sbatch=--gres=gpu:N")
     if args.jobs is None:
         args.jobs = len(args.gpus) // args.nproc_per_node if args.gpus else 1
     if args.jobs < 1 or args.threads < 1 or args.nproc_per_node < 1:
-        raise SweepError("--jobs, --threads and --nproc_per_node must be at least 1")
+        raise UserError("--jobs, --threads and --nproc_per_node must be at least 1")
     if args.submit and not args.slurm:
-        raise SweepError("--submit needs --slurm")
+        raise UserError("--submit needs --slurm")
     if not os.path.isfile(args.sweep_file):
         what = "is a directory, not a file" if os.path.isdir(args.sweep_file) else "does not exist"
-        raise SweepError(f"sweep file {args.sweep_file} {what}; see config/sweeps/")
+        raise UserError(f"sweep file {args.sweep_file} {what}; see config/sweeps/")
 
     defaults, annotations = train_defaults()
     settings, axes, fixed = load_sweep(args.sweep_file, defaults)
@@ -734,13 +731,13 @@ def main(argv=None):
     for s in args.set:
         key, eq, text = s.partition("=")
         if not eq:
-            raise SweepError(f"--set {s!r} has no value; write --set KEY=VALUE")
+            raise UserError(f"--set {s!r} has no value; write --set KEY=VALUE")
         if key in axis_keys(axes):
-            raise SweepError(f"--set {key}=... would override the sweep axis {key}; edit the sweep file")
+            raise UserError(f"--set {key}=... would override the sweep axis {key}; edit the sweep file")
         try:
             extra[key] = parse(defaults, [f"--{key}={text}"], annotations)[0][key]
-        except ConfigError as e:
-            raise SweepError(str(e)) from None
+        except UserError as e:
+            raise UserError(str(e)) from None
     # command-line paths are relative to the working directory, sweep-file paths to the repo
     args.out_root = os.path.abspath(args.out_root) if args.out_root else \
         os.path.join(REPO, settings.get("out_root") or os.path.join("runs", settings["name"]))
@@ -761,11 +758,11 @@ def main(argv=None):
         return write_slurm(points, settings, args, args.sweep_file)
     if args.index is not None:
         if not 0 <= args.index < len(points):
-            raise SweepError(f"--index {args.index} is outside 0..{len(points) - 1}")
+            raise UserError(f"--index {args.index} is outside 0..{len(points) - 1}")
         points = [points[args.index]]
         args.jobs = 1
     return run_local(points, settings, axes, args.results, args)
 
 
 if __name__ == "__main__":
-    run_cli(main, SweepError)
+    run_cli(main)

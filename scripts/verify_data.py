@@ -19,7 +19,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from dataloader import verify_data  # noqa: E402
-from util import run_cli  # noqa: E402
+from runs import run_cli  # noqa: E402
 
 
 def main():

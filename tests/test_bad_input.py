@@ -4,7 +4,7 @@ to change, exit code 2, and no traceback.
 
 Most cases call the code in-process (configurator, train.check_config, GPTConfig,
 dataloader.open_dataset, checkpoint.load_checkpoint, train.main / sample.main with a patched
-argv) and check the ConfigError's message; a few run the scripts end to end. The cases are
+argv) and check the UserError's message; a few run the scripts end to end. The cases are
 listed, with their messages, in the README (section "Bad input").
 """
 import json
@@ -23,7 +23,8 @@ sys.path.insert(0, REPO)
 import checkpoint  # noqa: E402
 import sample  # noqa: E402
 import train  # noqa: E402
-from configurator import ConfigError, configure  # noqa: E402
+from configurator import configure  # noqa: E402
+from runs import UserError  # noqa: E402
 from conftest import ENV, TINY as CONF_TINY, run_main  # noqa: E402
 from dataloader import HEADER_INTS, RandomWindowLoader, read_tokens, write_tokens, open_dataset  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
@@ -50,7 +51,7 @@ def assert_one_line(msg, *expect):
 
 
 def raises_config_error(fn, *expect):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(UserError) as info:
         fn()
     assert_one_line(str(info.value), *expect)
     return str(info.value)
@@ -59,15 +60,15 @@ def raises_config_error(fn, *expect):
 # --- settings: config files, --key=value, contradictions (configure -> check_config -> GPTConfig)
 
 def resolve(argv):
-    """What train.main does with argv before touching data: a ConfigError, or the config."""
+    """What train.main does with argv before touching data: a UserError, or the config."""
     ns = dict(vars(train))  # a copy: the module's defaults stay as they are
     config = configure(ns, argv)
     train.check_config(config, 1)
     fields = GPTConfig.__dataclass_fields__
     try:
         GPTConfig(**{k: v for k, v in config.items() if k in fields}, vocab_size=65)
-    except ValueError as e:  # train.main turns this into a ConfigError with the same text
-        raise ConfigError(str(e)) from None
+    except ValueError as e:  # train.main turns this into a UserError with the same text
+        raise UserError(str(e)) from None
     return config
 
 

@@ -401,10 +401,10 @@ BAD = [  # (arguments, a piece of the one-line error)
 @pytest.mark.parametrize("args,needle", BAD)
 def test_bad_input_is_one_config_error(char_data, tmp_path, args, needle):
     """Each case through train.main in-process (what the script runs before exiting 2)."""
-    from configurator import ConfigError
+    from configurator import UserError
     from test_bad_input import run_main
     import train
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(UserError) as e:
         run_main(train, [f"--data_dir={char_data}", f"--out_dir={tmp_path / 'run'}", *TINY, "--max_iters=4", *args])
     assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)
     assert not list(tmp_path.glob("run/ckpt_*"))
@@ -423,7 +423,7 @@ def test_cli_completedp_with_module_hparams_trains_and_resume_checks(char_data, 
     """A config file with a dict, completedp with base batch and horizon: it trains, and
     config.json and the checkpoint carry m_B = 8 / 4 and m_D = 30 * 8 * 32 / 3840; resuming
     with another horizon or batch setting is refused in one line."""
-    from configurator import ConfigError
+    from configurator import UserError
     from test_bad_input import run_main
     import train
     cfg = tmp_path / "cdp.py"
@@ -447,7 +447,7 @@ def test_cli_completedp_with_module_hparams_trains_and_resume_checks(char_data, 
     assert emb["betas"][1] == pytest.approx(1 - 0.05 * 2.0 * (2 / 2))  # beta2 mult 2, m_B/m_D = 1
     for extra, needle in ((["--max_iters=30", "--base_tokens=7680"], "base_tokens=3840 there, 7680 here"),
                           (["--max_iters=60", "--base_tokens=3840"], "m_D=2.0 there, 4.0 here")):
-        with pytest.raises(ConfigError) as e:
+        with pytest.raises(UserError) as e:
             run_main(train, [str(cfg), *common, *extra])
         assert str(e.value).startswith("cannot resume") and needle in str(e.value) and "\n" not in str(e.value)
 

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from configurator import ConfigError, configure, parse
+from configurator import configure, parse
+from runs import UserError
 from conftest import REPO, run_script
 
 DEFAULTS = dict(n_layer=4, learning_rate=1e-3, bias=True, dataset="shakespeare_char",
@@ -55,7 +56,7 @@ def test_config_file_then_overrides(tmp_path):
     (["no_such_file.py"], "does not exist"),
 ])
 def test_bad_arguments_fail_in_one_line(argv, needle):
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(UserError) as e:
         p(*argv)
     assert needle in str(e.value) and "\n" not in str(e.value)
 
@@ -69,7 +70,7 @@ def test_bad_arguments_fail_in_one_line(argv, needle):
 def test_bad_config_files(tmp_path, body, needle):
     f = tmp_path / "bad.py"
     f.write_text(body)
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(UserError) as e:
         p(str(f))
     assert needle in str(e.value) and str(f) in str(e.value) and "\n" not in str(e.value)
 
@@ -79,7 +80,7 @@ def test_configure_updates_namespace_and_ignores_non_config_globals():
               __annotations__={})
     c = configure(ns, ["--n_layer=6"])
     assert ns["n_layer"] == 6 and c == dict(n_layer=6, learning_rate=1e-3)
-    with pytest.raises(ConfigError):
+    with pytest.raises(UserError):
         configure(ns, ["--PEAK=3"])
 
 
@@ -87,23 +88,23 @@ def test_space_separated_values_and_arithmetic():
     c = p("--n_layer", "8", "--learning_rate=2**-7", "--depth_alpha", "1/2")
     assert c["n_layer"] == 8 and c["learning_rate"] == 2.0 ** -7 and c["depth_alpha"] == 0.5
     assert p("--learning_rate=-3e-4*2")["learning_rate"] == -6e-4
-    with pytest.raises(ConfigError, match="not a valid int"):
+    with pytest.raises(UserError, match="not a valid int"):
         p("--n_layer=__import__('os')")  # names and calls are not arithmetic
-    with pytest.raises(ConfigError, match="expects int"):
+    with pytest.raises(UserError, match="expects int"):
         p("--n_layer=2**-1")             # arithmetic still type-checked: 0.5 is not an int
     for big in ("10**100000", "9**9**9**9", "(9**999)**999", "2**300"):  # refused, never computed
-        with pytest.raises(ConfigError, match="beyond what a setting may be"):
+        with pytest.raises(UserError, match="beyond what a setting may be"):
             p(f"--learning_rate={big}")
 
 
 def test_aliases_map_after_everything_else_or_refuse():
     def refuse(v, c):
-        raise ConfigError(f"old={v} is refused; use --n_layer")
+        raise UserError(f"old={v} is refused; use --n_layer")
     aliases = {"double_layers": lambda v, c: ({"n_layer": 2 * c["n_layer"]}, "n_layer doubled"),
                "old": refuse}
     c, sources = parse(DEFAULTS, ["--double_layers=1", "--n_layer=3"], ANN, aliases)
     assert c["n_layer"] == 6 and sources["n_layer"].startswith("double_layers")  # saw the later n_layer=3
-    with pytest.raises(ConfigError, match="use --n_layer"):
+    with pytest.raises(UserError, match="use --n_layer"):
         parse(DEFAULTS, ["--old=1"], ANN, aliases)
 
 

@@ -1,6 +1,6 @@
 """Hostile data, second round: corruption inside a file (the full sha256 check of verify_data
 and scripts/verify_data.py), files that would block open() forever (FIFOs), and absurd numbers
-in meta.json or a checkpoint's data position. Each mistake is one ConfigError line. Offline, CPU."""
+in meta.json or a checkpoint's data position. Each mistake is one UserError line. Offline, CPU."""
 import importlib.util
 import json
 import os
@@ -17,7 +17,7 @@ from conftest import REPO, run_main, write_char_dataset
 
 sys.path.insert(0, REPO)
 import dataloader  # noqa: E402
-from configurator import ConfigError  # noqa: E402
+from runs import UserError  # noqa: E402
 from dataloader import (ShardLoader, checksum, fingerprint, open_dataset, read_meta,  # noqa: E402
                         read_tokens, verify_data, write_tokens)
 
@@ -30,8 +30,8 @@ def load_script(rel, name):
 
 
 def one_line(fn, *words):
-    """fn() raises a ConfigError of one line holding every word; returns the line."""
-    with pytest.raises(ConfigError) as e:
+    """fn() raises a UserError of one line holding every word; returns the line."""
+    with pytest.raises(UserError) as e:
         fn()
     msg = str(e.value)
     assert "\n" not in msg and len(msg) < 600, msg
@@ -215,8 +215,8 @@ def test_verify_script_prints_each_file_and_the_cost(tmp_path, capsys):
 
 
 def _run_cli(script, argv):
-    """The script as its __main__ runs it: util.run_cli(main) with argv, in this process."""
-    from util import run_cli
+    """The script as its __main__ runs it: runs.run_cli(main) with argv, in this process."""
+    from runs import run_cli
     old = sys.argv
     sys.argv = ["verify_data.py", *argv]
     try:

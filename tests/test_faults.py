@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from conftest import REPO, TINY, make_text, prepare_char, run_main, run_script
-from configurator import ConfigError
-from dataloader import DataError, fingerprint, open_dataset, read_tokens, write_tokens
+from dataloader import fingerprint, open_dataset, read_tokens, write_tokens
+from runs import UserError
 import runs
 import train as train_module
 
@@ -90,14 +90,14 @@ def test_run_lock_in_process(tmp_path):
     try:
         assert json.load(open(lock.path))["pid"] == os.getpid()
         assert runs.lock_owner(out) is not None
-        with pytest.raises(ConfigError, match=f"is in use by another run \\(pid {os.getpid()}"):
+        with pytest.raises(UserError, match=f"is in use by another run \\(pid {os.getpid()}"):
             runs.RunLock(out)  # a second owner, even in this process
     finally:
         lock.release()
     assert not os.path.exists(lock.path) and runs.lock_owner(out) is None
     with open(tmp_path / "file", "w") as f:
         f.write("x")
-    with pytest.raises(ConfigError, match="cannot write to out_dir .*choose another --out_dir"):
+    with pytest.raises(UserError, match="cannot write to out_dir .*choose another --out_dir"):
         runs.RunLock(str(tmp_path / "file" / "run"))  # out_dir under a file: not writable
 
 
@@ -133,13 +133,13 @@ def test_new_train_bin_beside_old_meta_is_refused(char_data, tmp_path):
     d = copy_data(char_data, tmp_path)
     old = read_tokens(os.path.join(d, "train.bin")).copy()
     write_tokens(os.path.join(d, "train.bin"), old[: len(old) // 2], vocab_size=100)  # other text
-    with pytest.raises(DataError) as e:
+    with pytest.raises(UserError) as e:
         open_dataset(d, 32, 4, 8)
     msg = str(e.value)
     assert "train.bin does not match meta.json (bytes" in msg and "different preparations" in msg, msg
     assert "\n" not in msg and "prepare.py" in msg
     write_tokens(os.path.join(d, "train.bin"), old[::-1].copy(), vocab_size=100)  # same size, other tokens
-    with pytest.raises(DataError, match="train.bin does not match meta.json \\(crc32"):
+    with pytest.raises(UserError, match="train.bin does not match meta.json \\(crc32"):
         open_dataset(d, 32, 4, 8)
 
 
@@ -150,7 +150,7 @@ def test_meta_without_fingerprints_still_checks_token_counts(char_data, tmp_path
     json.dump(meta, open(os.path.join(d, "meta.json"), "w"))
     val = read_tokens(os.path.join(d, "val.bin")).copy()
     write_tokens(os.path.join(d, "val.bin"), val[:-10], vocab_size=100)
-    with pytest.raises(DataError, match=f"val.bin holds {len(val) - 10:,} tokens but meta.json says {len(val):,}"):
+    with pytest.raises(UserError, match=f"val.bin holds {len(val) - 10:,} tokens but meta.json says {len(val):,}"):
         open_dataset(d, 32, 4, 8)
 
 
@@ -166,7 +166,7 @@ def test_char_data_without_meta_is_refused(char_data, tmp_path, meta):
     if meta is None:  # end to end: exit 2, one line
         line = one_line(train(d, str(tmp_path / "out"), "--max_iters=2"))
     else:
-        with pytest.raises(ConfigError) as e:
+        with pytest.raises(UserError) as e:
             run_main(train_module, [*TINY, f"--data_dir={d}", f"--out_dir={tmp_path / 'out'}", "--max_iters=2"])
         line = str(e.value)
     assert want in line, line
@@ -206,7 +206,7 @@ def test_a_bad_id_in_a_later_shard_stops_when_the_shard_is_opened(tmp_path):
     d = make_shards(str(tmp_path / "s"), bad=3)
     data = open_dataset(d, 16, 2, 8, seed=0)  # opens the first train shard only: fine
     bad = os.path.join(d, "t_train_000003.bin")
-    with pytest.raises(DataError) as e:
+    with pytest.raises(UserError) as e:
         first_step_touching(data.loader, bad)
     msg = str(e.value)
     assert msg.startswith(f"{bad} has token id 999 >= vocab_size 500") and "re-run python make_shards.py" in msg
@@ -214,7 +214,7 @@ def test_a_bad_id_in_a_later_shard_stops_when_the_shard_is_opened(tmp_path):
     state = resumed.state_dict()
     state["shard"] = list(resumed._order()).index(resumed.paths.index(bad))
     resumed.load_state_dict(state)
-    with pytest.raises(DataError, match="t_train_000003.bin has token id 999"):
+    with pytest.raises(UserError, match="t_train_000003.bin has token id 999"):
         resumed.next_step()
 
 
@@ -223,7 +223,7 @@ def test_a_replaced_shard_is_refused_when_opened(tmp_path):
     path = os.path.join(d, "t_train_000004.bin")
     write_tokens(path, np.arange(300) % 500, vocab_size=65536)  # same size, another preparation's tokens
     data = open_dataset(d, 16, 2, 8, seed=0)
-    with pytest.raises(DataError, match="t_train_000004.bin does not match meta.json \\(crc32"):
+    with pytest.raises(UserError, match="t_train_000004.bin does not match meta.json \\(crc32"):
         first_step_touching(data.loader, path)
 
 
@@ -315,7 +315,7 @@ def test_sigkill_during_data_preparation_never_trains_on_mixed_files(tmp_path):
         proc.communicate()
         try:
             data = open_dataset(d, 32, 4, 8)
-        except DataError as e:  # refused, in one line naming the fix
+        except UserError as e:  # refused, in one line naming the fix
             assert "\n" not in str(e) and "prepare" in str(e), str(e)
             outcomes.append("refused")
             continue
@@ -370,14 +370,14 @@ def test_a_read_only_out_dir_is_one_line_for_train_resume_and_eval(char_data, tm
     undo = read_only(out)
     try:
         for extra in (["--max_iters=4"], ["--eval_only=True"]):  # resume, evaluate
-            with pytest.raises(ConfigError) as e:
+            with pytest.raises(UserError) as e:
                 run_main(train_module, argv + extra)
             assert f"cannot write to out_dir {out} (" in str(e.value) and "\n" not in str(e.value)
         empty = str(tmp_path / "empty")
         os.makedirs(empty)
         undo_empty = read_only(empty)
         try:  # a new run
-            with pytest.raises(ConfigError, match="cannot write to out_dir .*empty"):
+            with pytest.raises(UserError, match="cannot write to out_dir .*empty"):
                 run_main(train_module, [*TINY, f"--data_dir={char_data}", f"--out_dir={empty}", "--max_iters=2"])
         finally:
             undo_empty()
@@ -398,7 +398,7 @@ def test_a_full_disk_during_a_checkpoint_write_leaves_no_temporary(char_data, tm
         real_save(obj, f)  # the bytes went to the temporary file; then the disk is full
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(checkpoint.torch, "save", full_disk)
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(UserError) as e:
         run_main(train_module, argv + ["--max_iters=4"])
     msg = str(e.value)
     assert msg.startswith(f"cannot write checkpoint {out}/") and "No space left on device" in msg, msg
@@ -426,7 +426,7 @@ def test_bench_validates_its_device():
                           ("cuda:7" if torch.cuda.device_count() < 8 else "mps", "CUDA|MPS")):
         if device == "mps" and torch.backends.mps.is_available():
             continue
-        with pytest.raises(ConfigError, match=words):
+        with pytest.raises(UserError, match=words):
             run_main(bench, [f"--device={device}", "--steps=1", "--warmup=0"])
 
 
@@ -435,7 +435,7 @@ def test_a_shard_error_names_a_command_that_exists(tmp_path):
     meta = json.load(open(os.path.join(d, "meta.json")))
     del meta["command"]  # prepared by hand: no command recorded, no prepare.py in the directory
     json.dump(meta, open(os.path.join(d, "meta.json"), "w"))
-    with pytest.raises(DataError) as e:
+    with pytest.raises(UserError) as e:
         open_dataset(d, 16, 2, 8)
     assert "data/custom/prepare.py" in str(e.value) and f"{d}/prepare.py" not in str(e.value), str(e.value)
 

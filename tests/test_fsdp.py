@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 import checkpoint as ckpt_io
-from configurator import ConfigError
+from runs import UserError
 from conftest import REPO, TINY, run_main, run_script
 from model import GPT, GPTConfig
 
@@ -162,7 +162,7 @@ def test_converter_round_trip(runs, tmp_path):
     # the single file resumes a 1-process run like any checkpoint of it
     model = GPT(GPTConfig(**b["model_config"]))
     ckpt_io.restore(b, pt, model, model.configure_optimizers(0.1, 0.01, (0.9, 0.95)), rng=False)
-    with pytest.raises(ConfigError, match="already exists; move it away"):
+    with pytest.raises(UserError, match="already exists; move it away"):
         mod.main([pt, back])
 
 
@@ -245,7 +245,7 @@ def test_single_file_checkpoint_refused_under_fsdp(one_rank_group, tmp_path):
                                1.0, 0, {"mode": "m"}, [ckpt_io.rng_state()], {}), path)
     make = lambda: model.configure_optimizers(0.1, 0.01, (0.9, 0.95), 1e-8)  # noqa: E731
     opt = shard_with_optimizer(model, opt, make, "cpu", torch.float32)
-    with pytest.raises(ckpt_io.CheckpointError, match="convert_checkpoint.py"):
+    with pytest.raises(ckpt_io.UserError, match="convert_checkpoint.py"):
         ckpt_io.restore(ckpt_io.load_checkpoint(path), path, model, opt)
 
 
@@ -256,19 +256,19 @@ def test_single_file_checkpoint_refused_under_fsdp(one_rank_group, tmp_path):
 def test_bad_parallel_settings(char_data, tmp_path, monkeypatch, args, message):
     import train
     monkeypatch.delenv("RANK", raising=False)
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(".", r"\.")):
         run_main(train, [f"--data_dir={char_data}", f"--out_dir={tmp_path / 'o'}", *TINY, "--max_iters=2", *args])
     assert not (tmp_path / "o").exists()
 
 
 def test_bad_dcp_checkpoints_are_one_line_errors(runs, tmp_path):
     """A DCP directory without state.json (not the trainer's, or a copy cut short), and one
-    whose pickled .metadata would run code: refused with a CheckpointError, nothing run."""
+    whose pickled .metadata would run code: refused with a UserError, nothing run."""
     src = runs["fsdp"] / "ckpt_0000024.dcp"
     no_state = tmp_path / "a" / "ckpt_0000024.dcp"
     shutil.copytree(src, no_state)
     os.remove(no_state / "state.json")
-    with pytest.raises(ckpt_io.CheckpointError, match=r"has no state\.json"):
+    with pytest.raises(ckpt_io.UserError, match=r"has no state\.json"):
         ckpt_io.load_checkpoint(str(no_state))
     evil = tmp_path / "b" / "ckpt_0000024.dcp"
     shutil.copytree(src, evil)
@@ -279,12 +279,12 @@ def test_bad_dcp_checkpoints_are_one_line_errors(runs, tmp_path):
             return (os.system, (f"touch {marker}",))
     import pickle
     (evil / ".metadata").write_bytes(pickle.dumps(Payload()))
-    with pytest.raises(ckpt_io.CheckpointError, match="is not part of a DCP index"):
+    with pytest.raises(ckpt_io.UserError, match="is not part of a DCP index"):
         ckpt_io.load_checkpoint(str(evil))
     assert not marker.exists()
     renamed = tmp_path / "c" / "ckpt_0000005.dcp"
     shutil.copytree(src, renamed)
-    with pytest.raises(ckpt_io.CheckpointError, match="rename it to ckpt_0000024.dcp"):
+    with pytest.raises(ckpt_io.UserError, match="rename it to ckpt_0000024.dcp"):
         ckpt_io.load_checkpoint(str(renamed), tensors=False)
 
 
@@ -336,8 +336,8 @@ def test_a_dcp_bytes_entry_is_refused_never_unpickled(tmp_path, entry):
             os.remove(path / n)
     for n in os.listdir(crafted):
         shutil.copy(crafted / n, path / n)
-    with pytest.raises(ckpt_io.CheckpointError, match="is not a tensor"):
+    with pytest.raises(ckpt_io.UserError, match="is not a tensor"):
         ckpt_io.restore(ckpt_io.load_checkpoint(str(path), tensors=False), str(path), tiny(False), rng=False)
-    with pytest.raises(ckpt_io.CheckpointError, match="is not a tensor"):
+    with pytest.raises(ckpt_io.UserError, match="is not a tensor"):
         ckpt_io.load_checkpoint(str(path))
     assert not marker.exists()

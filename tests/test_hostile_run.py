@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import checkpoint as ckpt_io
-from conftest import ENV, REPO, TINY, run_main, write_char_dataset
-from configurator import ConfigError
+from conftest import ENV, REPO, TINY, run_main
+from runs import UserError
 import train as train_module
 
 RUN = [*TINY, "--dtype=float32", "--compile=False"]
@@ -96,7 +96,7 @@ def test_a_resume_with_changed_trajectory_settings_is_refused(done, char_data, t
     out = str(tmp_path / "o")
     shutil.copytree(done, out)
     before = snapshot(out)
-    with pytest.raises(ConfigError, match="cannot resume") as e:
+    with pytest.raises(UserError, match="cannot resume") as e:
         run_main(train_module, [*RUN, f"--data_dir={char_data}", f"--out_dir={out}", "--max_iters=6", *extra])
     assert said in str(e.value) and "new out_dir" in str(e.value)
     assert snapshot(out) == before
@@ -111,7 +111,7 @@ def test_a_resume_on_another_vocabulary_of_the_same_size_is_refused(done, char_d
     json.dump(meta, open(os.path.join(other, "meta.json"), "w"))
     out = str(tmp_path / "o")
     shutil.copytree(done, out)
-    with pytest.raises(ConfigError, match=r"the vocabulary \(meta.json itos\) differs"):
+    with pytest.raises(UserError, match=r"the vocabulary \(meta.json itos\) differs"):
         run_main(train_module, [*RUN, f"--data_dir={other}", f"--out_dir={out}", "--max_iters=6"])
     # another preparation with the same vocabulary (the tokens shuffled): the files' fingerprints differ
     import numpy as np
@@ -124,7 +124,7 @@ def test_a_resume_on_another_vocabulary_of_the_same_size_is_refused(done, char_d
     write_tokens(path, tokens, vocab_size=meta["vocab_size"])
     meta["files"]["train.bin"] = fingerprint(path)
     json.dump(meta, open(os.path.join(other2, "meta.json"), "w"))
-    with pytest.raises(ConfigError, match="the data files differ"):
+    with pytest.raises(UserError, match="the data files differ"):
         run_main(train_module, [*RUN, f"--data_dir={other2}", f"--out_dir={out}", "--max_iters=6"])
 
 
@@ -146,7 +146,7 @@ def test_checkpoint_fields_out_of_range_are_refused(done, tmp_path, field, value
     ckpt = torch.load(os.path.join(done, "ckpt_0000004.pt"), weights_only=True)
     ckpt[field] = value
     torch.save(ckpt, path)
-    with pytest.raises(ckpt_io.CheckpointError, match=said):
+    with pytest.raises(ckpt_io.UserError, match=said):
         ckpt_io.load_checkpoint(path)
 
 
@@ -202,7 +202,7 @@ def test_a_stop_without_checkpoints_says_so_and_the_rerun_is_one_history(char_da
 ])
 def test_bad_numbers_are_one_line_and_quick(char_data, tmp_path, arg, said):
     t0 = time.time()
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(UserError) as e:
         run_main(train_module, [*RUN, f"--data_dir={char_data}", f"--out_dir={tmp_path / 'o'}", "--max_iters=2", arg])
     assert said in str(e.value) and len(str(e.value).splitlines()) == 1, str(e.value)
     assert time.time() - t0 < 10
@@ -212,7 +212,7 @@ def test_bad_numbers_are_one_line_and_quick(char_data, tmp_path, arg, said):
 def test_an_integer_beyond_a_float_in_a_config_file_is_one_line(char_data, tmp_path):
     cfg = tmp_path / "big.py"
     cfg.write_text("n_layer = 10**400\n")
-    with pytest.raises(ConfigError, match="n_layer=.*is beyond 2\\*\\*63"):
+    with pytest.raises(UserError, match="n_layer=.*is beyond 2\\*\\*63"):
         run_main(train_module, [str(cfg), *RUN[2:], f"--data_dir={char_data}", f"--out_dir={tmp_path / 'o'}"])
 
 
@@ -243,9 +243,19 @@ def test_an_allocation_the_estimate_let_through_is_one_line(char_data, tmp_path,
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
                            "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
     monkeypatch.setattr(train_module.GPT, "forward", refuse)
-    with pytest.raises(ConfigError, match="out of memory in evaluate .allocating 68719476736 bytes.*lower batch_size"):
+    with pytest.raises(UserError, match="out of memory in evaluate .allocating 68719476736 bytes.*lower batch_size"):
         run_main(train_module, [*RUN, f"--data_dir={char_data}", f"--out_dir={tmp_path / 'o'}", "--max_iters=2"])
 
+
+
+def test_a_runtime_error_that_is_not_an_allocation_is_not_called_out_of_memory(char_data, tmp_path, monkeypatch):
+    """Only the allocator's refusal becomes the out-of-memory line; any other RuntimeError in a
+    step is a bug and keeps its own traceback (a guard that matched every RuntimeError hid them)."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x8 and 16x8)")
+    monkeypatch.setattr(train_module.GPT, "forward", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        run_main(train_module, [*RUN, f"--data_dir={char_data}", f"--out_dir={tmp_path / 'o'}", "--max_iters=2"])
 
 def test_verify_data_reads_every_byte_before_training(char_data, tmp_path):
     """--verify_data=True: a token rewritten inside train.bin (another valid id) is refused
@@ -265,7 +275,7 @@ def test_verify_data_reads_every_byte_before_training(char_data, tmp_path):
     meta = json.load(open(os.path.join(data, "meta.json")))  # first and last MiB of a large file
     meta["files"]["train.bin"] = fingerprint(path)
     json.dump(meta, open(os.path.join(data, "meta.json"), "w"))
-    with pytest.raises(ConfigError, match="sha256"):
+    with pytest.raises(UserError, match="sha256"):
         run_main(train_module, [*RUN, f"--data_dir={data}", f"--out_dir={tmp_path / 'o'}", "--max_iters=2",
                                 "--verify_data=True"])
     assert not (tmp_path / "o" / "metrics.jsonl").exists()

@@ -26,7 +26,7 @@ import plot_transfer  # noqa: E402
 import shapes  # noqa: E402
 import sweep  # noqa: E402
 from dataloader import write_tokens  # noqa: E402
-from util import UserError  # noqa: E402
+from runs import UserError  # noqa: E402
 
 HEADER = sweep.columns({"n_layer": None, "learning_rate": None})
 

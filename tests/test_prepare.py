@@ -12,7 +12,6 @@ import pytest
 
 from conftest import TINY as CONF_TINY
 
-from util import UserError
 import tiktoken
 import torch
 
@@ -20,7 +19,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "data"))
 import common  # noqa: E402
-from dataloader import DataError, open_dataset, read_tokens  # noqa: E402
+from dataloader import open_dataset, read_tokens  # noqa: E402
+from runs import UserError  # noqa: E402
 
 GPT2_PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -125,7 +125,7 @@ def test_interrupted_prepare_resumes_after_finished_shards(tmp_path, monkeypatch
     left = sorted(os.listdir(out))
     assert left == ["meta.json", "tst_train_000001.bin", "tst_train_000002.bin",
                     f"tst_train_000003.bin.tmp.{os.getpid()}", "tst_val_000000.bin"]  # no whole-looking 4th shard
-    with pytest.raises(DataError, match="preparation is unfinished"):
+    with pytest.raises(UserError, match="preparation is unfinished"):
         open_dataset(out, 8, 2, 4)
 
     done = {n: os.stat(os.path.join(out, n)).st_mtime_ns for n in left if n.endswith(".bin")}
@@ -148,7 +148,7 @@ def test_interrupted_prepare_resumes_after_finished_shards(tmp_path, monkeypatch
 
 
 def test_prepare_refuses_other_settings_and_tiny_corpora(tmp_path):
-    """Library code raises util.UserError (one line, no exit); the scripts' run_cli prints it."""
+    """Library code raises runs.UserError (one line, no exit); the scripts' run_cli prints it."""
     pattern = write_inputs(str(tmp_path / "src"), make_docs(20), "jsonl")
     prepare(str(tmp_path / "out"), pattern, shard_size=300)
     with pytest.raises(UserError, match="shard_size=300 there, 400 here"):
@@ -177,7 +177,7 @@ def test_prepare_records_sha256_and_a_resumed_old_preparation_gets_it(tmp_path):
     del old["sha256"]
     json.dump(old, open(os.path.join(out, "meta.json"), "w"))  # an older preparation
     n = len(old["shards"])
-    with pytest.raises(DataError, match=f"records no sha256 for {n} of its {n} token files"):
+    with pytest.raises(UserError, match=f"records no sha256 for {n} of its {n} token files"):
         verify_data(out)
     json.dump(dict(old, complete=False), open(os.path.join(out, "meta.json"), "w"))  # interrupted at its end
     again = prepare(out, write_inputs(str(tmp_path / "src"), make_docs(), "jsonl"))

@@ -22,8 +22,7 @@ sys.path.insert(0, REPO)
 
 from conftest import ENV, write_char_dataset  # noqa: E402
 from checkpoint import list_checkpoints, load_checkpoint, prune  # noqa: E402
-from configurator import ConfigError  # noqa: E402
-from runs import EXIT_STOPPED  # noqa: E402
+from runs import EXIT_STOPPED, UserError  # noqa: E402
 
 N = 32  # steps of the reference run; evals (and checkpoints) every 8
 # a non-trivial run: dropout (the torch RNG matters), cosine with warmup, 2 micro-steps a step
@@ -298,7 +297,7 @@ def test_sigkill_during_checkpoint_write_leaves_previous_loadable(straight, tmp_
     assert ckpt["iter_num"] == N and ("w" not in ckpt["model"] or ckpt["model"]["w"].numel() == 8_000_000)
     assert list_checkpoints(out) == [path], "a *.tmp file was taken for a checkpoint"
     if os.path.getsize(tmps[0]) < 32_000_000:  # torn (not killed between fsync and rename)
-        with pytest.raises(ConfigError):
+        with pytest.raises(UserError):
             load_checkpoint(tmps[0])
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dataloader import (HEADER_BYTES, DataError, RandomWindowLoader, ShardLoader,  # noqa: E402
+from dataloader import (HEADER_BYTES, UserError, RandomWindowLoader, ShardLoader,  # noqa: E402
                         open_dataset, read_tokens, write_tokens)
 
 
@@ -53,7 +53,7 @@ def test_bad_file_errors(tmp_path, how, words):
     path = str(tmp_path / "d_train_000001.bin")
     write_tokens(path, np.arange(100), vocab_size=50257)
     _damage(path, how)
-    with pytest.raises(DataError) as e:
+    with pytest.raises(UserError) as e:
         read_tokens(path, fix="re-run python data/fineweb/prepare.py")
     msg = str(e.value)
     assert "\n" not in msg and path in msg and words in msg and msg.endswith("python data/fineweb/prepare.py")
@@ -149,15 +149,15 @@ def test_resume_sees_the_same_tokens(tmp_path, k):
 def test_resume_refuses_other_shards_or_mode(tmp_path):
     paths = make_shards(str(tmp_path))
     state = ShardLoader(paths, 16, 2, 8).state_dict()
-    with pytest.raises(DataError, match="same shards"):
+    with pytest.raises(UserError, match="same shards"):
         ShardLoader(paths[:-1], 16, 2, 8).load_state_dict(state)
-    with pytest.raises(DataError, match="sequential shards"):
+    with pytest.raises(UserError, match="sequential shards"):
         RandomWindowLoader(np.arange(1000), 16, 2, 8).load_state_dict(state)
 
 
 def test_too_few_tokens(tmp_path):
     paths = make_shards(str(tmp_path), sizes=(100, 50))
-    with pytest.raises(DataError, match="fewer than one step's 1,025"):
+    with pytest.raises(UserError, match="fewer than one step's 1,025"):
         ShardLoader(paths, 128, 4, 8)
 
 
@@ -179,12 +179,12 @@ def test_open_dataset_picks_the_shard_loader(tmp_path):
 
 def test_open_dataset_without_meta_is_refused_until_the_tokenizer_is_named(tmp_path):
     make_shards(str(tmp_path), meta=False)  # like llm.c's fineweb.py output
-    with pytest.raises(DataError) as e:  # not silently GPT-2 (a char dataset would train at vocab 50304)
+    with pytest.raises(UserError) as e:  # not silently GPT-2 (a char dataset would train at vocab 50304)
         open_dataset(str(tmp_path), 16, 2, 8)
     assert "no meta.json, so its tokenizer is unknown" in str(e.value) and '"tokenizer": "gpt2"' in str(e.value)
     for empty in ("{}", '{"vocab_size": 65536}'):  # an empty meta.json names no tokenizer either
         (tmp_path / "meta.json").write_text(empty)
-        with pytest.raises(DataError, match="must name the tokenizer and vocab_size"):
+        with pytest.raises(UserError, match="must name the tokenizer and vocab_size"):
             open_dataset(str(tmp_path), 16, 2, 8)
     (tmp_path / "meta.json").write_text('{"tokenizer": "gpt2", "vocab_size": 65536}')  # named: accepted
     data = open_dataset(str(tmp_path), 16, 2, 8)
@@ -229,7 +229,7 @@ def test_open_dataset_errors(tmp_path, breakage, words):
         _damage(paths[0], "magic")
     elif breakage == "big_token":
         _edit_meta(d, vocab_size=1000)
-    with pytest.raises(DataError) as e:
+    with pytest.raises(UserError) as e:
         open_dataset(d, 16, 2, 8)
     msg = str(e.value)
     assert words in msg and "\n" not in msg and "re-run python" in msg

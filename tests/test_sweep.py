@@ -29,6 +29,7 @@ def _module(name, path):
 
 
 sweep = _module("sweep_script", "scripts/sweep.py")
+UserError = sweep.UserError
 plot_transfer = _module("plot_transfer_script", "scripts/plot_transfer.py")
 
 
@@ -137,7 +138,7 @@ def test_dry_run_slurm_and_index_listing(tiny, capsys):
     assert "#SBATCH --signal=B:TERM@" in script and "#SBATCH --requeue" in script
     assert "trap 'kill -TERM $PID" in script and 'scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' in script
     assert not os.path.exists(results)
-    with pytest.raises(sweep.SweepError, match="sbatch is not on PATH"):
+    with pytest.raises(UserError, match="sbatch is not on PATH"):
         os.environ["PATH"], saved = "/nonexistent", os.environ["PATH"]
         try:
             sweep.main([str(tiny / "tiny.py"), "--slurm", "--submit", "--out_root", out_root, "--results", results])
@@ -185,7 +186,7 @@ def test_slurm_array_task_stops_on_the_batch_warning_and_requeues(tiny, tmp_path
 def test_bad_sweep_files_fail_in_one_line(tmp_path, content, message):
     path = tmp_path / "bad.py"
     path.write_text(content)
-    with pytest.raises(sweep.SweepError, match=message):
+    with pytest.raises(UserError, match=message):
         sweep.main([str(path), "--dry_run", "--out_root", str(tmp_path / "r")])
     res = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sweep.py"), str(path), "--dry_run",
                           "--out_root", str(tmp_path / "r")], capture_output=True, text=True)
@@ -196,7 +197,7 @@ def test_bad_arguments(tiny):
     for argv, message in ([["--set", "n_layer=3"], "sweep axis"], [["--set", "nope=1"], "unknown config key"],
                           [["--jobs", "0"], "at least 1"], [["--index", "9"], "outside 0..3"],
                           [["--submit"], "needs --slurm"]):
-        with pytest.raises(sweep.SweepError, match=message):
+        with pytest.raises(UserError, match=message):
             sweep.main([str(tiny / "tiny.py"), "--out_root", str(tiny / "runs"),
                         "--results", str(tiny / "results.csv"), *argv])
 
@@ -367,7 +368,7 @@ def test_fit_optimum_edges_and_divergence():
     # a wider window averages over the flat bottom (fit by least squares, vertex inside the window)
     r = fit([0, 1, 2, 3, 4], [3.0, 1.1, 1.0, 1.05, 2.0], window=2)
     assert r["note"] == "" and 1.0 < r["log2_opt"] < 3.0
-    with pytest.raises(plot_transfer.PlotError, match="at least 1"):
+    with pytest.raises(plot_transfer.UserError, match="at least 1"):
         plot_transfer.main(["whatever.csv", "--window", "0"])
 
 
@@ -383,7 +384,7 @@ def test_plot_other_hyperparameters_and_errors(tmp_path):
         w.writerows(rows)
     assert plot_transfer.main([str(path), "--out", str(tmp_path / "std")]) == 0
     assert "Optimal init_std" in (tmp_path / "std.md").read_text()
-    with pytest.raises(plot_transfer.PlotError, match="does not exist"):
+    with pytest.raises(plot_transfer.UserError, match="does not exist"):
         plot_transfer.main([str(tmp_path / "missing.csv")])
 
 
@@ -427,13 +428,13 @@ def test_an_unreadable_results_file_is_one_line(tiny, tmp_path, kind):
     else:
         (tmp_path / "r.csv").write_bytes(b"\xff\xfe sweep,status\n")
     for extra in (["--dry_run"], []):
-        with pytest.raises(sweep.SweepError, match="is a directory, not a file" if kind == "directory"
+        with pytest.raises(UserError, match="is a directory, not a file" if kind == "directory"
                            else "cannot be read as UTF-8 CSV"):
             sweep.main(_tiny_args(tiny, tmp_path, *extra))
 
 
 def test_a_sweep_file_that_is_a_directory(tmp_path):
-    with pytest.raises(sweep.SweepError, match="is a directory, not a file"):
+    with pytest.raises(UserError, match="is a directory, not a file"):
         sweep.main([str(tmp_path), "--dry_run"])
 
 
@@ -446,14 +447,14 @@ def test_an_error_while_points_run_stops_and_reaps_children(tiny, tmp_path, monk
     monkeypatch.setattr(sweep, "start", lambda *a: jobs.append(real_start(*a)) or jobs[-1])
 
     def failing_finish(*a):
-        raise sweep.SweepError("results file changed under the sweep")
+        raise UserError("results file changed under the sweep")
     monkeypatch.setattr(sweep, "finish", failing_finish)
     args = argparse.Namespace(jobs=2, threads_per_job=1, nproc_per_node=1)
     settings, axes, fixed = sweep.load_sweep(str(tiny / "tiny.py"), *sweep.train_defaults()[:1])
     points = sweep.expand(settings, axes, fixed, {}, *sweep.train_defaults(), str(tmp_path / "runs"))
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with pytest.raises(sweep.SweepError, match="changed under the sweep"):
+        with pytest.raises(UserError, match="changed under the sweep"):
             sweep.run_local(points, settings, axes, str(tmp_path / "r.csv"), args)
     finally:
         for s, h in handlers.items():
@@ -550,12 +551,12 @@ def test_a_finished_point_run_with_other_settings_is_refused(tiny, tmp_path):
 
     (tmp_path / "init.py").write_text((tiny / "tiny.py").read_text() + "init_std = 0.5\n")
     for extra in (["--dry_run"], ["--index", "0"], []):
-        with pytest.raises(sweep.SweepError, match=re.escape(f"{done} finished with other settings "
+        with pytest.raises(UserError, match=re.escape(f"{done} finished with other settings "
                                                              "(init_std=0.02 there, 0.5 here)")):
             sweep.main([str(tmp_path / "init.py"), *argv[1:5], *extra])
     # its row not yet written (killed before the append): the same refusal, nothing recorded
     (tmp_path / "r.csv").unlink()
-    with pytest.raises(sweep.SweepError, match="init_std=0.02 there, 0.5 here"):
+    with pytest.raises(UserError, match="init_std=0.02 there, 0.5 here"):
         sweep.main([str(tmp_path / "init.py"), *argv[1:5]])
     assert not (tmp_path / "r.csv").exists()
     assert os.path.getmtime(done / "final.json") == stamp and not (tmp_path / "runs" / "completep" / "L2_N16").exists()
@@ -575,7 +576,7 @@ def test_no_shell_line_can_be_injected_into_the_sbatch_script(tiny, tmp_path, wh
     else:
         (tmp_path / "named.py").write_text((tiny / "tiny.py").read_text() + "name = 'x\\nrm -rf ~'\n")
         argv[0] = str(tmp_path / "named.py")
-    with pytest.raises(sweep.SweepError, match="control character|must be letters, digits") as e:
+    with pytest.raises(UserError, match="control character|must be letters, digits") as e:
         sweep.main(argv)
     assert "\n" not in str(e.value).replace("\\n", "")
     assert not list(tmp_path.rglob("sweep.sbatch"))
@@ -633,7 +634,7 @@ def test_points_with_other_settings_and_unlabelled_base(tiny, tmp_path):
 def test_bad_points_fail_in_one_line(tmp_path, points, message):
     path = tmp_path / "bad.py"
     path.write_text(f"learning_rate = [0.1, 0.2]\npoints = {points}\n")
-    with pytest.raises(sweep.SweepError, match=message):
+    with pytest.raises(UserError, match=message):
         sweep.main([str(path), "--dry_run", "--out_root", str(tmp_path / "r")])
 
 
@@ -684,16 +685,16 @@ def test_plot_joint_grid_from_several_files_by_init_std(tmp_path):
     # with --by init_std the x is the other one that varies; with neither, which is which is asked
     assert plot_transfer.main([str(a), str(b), "--by", "init_std", "--out", str(tmp_path / "auto")]) == 0
     assert "# Optimal learning_rate per (init_std, parameterization)" in (tmp_path / "auto.md").read_text()
-    with pytest.raises(plot_transfer.PlotError, match="cannot tell the hyperparameter"):
+    with pytest.raises(plot_transfer.UserError, match="cannot tell the hyperparameter"):
         plot_transfer.main([str(a), "--out", str(out)])
-    with pytest.raises(plot_transfer.PlotError, match="both init_std"):
+    with pytest.raises(plot_transfer.UserError, match="both init_std"):
         plot_transfer.main([str(a), "--x", "init_std", "--by", "init_std", "--out", str(out)])
     # one file's loss off by 0.001 at the shared points: not the same experiment
     _grid_rows(b, centre, inits=(-3, -4), lrs=range(-13, -5), sweep_name="lr", shift=0.001)
-    with pytest.raises(plot_transfer.PlotError, match="different settings outside their columns"):
+    with pytest.raises(plot_transfer.UserError, match="different settings outside their columns"):
         plot_transfer.main([str(a), str(b), "--by", "init_std", "--out", str(out)])
     # curves by width with the init varying too: the rows of one width would average two inits
-    with pytest.raises(plot_transfer.PlotError, match="init_std also varies"):
+    with pytest.raises(plot_transfer.UserError, match="init_std also varies"):
         plot_transfer.main([str(a), "--x", "learning_rate", "--by", "n_embd", "--out", str(out)])
     # ... but an init that differs only between parameterizations is not a mix
     rows = list(csv.DictReader(open(a)))
@@ -749,7 +750,7 @@ def test_plot_batch_and_horizon_arms(tmp_path):
                                     global_batch_size=b, max_tokens=d, status="done",
                                     train_loss=(k - c) ** 2 + 2 + off, val_loss=(k - c) ** 2 + 2 + off,
                                     best_val_loss=2, steps=d // (b * 128), tokens=d, wall_s=1.0, out_dir=f"x/{k}"))
-    with pytest.raises(plot_transfer.PlotError, match="also varies"):
+    with pytest.raises(plot_transfer.UserError, match="also varies"):
         plot_transfer.main([str(path), "--by", "global_batch_size", "--out", str(tmp_path / "mixed")])
     assert plot_transfer.main([str(path), "--by", "global_batch_size", "--where", "max_tokens=1024",
                                "--out", str(tmp_path / "B")]) == 0
@@ -763,7 +764,7 @@ def test_plot_batch_and_horizon_arms(tmp_path):
         assert res["sp"]["slope"] == pytest.approx(slope, abs=1e-6)
         assert res["completedp"]["slope"] == pytest.approx(0.0, abs=1e-6)
         assert len(res["sp"]["rows"]) == (3 if by == "global_batch_size" else 2)
-    with pytest.raises(plot_transfer.PlotError, match="no finished run"):
+    with pytest.raises(plot_transfer.UserError, match="no finished run"):
         plot_transfer.main([str(path), "--by", "max_tokens", "--where", "global_batch_size=5"])
     # comparisons drop rows: B >= 8 leaves 8 and 16, and 8 becomes the drift's base (x1)
     assert plot_transfer.main([str(path), "--by", "global_batch_size", "--where", "max_tokens=1024",
@@ -771,9 +772,9 @@ def test_plot_batch_and_horizon_arms(tmp_path):
                                "--out", str(tmp_path / "B8")]) == 0
     text = (tmp_path / "B8.md").read_text()
     assert "| sp | 8 (x1) | 1 |" in text and "| sp | 16 (x2) | 1 |" in text and "(x4)" not in text
-    with pytest.raises(plot_transfer.PlotError, match="needs a number"):
+    with pytest.raises(plot_transfer.UserError, match="needs a number"):
         plot_transfer.main([str(path), "--where", "global_batch_size>=big"])
-    with pytest.raises(plot_transfer.PlotError, match="KEY=VALUE"):
+    with pytest.raises(plot_transfer.UserError, match="KEY=VALUE"):
         plot_transfer.main([str(path), "--where", "global_batch_size~4"])
 
 
@@ -801,7 +802,7 @@ def test_plot_where_takes_powers_of_two(tmp_path):
     plot_transfer.main([str(path), "--out", str(tmp_path / "all")])
     assert "| mup | 4 (x2) | 1 | -6.20 |" not in (tmp_path / "all.md").read_text()
     assert plot_transfer._where(repr(0.0625), ">=", "2^-4") and not plot_transfer._where(repr(0.0625), ">=", "2^-3.5")
-    with pytest.raises(plot_transfer.PlotError, match="needs a number"):
+    with pytest.raises(plot_transfer.UserError, match="needs a number"):
         plot_transfer.main([str(path), "--where", "learning_rate>=2^x"])
 
 
@@ -898,7 +899,7 @@ def test_bad_gpus_are_one_line(tiny, tmp_path):
     for extra, message in [(["--gpus", "0,0"], "distinct GPU ids"), (["--gpus", "a"], "distinct GPU ids"),
                            (["--gpus", "0", "--nproc_per_node", "2"], "needs at least that many --gpus"),
                            (["--gpus", "0", "--slurm"], "--gpus is for local runs")]:
-        with pytest.raises(sweep.SweepError, match=message):
+        with pytest.raises(UserError, match=message):
             sweep.main([str(tiny / "tiny.py"), "--out_root", str(tmp_path / "runs"), *extra])
 
 

@@ -19,6 +19,7 @@ from conftest import REPO
 spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(REPO, "scripts", "sweep.py"))
 sweep = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sweep)
+UserError = sweep.UserError
 
 
 @pytest.fixture
@@ -71,9 +72,9 @@ def test_a_newline_in_the_sweep_file_path_reaches_no_script(grid, tmp_path):
     named = tmp_path / "a\nrm -rf ~" / "grid.py"
     named.parent.mkdir()
     named.write_text((tmp_path / "grid.py").read_text())
-    with pytest.raises(sweep.SweepError, match="the sweep file .* holds a control character"):
+    with pytest.raises(UserError, match="the sweep file .* holds a control character"):
         _main([str(named), *grid[1:], "--slurm"])
-    with pytest.raises(sweep.SweepError, match=r"holds ' ', which the #SBATCH --output line cannot carry"):
+    with pytest.raises(UserError, match=r"holds ' ', which the #SBATCH --output line cannot carry"):
         _main([grid[0], "--out_root", str(tmp_path / "my runs"), "--results", grid[4], "--slurm"])
     assert not list(tmp_path.rglob("sweep.sbatch"))
     # a results path and a --set value full of shell syntax arrive in the task command as they are
@@ -105,7 +106,7 @@ def test_a_torn_results_row_and_a_full_disk_lose_nothing(grid, tmp_path, monkeyp
     def full(path, line):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(sweep, "append_line", full)
-    with pytest.raises(sweep.SweepError, match=r"cannot append to the results file .*No space left on device.*"
+    with pytest.raises(UserError, match=r"cannot append to the results file .*No space left on device.*"
                                                r"final.json keeps its result"):
         _main([*grid, "--index", "0"], monkeypatch, DONE)
     assert open(results).read() == ""  # the lock's handle made it; nothing half-written
@@ -116,7 +117,7 @@ def test_a_torn_results_row_and_a_full_disk_lose_nothing(grid, tmp_path, monkeyp
     assert [r["status"] for r in _rows(results)] == ["done"]
 
     monkeypatch.setattr(sweep, "write_atomic", full)
-    with pytest.raises(sweep.SweepError, match=r"cannot write .*sweep.sbatch \(No space left on device\)"):
+    with pytest.raises(UserError, match=r"cannot write .*sweep.sbatch \(No space left on device\)"):
         _main([*grid, "--slurm"])
     assert not list(tmp_path.rglob("sweep.sbatch*"))
 
@@ -152,7 +153,7 @@ out = sys.argv[1]
 time.sleep(0.4)  # train.py's start-up (importing torch) before it takes the out_dir's lock
 try:
     lock = runs.RunLock(out)
-except runs.ConfigError as e:
+except runs.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
 with open(os.path.join(out, "ran.txt"), "a") as f:  # kept across restarts, unlike metrics.jsonl

