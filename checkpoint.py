@@ -2,8 +2,9 @@
 The checkpoint format of train.py, owned here: `build` makes one, `save` writes it (a
 temporary file, fsynced and renamed: never half-written), `load_checkpoint` reads and
 validates it (`weights_only=True`: never unpickling code), `restore` puts it back into a
-model, optimizer, data loader and RNGs. train.py, sample.py and the tests all go through
-these functions.
+model, optimizer, data loader and RNGs; a `Checkpointer` is train.py's saver: it decides
+when a checkpoint is written and which old ones are pruned. train.py, sample.py and the
+tests all go through these.
 
 Regular checkpoints are the files the trainer writes, `ckpt_<7-digit step>.pt`; any other
 name in out_dir (a user's `ckpt_copy.pt`) is not one. The step in the name must be the step
@@ -198,6 +199,59 @@ def remove_stale_temporaries(out):
             shutil.rmtree(p)
         else:
             os.remove(p)
+
+
+class Checkpointer:
+    """When and how train.py saves its run: after each evaluation past step 0 (first best.pt,
+    or best.dcp, when the validation loss improved, then the regular checkpoint), and at a stop;
+    a regular checkpoint never twice for one step (an evaluation, then a stop); the regular ones
+    beyond the keep_last newest pruned. Every rank calls save (all ranks' RNG states are
+    gathered); rank 0 writes (sharded: every rank writes its shards); enabled=False
+    (save_checkpoints=False) writes nothing. model is the raw model (not compiled or wrapped);
+    the model config, run config, data identity (meta) and batch/duration settings are the run's
+    and fixed."""
+
+    def __init__(self, out_dir, model, optimizer, loader, *, model_config, config, meta, batch_duration,
+                 keep_last=2, enabled=True, rank=0, world_size=1, distributed=False, sharded=False):
+        self.out_dir, self.model, self.optimizer, self.loader = out_dir, model, optimizer, loader
+        self.fixed = dict(model_config=model_config, config=config, meta=meta, batch_duration=batch_duration)
+        self.keep_last, self.enabled, self.master = keep_last, enabled, rank == 0
+        self.world_size, self.distributed, self.sharded = world_size, distributed, sharded
+        self.saved_at = -1  # the step of the last regular checkpoint this process wrote
+
+    def after_eval(self, iter_num, best_val, last_eval, improved):
+        """The checkpoints due after an evaluation; none at step 0 (the command re-creates it)."""
+        if iter_num > 0:
+            if improved:
+                self.save(iter_num, best_val, last_eval, best=True)
+            self.save(iter_num, best_val, last_eval)
+
+    def save(self, iter_num, best_val, last_eval, best=False):
+        """A regular checkpoint of step iter_num (or best.pt); a collective: every rank calls it."""
+        states = [None] * self.world_size
+        if self.distributed:
+            import torch.distributed as dist
+            dist.all_gather_object(states, rng_state())
+        else:
+            states = [rng_state()]
+        if not ((self.master or self.sharded) and self.enabled):
+            return
+        if best:
+            self._write(best_path(self.out_dir, self.sharded), iter_num, best_val, last_eval, states)
+        elif self.saved_at != iter_num:
+            self._write(checkpoint_path(self.out_dir, iter_num, self.sharded), iter_num, best_val, last_eval, states)
+            self.saved_at = iter_num
+            if self.master:
+                prune(self.out_dir, self.keep_last, iter_num)
+
+    def _write(self, path, iter_num, best_val, last_eval, rng):
+        f = self.fixed
+        fields = (f["model_config"], f["config"], self.model.parameterization.table(), iter_num, best_val, last_eval,
+                  self.loader.state_dict(), rng, f["meta"], f["batch_duration"])
+        if self.sharded:  # every rank writes its shards (DCP)
+            save_sharded(build(None, None, *fields), path, self.model, self.optimizer)
+        else:
+            save(build(self.model.state_dict(), self.optimizer.state_dict(), *fields), path)
 
 
 # the run settings that decide a trajectory besides the model's (compared on resume): a resume

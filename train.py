@@ -27,6 +27,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, _stop_in_startup)
 
 import atexit  # noqa: E402 (after the handlers, so a signal during the imports is a stop)
+import functools
 import importlib.util
 import json
 import math
@@ -36,7 +37,7 @@ import random
 import re
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -48,8 +49,8 @@ from dataloader import eval_batches, open_dataset
 from dataloader import verify_data as check_data_files
 from model import GPT, PARAMETERIZATIONS, GPTConfig
 from parallel import PARALLEL, full, pad_eval_batches, shard_with_optimizer
-from runs import (EXIT_DIVERGED, EXIT_STOPPED, RunLock, append_line, available_memory, memory_estimate,
-                  UserError, out_of_memory, release_all, write_atomic, write_json)
+from runs import (EXIT_DIVERGED, EXIT_STOPPED, RunLock, UserError, append_line, available_memory, memory_estimate,
+                  out_of_memory, release_all, run_cli, write_atomic, write_json)
 from util import hms, load_codec, peak_flops, resolve_device
 
 _REPO = os.path.dirname(os.path.abspath(__file__))
@@ -243,23 +244,91 @@ def print_table(p, groups, m_B=1.0, m_D=1.0):
               f"{g['eps']:>9.3g} {g['betas'][0]:>7.4g} {g['betas'][1]:>7.4g}  {','.join(g['modules'])}")
 
 
-def open_data(ddir, master, ddp, rank, world_size):
+# ---------------------------------------------------------------------------------------
+# set-up, called by main() in order. Each takes what it reads as arguments: the resolved
+# settings `c` (the dict configure returns) or single values, and the Process.
+
+@dataclass
+class Process:
+    """This process's place in the run (torchrun's RANK, WORLD_SIZE, LOCAL_RANK; one process
+    without torchrun) and, after init_distributed, its device and precision."""
+    ddp: bool = False            # launched by torchrun (any parallel mode): a process group
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    fsdp: bool = False           # parallel='fsdp': sharded model, optimizer and checkpoints
+    dev: str = "cpu"             # 'cpu', 'cuda:N', 'mps'
+    device_type: str = "cpu"
+    device_name: str = "cpu"     # the GPU's name (peak FLOPs, provenance), else the processor's
+    ptdtype: torch.dtype = torch.float32
+    autocast: object = None      # the autocast context of ptdtype (a no-op for float32)
+
+    @property
+    def master(self):
+        return self.rank == 0
+
+
+def torchrun_process():
+    """The Process of torchrun's environment, before any device or process group."""
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    rank, world_size = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    return Process(ddp=ddp, rank=rank, world_size=world_size, local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_distributed(proc, parallel, device, dtype):
+    """Fill in proc's device and precision and, under torchrun, join the process group (nccl on
+    CUDA, gloo on CPU); parallel='fsdp' needs torchrun."""
+    if parallel not in PARALLEL or (parallel == "fsdp" and not proc.ddp):
+        raise UserError(f"parallel={parallel!r} is not one of 'ddp', 'fsdp'" if parallel not in PARALLEL else
+                          "parallel='fsdp' needs torchrun: torchrun --standalone --nproc_per_node=N train.py ...")
+    proc.fsdp = parallel == "fsdp"
+    proc.dev, proc.device_type, proc.ptdtype, proc.autocast = resolve_device(device, dtype, proc.local_rank, proc.ddp)
+    if proc.device_type == "cuda":
+        torch.cuda.set_device(torch.device(proc.dev).index or 0)  # set_device('cuda') is an error: name the index
+    proc.device_name = (torch.cuda.get_device_name(proc.dev) if proc.device_type == "cuda"
+                        else platform.processor() or proc.device_type)
+    if proc.ddp:
+        dist.init_process_group(backend="nccl" if proc.device_type == "cuda" else "gloo")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+
+def end_distributed():
+    """Leave the process group. After the barrier, gloo's worker thread still has to destroy the
+    finished work objects, which takes the GIL; if the group is torn down (joining that thread)
+    while this thread holds the GIL, both wait forever (seen once in the suite: ProcessGroupGloo's
+    destructor joining under the DDP reducer's dealloc). A short sleep releases the GIL first."""
+    dist.barrier()
+    time.sleep(0.1)
+    dist.destroy_process_group()
+
+
+def teardown(proc, lock):
+    """The process group left (under torchrun) and out_dir's lock released (rank 0)."""
+    if proc.ddp:
+        end_distributed()
+    if lock:
+        lock.release()
+
+
+def open_data(ddir, c, proc):
     """(dataset, model vocabulary): the default dataset is prepared on first use; a tokenizer or
     prompt that cannot work fails now, not after training."""
-    if dataset == "shakespeare_char" and not data_dir and not os.path.exists(os.path.join(ddir, "meta.json")):
-        if master:
+    if c["dataset"] == "shakespeare_char" and not c["data_dir"] and not os.path.exists(os.path.join(ddir, "meta.json")):
+        if proc.master:
             spec = importlib.util.spec_from_file_location("prepare_char", os.path.join(ddir, "prepare.py"))
             prep = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(prep)
             prep.prepare(ddir)
-        if ddp:
+        if proc.ddp:
             dist.barrier()
-    if verify_data and master:  # a full read of every file: a rewrite inside a file is caught, at its cost
+    if c["verify_data"] and proc.master:  # a full read of every file: a rewrite inside a file is caught, at its cost
         print(f"verify_data: {check_data_files(ddir)['text']}")
-    if verify_data and ddp:
+    if c["verify_data"] and proc.ddp:
         dist.barrier()
-    data = open_dataset(ddir, block_size, batch_size, global_batch_size, rank, world_size, seed)
-    if master and sample_tokens > 0:
+    data = open_dataset(ddir, c["block_size"], c["batch_size"], c["global_batch_size"], proc.rank, proc.world_size,
+                        c["seed"])
+    if proc.master and c["sample_tokens"] > 0:
         encode = load_codec(data.meta)[0]
         try:  # the final sample starts from a newline
             encode("\n")
@@ -271,11 +340,122 @@ def open_data(ddir, master, ddp, rank, world_size):
     return data, vocab
 
 
+def eval_sets(data, c, proc):
+    """Each split's fixed evaluation windows of this rank: the same every evaluation."""
+    evals = {s: eval_batches(t, c["eval_tokens"], c["block_size"], c["batch_size"], proc.rank, proc.world_size)
+             for s, t in data.eval_tokens.items()}
+    if proc.fsdp:  # every forward is collective: each rank runs as many as rank 0, which has the most
+        evals = {s: pad_eval_batches(b, len(eval_batches(data.eval_tokens[s], c["eval_tokens"], c["block_size"],
+                                                         c["batch_size"], 0, proc.world_size)), c["block_size"])
+                 for s, b in evals.items()}
+    return evals
+
+
+# the settings that are GPTConfig's fields (vocab_size comes from the data)
+MODEL_SETTINGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "parameterization",
+                  "base_n_embd", "base_n_layer", "depth_alpha", "init_std", "input_mult", "output_mult",
+                  "attn_mult", "tie_embeddings", "module_hparams")
+
+
+def model_config(c, vocab):
+    """The GPTConfig of the settings; a shape or multiplier it refuses is one line."""
+    try:
+        return GPTConfig(vocab_size=vocab, **{k: c[k] for k in MODEL_SETTINGS})
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def claim_out_dir(c, vocab, proc):
+    """(lock, checkpoints): out_dir is taken for this run (one trainer per out_dir; eval_only
+    only reads it), stale temporary files are removed, init_from and eval_only are checked
+    against the checkpoints found, and the run's memory against the device's."""
+    out_dir, eval_only, init_from = c["out_dir"], c["eval_only"], c["init_from"]
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserError(f"out_dir {out_dir} is a file, not a directory; choose another --out_dir")
+    lock = None
+    if proc.master and not eval_only:  # one trainer per out_dir; eval_only only reads (and writes eval.jsonl)
+        lock = RunLock(out_dir)
+        atexit.register(release_all)
+        ckpt_io.remove_stale_temporaries(out_dir)
+    ckpts = ckpt_io.list_checkpoints(out_dir)
+    if eval_only and not ckpts:
+        raise UserError(f"eval_only=True but {out_dir} holds no checkpoint to evaluate; point --out_dir "
+                          "at a trained run")
+    if init_from == "resume" and not ckpts:
+        raise UserError(f"init_from='resume' but {out_dir} holds no checkpoint; use init_from='scratch'")
+    if init_from == "scratch" and ckpts:
+        raise UserError(f"{out_dir} already holds checkpoints ({os.path.basename(ckpts[-1])}); use a new "
+                          "out_dir, delete them, or resume with init_from='auto'")
+    need, what = memory_estimate(c["n_layer"], c["n_embd"], c["n_head"], vocab, c["block_size"], c["batch_size"])
+    have = available_memory(proc.device_type, proc.dev)
+    if have and need > have:
+        raise UserError(f"this run needs {what}, more than the {have / 2 ** 30:,.1f} GiB {proc.dev} has; "
+                          "lower n_layer, n_embd, batch_size or block_size (or the dataset's vocab_size)")
+    return lock, ckpts
+
+
+def seed_all(seed):
+    """Model init, data order and dropout: torch's, Python's and numpy's generators."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def make_optimizer(model, c, device_type, batch_duration):
+    """AdamW over the model's parameter groups (model.configure_optimizers)."""
+    try:  # betas pushed outside [0, 1) by beta multipliers or m_B/m_D: one line
+        return model.configure_optimizers(c["weight_decay"], c["learning_rate"], (c["beta1"], c["beta2"]), c["eps"],
+                                          device_type, m_B=batch_duration["m_B"], m_D=batch_duration["m_D"],
+                                          fused=c["fused"])
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def resume(ckpts, c, model, optimizer, loader, proc, total_iters, **same):
+    """(iter_num, best_val, last_eval, finished) to start from: those of a fresh run without
+    checkpoints, else of the latest one, restored into the model, optimizer, data loader and
+    RNGs (fsdp: each rank reads its shards), refused if `same` (model_config, batch_duration,
+    meta) or the run's settings differ from the checkpoint's. finished: a re-run of a finished
+    run, which changes nothing (no second final eval row)."""
+    if not ckpts:
+        return 0, float("inf"), -1, False
+    ckpt = ckpt_io.load_checkpoint(ckpts[-1], tensors=not proc.fsdp)
+    iter_num, best_val, last_eval = ckpt_io.restore(ckpt, ckpts[-1], model, optimizer, loader, proc.rank,
+                                                    config=None if c["eval_only"] else c, **same)
+    theirs = ckpt["config"]
+    if proc.master and any(k in theirs and theirs[k] != c[k] for k in ("max_iters", "max_tokens")):
+        print(f"note: the run is resumed with another length (max_iters {theirs.get('max_iters')} -> {c['max_iters']}, "
+              f"max_tokens {theirs.get('max_tokens')} -> {c['max_tokens']}): the LR schedule from step "
+              f"{iter_num} on is that of {total_iters} steps")
+    if proc.master:
+        print(f"resuming from {ckpts[-1]} at step {iter_num}")
+    finished = (iter_num >= total_iters and last_eval == iter_num and not c["eval_only"]
+                and os.path.isfile(os.path.join(c["out_dir"], "final.json")))
+    if finished and proc.master:
+        print(f"{c['out_dir']} finished at step {iter_num} of {total_iters}; nothing to do "
+              "(final.json and metrics.jsonl hold its result)")
+    return iter_num, best_val, last_eval, finished
+
+
+def wrap_model(model, use_compile, proc):
+    """The model the loop calls: compiled, and under DDP wrapped (fsdp shards in place)."""
+    if use_compile:
+        model = torch.compile(model)
+    if proc.ddp and not proc.fsdp:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[proc.local_rank] if proc.device_type == "cuda" else None)
+    return model
+
+
+# ---------------------------------------------------------------------------------------
+# the run's records: config.json, provenance.json, metrics.jsonl, final.json (rank 0)
+
 def write_records(config, resumed_at, device_type, dev_name, **extra):
     """config.json (the resolved config and `extra`) and provenance.json: the first start is
     kept and every resume appended, so a resumed run keeps its identity. A final.json of an
     earlier start (stopped) is removed: this start's outcome is not known yet. Every record is
     written whole or not at all (runs.write_json)."""
+    out_dir = config["out_dir"]
     try:
         write_json(os.path.join(out_dir, "config.json"), dict(config=config, **extra), indent=1)
         prov_path, prov = os.path.join(out_dir, "provenance.json"), provenance(device_type, dev_name)
@@ -327,6 +507,7 @@ def one_history(path, upto):
 def start_wandb(config):
     """A wandb run; a resumed run logs to the same one (its id is kept in wandb_id.json)."""
     import wandb
+    out_dir = config["out_dir"]
     id_path = os.path.join(out_dir, "wandb_id.json")
     run_id = None
     if os.path.isfile(id_path):
@@ -335,8 +516,8 @@ def start_wandb(config):
                 run_id = json.load(f)["id"]
         except (OSError, ValueError, KeyError, TypeError):
             run_id = None
-    run = wandb.init(project=wandb_project, name=wandb_run_name or None, config=config,
-                     mode=wandb_mode, dir=out_dir, id=run_id, resume="allow" if run_id else None)
+    run = wandb.init(project=config["wandb_project"], name=config["wandb_run_name"] or None, config=config,
+                     mode=config["wandb_mode"], dir=out_dir, id=run_id, resume="allow" if run_id else None)
     try:
         write_json(id_path, {"id": run.id})
     except OSError as e:
@@ -344,13 +525,76 @@ def start_wandb(config):
     return run
 
 
-def allocation_guard(fn):
-    """An allocation the memory estimate let through but the allocator refused (CPU RAM or GPU
-    memory) becomes one line naming what to lower; the checkpoints are untouched."""
-    import functools
+class Records:
+    """The run's records, kept by rank 0 (on the other ranks every call does nothing). At the
+    start: config.json and provenance.json (write_records), metrics.jsonl made one history
+    (one_history) and opened; then a row per log line and evaluation (also to wandb), and the
+    outcome in final.json. eval_only writes eval.jsonl only: an evaluation leaves the run's
+    records alone. resumed_at: the step resumed from (None from step 0); extra: config.json's
+    fields beside the config."""
 
+    def __init__(self, config, master, resumed_at, device_type, dev_name, **extra):
+        self.out_dir, self.master = config["out_dir"], master
+        self.path = os.path.join(self.out_dir, "eval.jsonl" if config["eval_only"] else "metrics.jsonl")
+        try:
+            if master and not config["eval_only"]:
+                write_records(config, resumed_at, device_type, dev_name, **extra)
+                note = one_history(self.path, resumed_at)
+                if note:
+                    print(f"note: {note}")
+            self.file = open(self.path, "a") if master else None
+        except OSError as e:
+            raise UserError(f"cannot write to out_dir {self.out_dir} ({e.strerror}); make it writable or choose "
+                              "another --out_dir") from None
+        self.wandb = start_wandb(config) if master and config["wandb_log"] else None
+
+    def log(self, row):
+        if self.master:
+            try:
+                self.file.write(json.dumps(finite(row)) + "\n")
+                self.file.flush()
+            except OSError as e:  # a full disk: the checkpoints stand, the rows after the last one are redone
+                raise UserError(f"cannot append to {self.path} ({e.strerror or e}) at step {row['iter']}; free space, "
+                                  f"then run the same command to resume from the last checkpoint") from None
+            if self.wandb is not None:
+                self.wandb.log(row, step=row["iter"])
+
+    def finish(self, status, iter_num, best_val, **info):
+        """final.json: the outcome (done, stopped, diverged) at step iter_num."""
+        if self.master:
+            try:
+                write_json(os.path.join(self.out_dir, "final.json"),
+                           finite(dict(status=status, iter=iter_num, best_val_loss=best_val, **info)))
+            except OSError as e:
+                raise UserError(f"cannot write {self.out_dir}/final.json ({e.strerror or e}); free space, then run "
+                                  f"the same command again (the run {status} at step {iter_num})") from None
+
+    def close(self):
+        if self.file:
+            self.file.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+# ---------------------------------------------------------------------------------------
+# the loop's parts
+
+class Stop:
+    """The loop's SIGTERM/SIGINT handler: a signal, once or more, asks for a stop at the next
+    step boundary (saved, exit 4); `signal` is the last one's name."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __call__(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+
+
+def allocation_guard(fn, batch_size, block_size):
+    """fn, where an allocation the memory estimate let through but the allocator refused (CPU RAM
+    or GPU memory) becomes one line naming what to lower; the checkpoints are untouched."""
     @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
+    def guarded(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
@@ -360,83 +604,43 @@ def allocation_guard(fn):
             raise UserError(f"out of memory in {fn.__name__}{f' (allocating {need.group(1)})' if need else ''} with "
                               f"batch_size={batch_size} x block_size={block_size}; lower batch_size (global_batch_size "
                               "is kept by more micro-steps), block_size or the model; the checkpoints are untouched") from None
-    return wrapped
+    return guarded
 
 
-@allocation_guard
 @torch.no_grad()
-def evaluate(model, evals, dev, autocast, ddp):
+def evaluate(model, evals, proc):
     """Mean loss of each split over its fixed windows, reduced over ranks."""
     model.eval()
     out = {}
     for split, batches in evals.items():
-        tot = torch.zeros(2, device=dev, dtype=torch.float64)  # (sum of losses, count)
+        tot = torch.zeros(2, device=proc.dev, dtype=torch.float64)  # (sum of losses, count)
         for x, y in batches:
-            with autocast:
-                _, loss = model(x.to(dev), None if y is None else y.to(dev))
+            with proc.autocast:
+                _, loss = model(x.to(proc.dev), None if y is None else y.to(proc.dev))
             if y is None:  # fsdp padding (parallel.pad_eval_batches): every forward is collective; not counted
                 continue
-            tot += torch.tensor([loss.item() * x.size(0), x.size(0)], device=dev, dtype=torch.float64)
-        if ddp:
+            tot += torch.tensor([loss.item() * x.size(0), x.size(0)], device=proc.dev, dtype=torch.float64)
+        if proc.ddp:
             dist.all_reduce(tot)
         out[split] = (tot[0] / tot[1]).item()
     model.train()
     return out
 
 
-def claim_out_dir(master, vocab, device_type, dev):
-    """(lock, checkpoints): out_dir is taken for this run (one trainer per out_dir; eval_only
-    only reads it), stale temporary files are removed, init_from and eval_only are checked
-    against the checkpoints found, and the run's memory against the device's."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UserError(f"out_dir {out_dir} is a file, not a directory; choose another --out_dir")
-    lock = None
-    if master and not eval_only:  # one trainer per out_dir; eval_only only reads (and writes eval.jsonl)
-        lock = RunLock(out_dir)
-        atexit.register(release_all)
-        ckpt_io.remove_stale_temporaries(out_dir)
-    ckpts = ckpt_io.list_checkpoints(out_dir)
-    if eval_only and not ckpts:
-        raise UserError(f"eval_only=True but {out_dir} holds no checkpoint to evaluate; point --out_dir "
-                          "at a trained run")
-    if init_from == "resume" and not ckpts:
-        raise UserError(f"init_from='resume' but {out_dir} holds no checkpoint; use init_from='scratch'")
-    if init_from == "scratch" and ckpts:
-        raise UserError(f"{out_dir} already holds checkpoints ({os.path.basename(ckpts[-1])}); use a new "
-                          "out_dir, delete them, or resume with init_from='auto'")
-    need, what = memory_estimate(n_layer, n_embd, n_head, vocab, block_size, batch_size)
-    have = available_memory(device_type, dev)
-    if have and need > have:
-        raise UserError(f"this run needs {what}, more than the {have / 2 ** 30:,.1f} GiB {dev} has; "
-                          "lower n_layer, n_embd, batch_size or block_size (or the dataset's vocab_size)")
-    return lock, ckpts
-
-
-def end_distributed():
-    """Leave the process group. After the barrier, gloo's worker thread still has to destroy the
-    finished work objects, which takes the GIL; if the group is torn down (joining that thread)
-    while this thread holds the GIL, both wait forever (seen once in the suite: ProcessGroupGloo's
-    destructor joining under the DDP reducer's dealloc). A short sleep releases the GIL first."""
-    dist.barrier()
-    time.sleep(0.1)
-    dist.destroy_process_group()
-
-
-@allocation_guard
-def forward_backward(model, raw_model, optimizer, loader, lr_t, dev, autocast, grad_accum, ddp, fsdp):
+def forward_backward(model, raw_model, optimizer, loader, lr_t, grad_accum, grad_clip, proc):
     """One global batch: each group's LR set to lr_t * lr_mult, the micro-steps' gradients
     accumulated (synced on the last one only), clipped by the global norm. Returns the batch's
     loss on this rank and the gradient norm (before clipping)."""
     for g in optimizer.param_groups:
         g["lr"] = lr_t * g["lr_mult"]  # schedules multiply; never set a group's LR absolutely
-    loss_sum = torch.zeros((), device=dev)
+    loss_sum = torch.zeros((), device=proc.dev)
     for micro, (x, y) in enumerate(loader.next_step()):
-        if fsdp:  # reduce-scatter gradients on the last micro-step only
+        if proc.fsdp:  # reduce-scatter gradients on the last micro-step only
             raw_model.set_requires_gradient_sync(micro == grad_accum - 1)
-        elif ddp:  # sync gradients on the last micro-step only
+        elif proc.ddp:  # sync gradients on the last micro-step only
             model.require_backward_grad_sync = micro == grad_accum - 1
-        with autocast:
-            _, loss = model(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
+        with proc.autocast:
+            _, loss = model(x.to(proc.dev, non_blocking=True), y.to(proc.dev, non_blocking=True))
             loss = loss / grad_accum
         loss.backward()
         loss_sum += loss.detach()
@@ -444,42 +648,71 @@ def forward_backward(model, raw_model, optimizer, loader, lr_t, dev, autocast, g
     return loss_sum, grad_norm
 
 
-def main():
-    # settings, processes, signals
-    config = configure(globals(), sys.argv[1:], NANOGPT_ALIASES)
-    ddp = int(os.environ.get("RANK", -1)) != -1
-    rank, world_size = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    check_config(config, world_size)
-    if parallel not in PARALLEL or (parallel == "fsdp" and not ddp):
-        raise UserError(f"parallel={parallel!r} is not one of 'ddp', 'fsdp'" if parallel not in PARALLEL else
-                          "parallel='fsdp' needs torchrun: torchrun --standalone --nproc_per_node=N train.py ...")
-    fsdp = parallel == "fsdp"
-    master = rank == 0
-    stop = {"signal": None}  # SIGTERM/SIGINT, once or more: stop at a step boundary, exit 4
+def any_rank(flag, proc):
+    """Whether flag holds on any rank (every rank stops at the same step); nccl reduces device tensors only."""
+    if not proc.ddp:
+        return flag
+    t = torch.tensor([float(flag)], device=proc.dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.item() > 0
 
-    def on_signal(signum, frame):
-        stop["signal"] = signal.Signals(signum).name
-    # until the loop starts, a signal ends the process at once (nothing to save; a blocked read
-    # cannot retry forever); from the first step on it stops at a step boundary, saved
+
+def mean_over_ranks(loss_sum, proc):
+    """The loss of the whole global batch, not of rank 0's part."""
+    if proc.ddp:
+        dist.all_reduce(loss_sum)
+        loss_sum /= proc.world_size
+    return loss_sum.item()
+
+
+def stopped_line(iter_num, why, saved):
+    if saved:
+        return f"stopped at step {iter_num} ({why}); checkpoint saved; run the same command again to resume"
+    return (f"stopped at step {iter_num} ({why}); nothing saved (save_checkpoints=False): the same command starts "
+            "the run over from step 0")
+
+
+def diverged_line(iter_num, loss, grad_norm, lr_t, out_dir):
+    return (f"error: step {iter_num}: loss {loss:.4g}, gradient norm {grad_norm:.4g} is not finite; the learning "
+            f"rate {lr_t:.3g} is likely too high for this model (or the data holds bad ids); lower --learning_rate. "
+            f"Checkpoints in {out_dir} are untouched.")
+
+
+def log_line(row, total_iters, elapsed, eta):
+    mfu = f", mfu {100 * row['mfu']:.1f}%" if "mfu" in row else ""
+    return (f"iter {row['iter']}/{total_iters}: loss {row['loss']:.4f}, lr {row['lr']:.3g}, grad norm "
+            f"{row['grad_norm']:.3f}, {row['ms_per_step']:.0f} ms/step, {row['tok_per_s']:,.0f} tok/s"
+            f"{mfu}, elapsed {hms(elapsed)}, eta {hms(eta)}")
+
+
+def sample(raw_model, meta, seed, n_tokens, proc):
+    """The final sample, from a newline (fsdp: every rank takes part in each forward; rank 0 prints)."""
+    encode, decode = load_codec(meta)
+    torch.manual_seed(seed)
+    start = torch.tensor([encode("\n")], dtype=torch.long, device=proc.dev)
+    out = raw_model.generate(start, n_tokens, temperature=0.8, top_k=200)
+    if proc.master:
+        print("sample:\n" + decode(out[0].tolist()))
+
+
+def main():
+    # settings, processes, device; until the loop a signal ends the process at once (nothing to
+    # save; a blocked read cannot retry forever), in the loop it stops at a step boundary, saved
+    config = configure(globals(), sys.argv[1:], NANOGPT_ALIASES)
+    proc = torchrun_process()
+    check_config(config, proc.world_size)
     signal.signal(signal.SIGTERM, _stop_in_startup)
     signal.signal(signal.SIGINT, _stop_in_startup)
-
-    # device and precision
-    dev, device_type, ptdtype, autocast = resolve_device(device, dtype, local_rank, ddp)
-    if device_type == "cuda":
-        torch.cuda.set_device(torch.device(dev).index or 0)  # set_device('cuda') is an error: name the index
-    if ddp:
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    use_compile = (device_type == "cuda") if compile is None else compile
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
+    init_distributed(proc, parallel, device, dtype)
+    master = proc.master
+    use_compile = (proc.device_type == "cuda") if compile is None else compile
+    guard = functools.partial(allocation_guard, batch_size=batch_size, block_size=block_size)
 
     # data: token files (random windows) or a shard directory; prepared on first use
     ddir = data_dir or os.path.join(_REPO, "data", dataset)
-    data, vocab = open_data(ddir, master, ddp, rank, world_size)
+    data, vocab = open_data(ddir, config, proc)
     loader, meta = data.loader, data.meta
-    grad_accum = global_batch_size // (batch_size * world_size)
+    grad_accum = global_batch_size // (batch_size * proc.world_size)
     tokens_per_step = global_batch_size * block_size
     # max_iters = max_tokens / (global_batch_size * block_size) when a token budget is given
     total_iters = math.ceil(max_tokens / tokens_per_step) if max_tokens > 0 else max_iters
@@ -488,258 +721,128 @@ def main():
     m_B = global_batch_size / base_batch_size if base_batch_size else 1.0
     m_D = total_iters * tokens_per_step / base_tokens if base_tokens else 1.0
     batch_duration = dict(base_batch_size=base_batch_size, base_tokens=base_tokens, m_B=m_B, m_D=m_D)
-    evals = {s: eval_batches(t, eval_tokens, block_size, batch_size, rank, world_size)
-             for s, t in data.eval_tokens.items()}
-    if fsdp:  # every forward is collective: each rank runs as many as rank 0, which has the most
-        evals = {s: pad_eval_batches(b, len(eval_batches(data.eval_tokens[s], eval_tokens, block_size, batch_size,
-                                                         0, world_size)), block_size) for s, b in evals.items()}
+    evals = eval_sets(data, config, proc)
 
-    # model
-    model_args = dict(block_size=block_size, vocab_size=vocab, n_layer=n_layer, n_head=n_head,
-                      n_embd=n_embd, dropout=dropout, bias=bias, parameterization=parameterization,
-                      base_n_embd=base_n_embd, base_n_layer=base_n_layer, depth_alpha=depth_alpha,
-                      init_std=init_std, input_mult=input_mult, output_mult=output_mult,
-                      attn_mult=attn_mult, tie_embeddings=tie_embeddings, module_hparams=module_hparams)
-    try:
-        gptconf = GPTConfig(**model_args)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    lock, ckpts = claim_out_dir(master, vocab, device_type, dev)
+    # model and optimizer, in out_dir (claimed), from its latest checkpoint if it has one
+    gptconf = model_config(config, vocab)
+    lock, ckpts = claim_out_dir(config, vocab, proc)
     # the tokenizer travels with the model, so sample.py decodes without the dataset directory; the
     # files' fingerprints with it, so a resume on other data is refused
     ckpt_meta = {k: meta[k] for k in ckpt_io.DATA_IDENTITY if k in meta}
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed)
-    model = allocation_guard(lambda: GPT(gptconf).to(dev))()
-    def make_optimizer():
-        try:  # betas pushed outside [0, 1) by beta multipliers or m_B/m_D: one line
-            return model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), eps, device_type,
-                                              m_B=m_B, m_D=m_D, fused=fused)
-        except ValueError as e:
-            raise UserError(str(e)) from None
-    optimizer = make_optimizer()
-    if fsdp:  # shard each block, then the model; the optimizer is rebuilt on the shards, its groups asserted equal
-        optimizer = shard_with_optimizer(model, optimizer, make_optimizer, device_type, ptdtype)
-    iter_num, best_val, last_eval = 0, float("inf"), -1
-    if ckpts:  # resume: model, optimizer, data position, RNG, step (fsdp: each rank reads its shards)
-        ckpt = ckpt_io.load_checkpoint(ckpts[-1], tensors=not fsdp)
-        iter_num, best_val, last_eval = ckpt_io.restore(ckpt, ckpts[-1], model, optimizer, loader, rank,
-                                                        model_config=asdict(gptconf),
-                                                        batch_duration=batch_duration,
-                                                        config=None if eval_only else config, meta=ckpt_meta)
-        theirs = ckpt["config"]
-        if master and any(k in theirs and theirs[k] != config[k] for k in ("max_iters", "max_tokens")):
-            print(f"note: the run is resumed with another length (max_iters {theirs.get('max_iters')} -> {max_iters}, "
-                  f"max_tokens {theirs.get('max_tokens')} -> {max_tokens}): the LR schedule from step "
-                  f"{iter_num} on is that of {total_iters} steps")
-        if master:
-            print(f"resuming from {ckpts[-1]} at step {iter_num}")
-        if (iter_num >= total_iters and last_eval == iter_num and not eval_only
-                and os.path.isfile(os.path.join(out_dir, "final.json"))):
-            if master:  # a re-run of a finished run changes nothing (no second final eval row)
-                print(f"{out_dir} finished at step {iter_num} of {total_iters}; nothing to do "
-                      "(final.json and metrics.jsonl hold its result)")
-            if ddp:
-                end_distributed()
-            if lock:
-                lock.release()
-            return
-    raw_model = model
-    if use_compile:
-        model = torch.compile(model)
-    if ddp and not fsdp:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[local_rank] if device_type == "cuda" else None)
+    seed_all(seed)
+    model = guard(lambda: GPT(gptconf).to(proc.dev))()
+    new_optimizer = functools.partial(make_optimizer, model, config, proc.device_type, batch_duration)
+    optimizer = new_optimizer()
+    if proc.fsdp:  # shard each block, then the model; the optimizer is rebuilt on the shards, its groups asserted equal
+        optimizer = shard_with_optimizer(model, optimizer, new_optimizer, proc.device_type, proc.ptdtype)
+    iter_num, best_val, last_eval, finished = resume(ckpts, config, model, optimizer, loader, proc, total_iters,
+                                                     model_config=asdict(gptconf), batch_duration=batch_duration,
+                                                     meta=ckpt_meta)
+    if finished:
+        teardown(proc, lock)
+        return
+    raw_model, model = model, wrap_model(model, use_compile, proc)
 
-    # the run's records: start-up table, config.json, provenance.json, metrics.jsonl, wandb
-    dev_name = torch.cuda.get_device_name(dev) if device_type == "cuda" else platform.processor() or device_type
-    flops_peak = peak_flops(dev_name) if device_type == "cuda" else None
+    # the run's start-up table and records, and its checkpoints
+    flops_peak = peak_flops(proc.device_name) if proc.device_type == "cuda" else None
     if master:
         print(f"data: {ddir}: {data.describe}")
         print(f"model: {n_layer} layers x {n_embd} wide, {raw_model.get_num_params() / 1e6:.2f}M "
               f"non-embedding params; {total_iters} steps x {tokens_per_step:,} tokens "
-              f"({grad_accum} micro-steps x {batch_size} x {world_size} procs); device {dev} {ptdtype}"
-              f"{' compiled' if use_compile else ''}{', fsdp' if fsdp else ''}")
+              f"({grad_accum} micro-steps x {batch_size} x {proc.world_size} procs); device {proc.dev} "
+              f"{proc.ptdtype}{' compiled' if use_compile else ''}{', fsdp' if proc.fsdp else ''}")
         print_table(raw_model.parameterization, optimizer.param_groups, m_B, m_D)
-    log_path = os.path.join(out_dir, "eval.jsonl" if eval_only else "metrics.jsonl")
-    try:
-        if master and not eval_only:  # an evaluation leaves the run's records alone
-            write_records(config, iter_num if ckpts else None, device_type, dev_name, total_iters=total_iters,
-                          grad_accum=grad_accum, parameterization=raw_model.parameterization.table(),
-                          batch_duration=batch_duration)
-            note = one_history(log_path, iter_num if ckpts else None)
-            if note:
-                print(f"note: {note}")
-        log_file = open(log_path, "a") if master else None
-    except OSError as e:
-        raise UserError(f"cannot write to out_dir {out_dir} ({e.strerror}); make it writable or choose another "
-                          "--out_dir") from None
-    run = start_wandb(config) if master and wandb_log else None
-
-    def log(row):
-        if master:
-            try:
-                log_file.write(json.dumps(finite(row)) + "\n")
-                log_file.flush()
-            except OSError as e:  # a full disk: the checkpoints stand, the rows after the last one are redone
-                raise UserError(f"cannot append to {log_path} ({e.strerror or e}) at step {row['iter']}; free space, "
-                                  f"then run the same command to resume from the last checkpoint") from None
-            if run is not None:
-                run.log(row, step=row["iter"])
-
-    # checkpoints and the run's outcome (final.json)
-    def save(path, extra_rng):
-        fields = (asdict(gptconf), config, raw_model.parameterization.table(), iter_num, best_val, last_eval,
-                  loader.state_dict(), extra_rng, ckpt_meta, batch_duration)
-        if fsdp:  # every rank writes its shards (DCP)
-            ckpt_io.save_sharded(ckpt_io.build(None, None, *fields), path, raw_model, optimizer)
-        else:
-            ckpt_io.save(ckpt_io.build(raw_model.state_dict(), optimizer.state_dict(), *fields), path)
-
-    saved_at = {"iter": -1}
-
-    def checkpoint(best=False):
-        """Every rank's RNG state, gathered; rank 0 writes (fsdp: every rank); old regular checkpoints pruned."""
-        states = [None] * world_size
-        if ddp:
-            dist.all_gather_object(states, ckpt_io.rng_state())
-        else:
-            states = [ckpt_io.rng_state()]
-        if (master or fsdp) and save_checkpoints:
-            if best:
-                save(ckpt_io.best_path(out_dir, fsdp), states)
-            elif saved_at["iter"] != iter_num:  # not twice for one step (eval, then a stop)
-                save(ckpt_io.checkpoint_path(out_dir, iter_num, fsdp), states)
-                saved_at["iter"] = iter_num
-                if master:
-                    ckpt_io.prune(out_dir, keep_last, iter_num)
-
-    def finish(status, **info):
-        if master:
-            try:
-                write_json(os.path.join(out_dir, "final.json"),
-                           finite(dict(status=status, iter=iter_num, best_val_loss=best_val, **info)))
-            except OSError as e:
-                raise UserError(f"cannot write {out_dir}/final.json ({e.strerror or e}); free space, then run the "
-                                  f"same command again (the run {status} at step {iter_num})") from None
+    records = Records(config, master, iter_num if ckpts else None, proc.device_type, proc.device_name,
+                      total_iters=total_iters, grad_accum=grad_accum,
+                      parameterization=raw_model.parameterization.table(), batch_duration=batch_duration)
+    checkpointer = ckpt_io.Checkpointer(out_dir, raw_model, optimizer, loader, model_config=asdict(gptconf),
+                                        config=config, meta=ckpt_meta, batch_duration=batch_duration,
+                                        keep_last=keep_last, enabled=save_checkpoints, rank=proc.rank,
+                                        world_size=proc.world_size, distributed=proc.ddp, sharded=proc.fsdp)
 
     # the loop: evaluate (and checkpoint) when due, stop on a signal, one optimizer step, log
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = Stop()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     model.train()
-    start_iter, losses, break_code = iter_num, {}, 0
+    start_iter, losses, code = iter_num, {}, 0
     t_start = time.time()
     t0, tokens_since, steps_since = time.time(), 0, 0
     train_time = 0.0  # seconds spent in training steps (evaluations excluded), for the ETA
     while True:
-        due = iter_num % eval_interval == 0 and iter_num != last_eval  # not twice after a resume
+        # evaluate every eval_interval steps (not twice after a resume), at the end, or once (eval_only)
+        due = iter_num % eval_interval == 0 and iter_num != last_eval
         if due or iter_num >= total_iters or eval_only:
-            losses, last_eval = evaluate(model, evals, dev, autocast, ddp), iter_num
+            losses, last_eval = guard(evaluate)(model, evals, proc), iter_num
             if master:
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-            log(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
-                     tokens=iter_num * tokens_per_step, wall_s=round(time.time() - t_start, 3)))
+            records.log(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
+                             tokens=iter_num * tokens_per_step, wall_s=round(time.time() - t_start, 3)))
             if eval_only:
                 break
-            if losses["val"] < best_val:
-                best_val = losses["val"]
-                if iter_num > 0:
-                    checkpoint(best=True)
-            if iter_num > 0:
-                checkpoint()
-            t0 = time.time()  # eval time is not training time
-            tokens_since, steps_since = 0, 0
+            improved = losses["val"] < best_val
+            best_val = losses["val"] if improved else best_val
+            checkpointer.after_eval(iter_num, best_val, last_eval, improved)
+            t0, tokens_since, steps_since = time.time(), 0, 0  # eval time is not training time
         if iter_num >= total_iters:
             break
         # a scheduler's SIGTERM/SIGINT (or halt_at_iter) stops at a step boundary, saved
-        stopping = stop["signal"] is not None or iter_num == halt_at_iter != start_iter
-        if ddp:  # every rank stops at the same step; nccl reduces device tensors only
-            flag = torch.tensor([float(stopping)], device=dev)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stopping = flag.item() > 0
-        if stopping:
-            checkpoint()
-            if master and save_checkpoints:
-                print(f"stopped at step {iter_num} ({stop['signal'] or 'halt_at_iter'}); checkpoint "
-                      f"saved; run the same command again to resume")
-            elif master:
-                print(f"stopped at step {iter_num} ({stop['signal'] or 'halt_at_iter'}); nothing saved "
-                      "(save_checkpoints=False): the same command starts the run over from step 0")
-            finish("stopped", resumable=save_checkpoints)
-            break_code = EXIT_STOPPED
+        if any_rank(stop.signal is not None or iter_num == halt_at_iter != start_iter, proc):
+            checkpointer.save(iter_num, best_val, last_eval)
+            if master:
+                print(stopped_line(iter_num, stop.signal or "halt_at_iter", save_checkpoints))
+            records.finish("stopped", iter_num, best_val, resumable=save_checkpoints)
+            code = EXIT_STOPPED
             break
 
+        # one optimizer step at the schedule's LR; a non-finite gradient norm ends the run (exit 3)
         lr_t = learning_rate * lr_multiplier(iter_num, total_iters, lr_schedule, warmup_frac,
                                              decay_frac, min_lr_frac)
-        loss_sum, grad_norm = forward_backward(model, raw_model, optimizer, loader, lr_t, dev, autocast,
-                                               grad_accum, ddp, fsdp)
+        loss_sum, grad_norm = guard(forward_backward)(model, raw_model, optimizer, loader, lr_t, grad_accum,
+                                                      grad_clip, proc)
         if not torch.isfinite(grad_norm):
             if master:
-                print(f"error: step {iter_num}: loss {loss_sum.item():.4g}, gradient norm {grad_norm.item():.4g} "
-                      f"is not finite; the learning rate {lr_t:.3g} is likely too high for this model (or the "
-                      f"data holds bad ids); lower --learning_rate. Checkpoints in {out_dir} are untouched.",
-                      file=sys.stderr)
-            finish("diverged", lr=lr_t)
-            if ddp:
-                end_distributed()
+                print(diverged_line(iter_num, loss_sum.item(), grad_norm.item(), lr_t, out_dir), file=sys.stderr)
+            records.finish("diverged", iter_num, best_val, lr=lr_t)
+            teardown(proc, lock)
             sys.exit(EXIT_DIVERGED)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         iter_num += 1
         tokens_since += tokens_per_step
         steps_since += 1
+
+        # log: the global batch's loss, throughput, MFU, time left
         if iter_num % log_interval == 0 or iter_num == total_iters:
-            if device_type == "cuda":
+            if proc.device_type == "cuda":
                 torch.cuda.synchronize()
             dt = time.time() - t0
             train_time += dt
-            if ddp:  # the loss of the whole global batch, not of rank 0's part
-                dist.all_reduce(loss_sum)
-                loss_sum /= world_size
-            lossf = loss_sum.item()
+            lossf = mean_over_ranks(loss_sum, proc)
             elapsed = time.time() - t_start
             eta = train_time / (iter_num - start_iter) * (total_iters - iter_num)  # training steps only
             row = dict(iter=iter_num, loss=lossf, lr=lr_t, grad_norm=grad_norm.item(),
                        tok_per_s=tokens_since / dt, ms_per_step=1000 * dt / steps_since,
                        tokens=iter_num * tokens_per_step, wall_s=round(elapsed, 3))
-            mfu = ""
             if flops_peak:
-                row["mfu"] = raw_model.flops_per_token() * row["tok_per_s"] / (flops_peak * world_size)
-                mfu = f", mfu {100 * row['mfu']:.1f}%"
+                row["mfu"] = raw_model.flops_per_token() * row["tok_per_s"] / (flops_peak * proc.world_size)
             if master:
-                print(f"iter {iter_num}/{total_iters}: loss {lossf:.4f}, lr {lr_t:.3g}, grad norm "
-                      f"{row['grad_norm']:.3f}, {row['ms_per_step']:.0f} ms/step, {row['tok_per_s']:,.0f} tok/s"
-                      f"{mfu}, elapsed {hms(elapsed)}, eta {hms(eta)}")
-            log(row)
+                print(log_line(row, total_iters, elapsed, eta))
+            records.log(row)
             t0, tokens_since, steps_since = time.time(), 0, 0
+
     # the end: outcome, a sample, resources released
     if iter_num >= total_iters and not eval_only:
-        finish("done", train_loss=losses.get("train"), val_loss=losses.get("val"))
-        if (master or fsdp) and sample_tokens > 0:  # fsdp: every rank takes part in each forward
-            encode, decode = load_codec(meta)
-            torch.manual_seed(seed)
-            start = torch.tensor([encode("\n")], dtype=torch.long, device=dev)
-            out = raw_model.generate(start, sample_tokens, temperature=0.8, top_k=200)
-            if master:
-                print("sample:\n" + decode(out[0].tolist()))
-    if log_file:
-        log_file.close()
-    if run is not None:
-        run.finish()
-    if ddp:
-        end_distributed()
-    if lock:
-        lock.release()
-    if break_code:  # stopped: 4 whether one signal came or several, also one during the exit
+        records.finish("done", iter_num, best_val, train_loss=losses.get("train"), val_loss=losses.get("val"))
+        if (master or proc.fsdp) and sample_tokens > 0:  # fsdp: every rank takes part in each forward
+            sample(raw_model, meta, seed, sample_tokens, proc)
+    records.close()
+    teardown(proc, lock)
+    if code:  # stopped: 4 whether one signal came or several, also one during the exit
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        sys.exit(break_code)
+        sys.exit(code)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as e:  # a user's mistake: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)
