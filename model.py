@@ -11,6 +11,7 @@ attention and the optimizer read the resolved `Parameterization`; nothing below 
 on the name.
 """
 import difflib
+import json
 import math
 from dataclasses import dataclass, asdict, field
 from typing import Optional
@@ -522,3 +523,24 @@ class GPT(nn.Module):
             v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
             logits[logits < v[:, [-1]]] = -float("inf")
         return torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
+
+
+def param_table(p, groups, m_B=1.0, m_D=1.0):
+    """The start-up table of a run, as text: the resolved Parameterization `p` (its multipliers,
+    m_N, m_L, and Complete(d)P's m_B, m_D) and each optimizer group of GPT.param_groups (its
+    parameters, init std, lr_mult, lr, wd, eps, betas and module types). train.py prints it at the
+    start of every run, scripts/transfer.py for a proxy and its target: one implementation."""
+    lines = [f"parameterization {p.name}: m_N={p.m_N:g} m_L={p.m_L:g} alpha={p.alpha:g} m_B={m_B:g} m_D={m_D:g} | "
+             f"residual x{p.residual_mult:.4g} | input x{p.input_mult:.4g} | logits x{p.logit_mult:.4g} | "
+             f"attention {1 if p.attn_mult == 1 else f'{p.attn_mult:.4g}'}/d_head^{p.attn_exponent:g}"]
+    if p.module_hparams:
+        lines.append(f"  module_hparams {json.dumps(p.module_hparams)}")
+    lines.append(f"  {'group':<12} {'params':>9} {'init_std':>9} {'lr_mult':>9} {'lr':>10} {'wd':>9} {'eps':>9} "
+                 f"{'beta1':>7} {'beta2':>7}  modules")
+    for g in groups:
+        std = "ln 1/0" if g["init_std"] is None else f"{g['init_std']:.4g}"
+        n = sum(t.numel() for t in g["params"])
+        lines.append(f"  {g['role']:<12} {n:>9,} {std:>9} {g['lr_mult']:>9.4g} {g['lr']:>10.4g} "
+                     f"{g['weight_decay']:>9.4g} {g['eps']:>9.3g} {g['betas'][0]:>7.4g} {g['betas'][1]:>7.4g}  "
+                     f"{','.join(g['modules'])}")
+    return "\n".join(lines)

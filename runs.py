@@ -280,3 +280,120 @@ def log_tail(out_dir):
             return (f.read().strip().splitlines() or [""])[-1]
     except OSError:
         return ""
+
+
+# --- a run's records as the processes around it read them (scripts/sweep.py, scripts/search.py) ---
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+STOP_GRACE_S = 60  # how long stopped children may take to save a checkpoint before SIGKILL
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline in a generated script or config starts a line nothing quotes
+
+
+def train_defaults():
+    """The module-level defaults of train.py and their annotations, as configurator.configure
+    sees them, read from its source without importing torch."""
+    import ast
+    path = os.path.join(REPO, "train.py")
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    defaults, annotations = {}, {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, value = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            name, value = node.target.id, node.value
+            annotations[name] = eval(ast.unparse(node.annotation), {})  # e.g. float | None
+        else:
+            continue
+        try:
+            v = ast.literal_eval(value)
+        except ValueError:
+            continue
+        if not name.startswith("_") and not name.isupper() and isinstance(v, (int, float, bool, str, dict, type(None))):
+            defaults[name] = v
+    return defaults, annotations
+
+
+def read_final(out_dir):
+    """out_dir's final.json (how the run ended: status, iter, losses), or None."""
+    try:
+        with open(os.path.join(out_dir, "final.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def final_stamp(out_dir):
+    """(inode, mtime, size) of out_dir's final.json, or None. A run's outcome is the final.json
+    it wrote, not one an earlier run left (a stop, then a resumed run that crashed): compared
+    before and after the run."""
+    try:
+        st = os.stat(os.path.join(out_dir, "final.json"))
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def final_record(out_dir):
+    """'<status> <stamp>' of out_dir's final.json ('none' without one): what scripts/slurm_train.sh
+    compares before and after torchrun, which turns a stopped worker's exit 4 into 1."""
+    return " ".join(map(str, [(read_final(out_dir) or {}).get("status", "none"), *(final_stamp(out_dir) or ())]))
+
+
+def git_commit(repo=REPO):
+    """`git rev-parse HEAD` of the checkout at `repo`, or 'unknown' outside one (or without git)."""
+    import subprocess
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    text = out.stdout.strip()
+    return text if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{7,64}", text) else "unknown"
+
+
+def run_commit(out_dir):
+    """The commit that last ran in out_dir: provenance.json's git_commit of its latest start (a
+    resume's, else the first start's), or None where the record has none."""
+    try:
+        with open(os.path.join(out_dir, "provenance.json")) as f:
+            prov = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(prov, dict):
+        return None
+    starts = [prov] + [r for r in prov.get("resumes", []) if isinstance(r, dict)]
+    commits = [s.get("git_commit") for s in starts if isinstance(s.get("git_commit"), str) and s.get("git_commit")]
+    return commits[-1] if commits else None
+
+
+def die_with_parent():
+    """In a child (Popen's preexec_fn): SIGTERM when the parent dies, even by SIGKILL (Linux), so
+    no train.py outlives the sweep or search that started it."""
+    import signal
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def stop_children(running, grace=STOP_GRACE_S):
+    """SIGTERM every running child of `running` (dicts with a Popen 'proc', its open 'log' and,
+    for a sweep, the point's claim 'hold'; train.py saves at its next step), SIGKILL what is left
+    after `grace` seconds, and reap them all."""
+    import signal
+    import subprocess
+    for j in running:
+        if j["proc"].poll() is None:
+            j["proc"].send_signal(signal.SIGTERM)
+    deadline = time.time() + grace
+    for j in running:
+        try:
+            j["proc"].wait(timeout=max(0.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            j["proc"].kill()
+            j["proc"].wait()
+        if j.get("log"):
+            j["log"].close()
+        if j.get("hold"):  # the point's claim outlives its child, never the other way round
+            j["hold"].close()

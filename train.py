@@ -47,7 +47,7 @@ from configurator import configure
 import checkpoint as ckpt_io
 from dataloader import eval_batches, open_dataset
 from dataloader import verify_data as check_data_files
-from model import GPT, PARAMETERIZATIONS, GPTConfig
+from model import GPT, PARAMETERIZATIONS, GPTConfig, param_table
 from parallel import PARALLEL, full, pad_eval_batches, shard_with_optimizer
 from runs import (EXIT_DIVERGED, EXIT_STOPPED, RunLock, UserError, append_line, available_memory, memory_estimate,
                   out_of_memory, release_all, run_cli, write_atomic, write_json)
@@ -71,6 +71,7 @@ sample_tokens = 300          # characters/tokens sampled and printed at the end 
 wandb_log = False            # also log every row to Weights & Biases
 wandb_project = "completep"  # wandb project name
 wandb_run_name = ""           # wandb run name (default: wandb's)
+wandb_group = ""             # wandb group, e.g. a sweep's or search's name (default: none)
 wandb_mode = "offline"       # 'online' needs a key; 'offline' and 'disabled' do not
 # data
 dataset = "shakespeare_char"  # a directory under data/ (prepared on first use for shakespeare_char)
@@ -229,19 +230,15 @@ def finite(row):
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
-def print_table(p, groups, m_B=1.0, m_D=1.0):
-    print(f"parameterization {p.name}: m_N={p.m_N:g} m_L={p.m_L:g} alpha={p.alpha:g} m_B={m_B:g} m_D={m_D:g} | "
-          f"residual x{p.residual_mult:.4g} | input x{p.input_mult:.4g} | logits x{p.logit_mult:.4g} | "
-          f"attention {1 if p.attn_mult == 1 else f'{p.attn_mult:.4g}'}/d_head^{p.attn_exponent:g}")
-    if p.module_hparams:
-        print(f"  module_hparams {json.dumps(p.module_hparams)}")
-    print(f"  {'group':<12} {'params':>9} {'init_std':>9} {'lr_mult':>9} {'lr':>10} {'wd':>9} {'eps':>9} "
-          f"{'beta1':>7} {'beta2':>7}  modules")
-    for g in groups:
-        std = "ln 1/0" if g["init_std"] is None else f"{g['init_std']:.4g}"
-        n = sum(t.numel() for t in g["params"])
-        print(f"  {g['role']:<12} {n:>9,} {std:>9} {g['lr_mult']:>9.4g} {g['lr']:>10.4g} {g['weight_decay']:>9.4g} "
-              f"{g['eps']:>9.3g} {g['betas'][0]:>7.4g} {g['betas'][1]:>7.4g}  {','.join(g['modules'])}")
+def group_table(groups, learning_rate):
+    """The resolved optimizer groups (GPT.param_groups, the rows of model.param_table) for
+    config.json and wandb.config, one column per field, one entry per group in the table's order:
+    role, parameters, init std (None: a LayerNorm's 1/0), peak lr (learning_rate x lr_mult; a
+    resumed optimizer's own lr is the schedule's), weight decay, eps, betas and module types."""
+    rows = [dict(role=g["role"], params=sum(t.numel() for t in g["params"]), init_std=g["init_std"],
+                 lr=learning_rate * g["lr_mult"], weight_decay=g["weight_decay"], eps=g["eps"],
+                 betas=list(g["betas"]), modules=list(g["modules"])) for g in groups]
+    return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,11 +312,15 @@ def open_data(ddir, c, proc):
     """(dataset, model vocabulary): the default dataset is prepared on first use; a tokenizer or
     prompt that cannot work fails now, not after training."""
     if c["dataset"] == "shakespeare_char" and not c["data_dir"] and not os.path.exists(os.path.join(ddir, "meta.json")):
-        if proc.master:
-            spec = importlib.util.spec_from_file_location("prepare_char", os.path.join(ddir, "prepare.py"))
-            prep = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(prep)
-            prep.prepare(ddir)
+        if proc.master:  # under a lock: the first points of a sweep start together and prepare it once
+            import fcntl
+            with open(os.path.join(ddir, ".prepare.lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not os.path.exists(os.path.join(ddir, "meta.json")):
+                    spec = importlib.util.spec_from_file_location("prepare_char", os.path.join(ddir, "prepare.py"))
+                    prep = importlib.util.module_from_spec(spec)
+                    spec.loader.exec_module(prep)
+                    prep.prepare(ddir)
         if proc.ddp:
             dist.barrier()
     if c["verify_data"] and proc.master:  # a full read of every file: a rewrite inside a file is caught, at its cost
@@ -504,8 +505,20 @@ def one_history(path, upto):
             f"{f' ({torn} torn)' if torn else ''} moved to {os.path.basename(aside)}; this start logs those steps again")
 
 
-def start_wandb(config):
-    """A wandb run; a resumed run logs to the same one (its id is kept in wandb_id.json)."""
+def wandb_config(config, extra):
+    """wandb.config of a run: its settings, config.json's fields beside them (the per-group table
+    among them; the Parameterization's table as parameterization_table: `parameterization` is the
+    setting) and the derived m_N, m_L (the Parameterization's), m_B, m_D (batch_duration's) again
+    at the top level, where a dashboard filters and groups by them."""
+    fields = {("parameterization_table" if k in config else k): v for k, v in extra.items()}
+    derived = {k: src[k] for src in (extra.get("parameterization", {}), extra.get("batch_duration", {}))
+               for k in ("m_N", "m_L", "m_B", "m_D") if k in src}
+    return dict(config, **fields, **derived)
+
+
+def start_wandb(config, **extra):
+    """A wandb run (wandb.config: wandb_config) in the group wandb_group, if set; a resumed run
+    logs to the same one (its id is kept in wandb_id.json)."""
     import wandb
     out_dir = config["out_dir"]
     id_path = os.path.join(out_dir, "wandb_id.json")
@@ -516,7 +529,8 @@ def start_wandb(config):
                 run_id = json.load(f)["id"]
         except (OSError, ValueError, KeyError, TypeError):
             run_id = None
-    run = wandb.init(project=config["wandb_project"], name=config["wandb_run_name"] or None, config=config,
+    run = wandb.init(project=config["wandb_project"], name=config["wandb_run_name"] or None,
+                     group=config["wandb_group"] or None, config=wandb_config(config, extra),
                      mode=config["wandb_mode"], dir=out_dir, id=run_id, resume="allow" if run_id else None)
     try:
         write_json(id_path, {"id": run.id})
@@ -546,7 +560,7 @@ class Records:
         except OSError as e:
             raise UserError(f"cannot write to out_dir {self.out_dir} ({e.strerror}); make it writable or choose "
                               "another --out_dir") from None
-        self.wandb = start_wandb(config) if master and config["wandb_log"] else None
+        self.wandb = start_wandb(config, **extra) if master and config["wandb_log"] else None
 
     def log(self, row):
         if self.master:
@@ -751,10 +765,11 @@ def main():
               f"non-embedding params; {total_iters} steps x {tokens_per_step:,} tokens "
               f"({grad_accum} micro-steps x {batch_size} x {proc.world_size} procs); device {proc.dev} "
               f"{proc.ptdtype}{' compiled' if use_compile else ''}{', fsdp' if proc.fsdp else ''}")
-        print_table(raw_model.parameterization, optimizer.param_groups, m_B, m_D)
+        print(param_table(raw_model.parameterization, optimizer.param_groups, m_B, m_D))
     records = Records(config, master, iter_num if ckpts else None, proc.device_type, proc.device_name,
                       total_iters=total_iters, grad_accum=grad_accum,
-                      parameterization=raw_model.parameterization.table(), batch_duration=batch_duration)
+                      parameterization=raw_model.parameterization.table(), batch_duration=batch_duration,
+                      groups=group_table(optimizer.param_groups, learning_rate))
     checkpointer = ckpt_io.Checkpointer(out_dir, raw_model, optimizer, loader, model_config=asdict(gptconf),
                                         config=config, meta=ckpt_meta, batch_duration=batch_duration,
                                         keep_last=keep_last, enabled=save_checkpoints, rank=proc.rank,

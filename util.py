@@ -1,8 +1,8 @@
 """
 Small pieces shared by the entry points (train.py, sample.py, bench.py, scripts/*) that none
 of them should import from another entry point: device and precision set-up, the peak-FLOPs
-table, the tokenizer of a dataset's meta.json, number formatting (the one-line error convention
-is runs.UserError and runs.run_cli).
+table, the tokenizer of a dataset's meta.json, the one number parser, durations and signed
+numbers for log lines (the one-line error convention is runs.UserError and runs.run_cli).
 """
 import re
 from contextlib import nullcontext
@@ -56,9 +56,50 @@ def hms(seconds):
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def number(text, cell=False):
+    """A number written as the repository's tools take them: a decimal (0.0078, 1e-3), a power of
+    two as the run directories name it (2^-5.5) or as Python writes it (2**-7), or arithmetic of
+    those (1/128, 3*2**-8); nan for anything else (a word, a column of text, an empty cell). The
+    one parser of --where values, numeric flags and (cell=True: a decimal only, as a results file
+    stores it, so a hand-edited '2^-10' is refused rather than read) results cells; evaluated
+    without eval()."""
+    import ast
+    import math
+    import operator
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    if not isinstance(text, str):
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        if cell:
+            return math.nan
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+    def value(node):
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and type(node.op) in ops:
+            return ops[type(node.op)](value(node.operand))
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](value(node.left), value(node.right))
+        raise ValueError(node)
+    try:
+        if len(text) > 100:
+            raise ValueError(text)
+        return float(value(ast.parse(text.strip().replace("^", "**"), mode="eval").body))
+    except (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError):
+        return math.nan
+
+
 def signed(value, digits=2):
     """`value` with an explicit sign and `digits` decimals; a value that rounds to zero prints
-    as +0.00 whatever its sign (a slope of -1e-17 is not negative)."""
+    as +0.00 whatever its sign (a slope of -1e-17 is not negative); nan (a drift of one curve)
+    prints as n/a."""
+    if value != value:
+        return "n/a"
     text = f"{value:+.{digits}f}"
     return f"{0.0:+.{digits}f}" if float(text) == 0 else text
 

@@ -1,6 +1,6 @@
 # The proxy for the GPT-2-small runs (config/gpt2_small_owt.py, config/gpt2_small_fineweb.py):
 # 2 layers x 256 wide, head size 64, the shape the CompleteP paper tunes on (arXiv 2505.01618,
-# section 4). Tune the base hyperparameters here (an LR sweep: config/sweeps/gpt2_proxy_lr.py),
+# section 4). Tune the base hyperparameters here (an LR sweep: experiments/planned/gpt2_proxy_lr/gpt2_proxy_lr.py),
 # then pass the winners to the large config unchanged: the parameterization scales them.
 # One GPU: ~3.2M non-embedding parameters, 300M tokens (the paper's proxy budget) in well
 # under an hour on an H100 (an estimate from the FLOP count, not a measurement).

@@ -6,12 +6,12 @@ share, and the loss curves of every run in one figure.
         --names global,searched --out experiments/module_transfer/target
 
 A group is the set of done rows of the results CSV (scripts/sweep.py's) with one value of the
---by column (after --where KEY=VALUE keeps the rows of one cell of the other axes); --names
-labels the groups in the order of their values: numbers ascending, other text shortest first
-(`{}`, no module multipliers, before any set), then alphabetical; the first is the baseline.
-Curves are read from each row's out_dir/metrics.jsonl (out_dir relative to --root, default the
-repository). Writes
-OUT.md (the table) and OUT.png (val loss at each evaluation and smoothed train loss against
+--by column (after --where KEY=VALUE keeps the rows of one cell of the other axes; also !=, >=
+and <=, one grammar with plot_transfer.py's, results.select); --names labels the groups in the
+order of their values: numbers ascending, other text shortest first (`{}`, no module
+multipliers, before any set), then alphabetical; the first is the baseline. Curves are read
+from each row's out_dir/metrics.jsonl (out_dir relative to --root, default the repository).
+Writes OUT.md (the table) and OUT.png (val loss at each evaluation and smoothed train loss against
 tokens: each seed thin, the group's mean thick).
 
 Exit codes: 0 written; 2 a bad argument or unreadable input (one line)."""
@@ -26,38 +26,31 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import plot_transfer  # noqa: E402  (its results-file checks)
+import results  # noqa: E402  (the results file: reading, checks, --where, seed statistics)
+from results import number  # noqa: E402  (a results cell as a float)
 from runs import UserError, regular_file, run_cli, write_atomic  # noqa: E402
-
-_num = plot_transfer._num
 
 
 def read_groups(path, by, names, where=()):
     """{name: [row, ...]} of the done rows (those matching every KEY=VALUE of `where`), groups in
     the order of their value: numbers ascending, other text shortest first (so `{}`, no module
     multipliers, comes before any set of them), then alphabetical. The file is checked as
-    plot_transfer.read_csv checks it; a done row needs an integer seed and a finite val_loss, and
+    results.read_csv checks it; a done row needs an integer seed and a finite val_loss, and
     a seed a group ran twice (another axis left unfiltered, or a repeated row) is refused unless
     the two rows end at the same loss (the same run recorded twice: kept once)."""
-    _, rows = plot_transfer.read_csv(path, ("status", "seed", "val_loss", "out_dir", by),
-                                     "python scripts/sweep.py SWEEP_FILE")
-    for w in where:
-        key, eq, value = w.partition("=")
-        if not eq or (rows and key not in rows[0]):
-            raise UserError(f"--where {w!r} must be KEY=VALUE with KEY a column of {path}")
-        rows = [r for r in rows if r[key] == value or _num(r[key]) == _num(value)]
+    _, rows = results.read_csv(path, ("status", "seed", "val_loss", "out_dir", by))
+    rows = results.select(rows, where, path, empty_ok=True)  # too few groups left is said below
     groups, seen = {}, {}
     for r in rows:
         if r["status"] != "done":
             continue
-        if not (re.fullmatch(r"\d+", r["seed"]) and math.isfinite(_num(r["val_loss"]))):
-            raise UserError(f"{plot_transfer.where(r)}: a done run needs an integer seed and a finite val_loss, "
+        if not (re.fullmatch(r"\d+", r["seed"]) and math.isfinite(number(r["val_loss"]))):
+            raise UserError(f"{results.located(r)}: a done run needs an integer seed and a finite val_loss, "
                             f"not {r['seed']!r} and {r['val_loss']!r}; repair or delete that row")
         first = seen.setdefault((r[by], int(r["seed"])), r)
         if first is r:
             groups.setdefault(r[by], []).append(r)
-        elif _num(first["val_loss"]) != _num(r["val_loss"]):
+        elif number(first["val_loss"]) != number(r["val_loss"]):
             raise UserError(f"{path} lines {first.line} and {r.line} are both seed {r['seed']} of {by}={r[by]} but end "
                             f"at {first['val_loss']} and {r['val_loss']}: keep one cell of the other axes with "
                             "--where KEY=VALUE, or delete the row that should not count")
@@ -65,7 +58,7 @@ def read_groups(path, by, names, where=()):
         raise UserError(f"{path} has {len(groups)} group(s) of done rows by {by!r}; need at least 2 to compare")
     if names and len(names) != len(groups):
         raise UserError(f"--names gives {len(names)} names for {len(groups)} groups by {by!r}")
-    order = sorted(groups, key=lambda k: (0, _num(k), 0, "") if math.isfinite(_num(k)) else (1, 0.0, len(k), k))
+    order = sorted(groups, key=lambda k: (0, number(k), 0, "") if math.isfinite(number(k)) else (1, 0.0, len(k), k))
     return {(names[i] if names else f"{by}={k}"): groups[k] for i, k in enumerate(order)}
 
 
@@ -115,12 +108,6 @@ def read_curves(root, row):
     return val, train
 
 
-def stats(xs):
-    xs = np.asarray(xs, dtype=float)
-    sd = float(xs.std(ddof=1)) if len(xs) > 1 else math.nan
-    return float(xs.mean()), sd
-
-
 def table(groups, by, source):
     names = list(groups)
     seeds = {n: {int(r["seed"]): float(r["val_loss"]) for r in rows} for n, rows in groups.items()}
@@ -128,7 +115,7 @@ def table(groups, by, source):
              "over seeds.", "", "| group | runs | mean | sd | min | max | per seed |", "|---|---|---|---|---|---|---|"]
     for n in names:
         v = list(seeds[n].values())
-        mean, sd = stats(v)
+        mean, sd = results.mean_sd(v)
         per = ", ".join(f"s{s}: {x:.4f}" for s, x in sorted(seeds[n].items()))
         lines.append(f"| {n} | {len(v)} | {mean:.4f} | {sd:.4f} | {min(v):.4f} | {max(v):.4f} | {per} |")
     base = names[0]
@@ -141,7 +128,7 @@ def table(groups, by, source):
         if not d:
             lines.append(f"| {n} | 0 | - | - | - | - |")
             continue
-        mean, sd = stats(d)
+        mean, sd = results.mean_sd(d)
         se = sd / math.sqrt(len(d)) if len(d) > 1 else math.nan
         per = ", ".join(f"s{s}: {x:+.4f}" for s, x in zip(common, d))
         lines.append(f"| {n} | {len(d)} | {mean:+.4f} | {sd:.4f} | {se:.4f} | {per} |")
@@ -207,7 +194,7 @@ def main(argv=None):
     ap.add_argument("--by", default="module_hparams", help="the column that names a group (default module_hparams)")
     ap.add_argument("--names", help="comma list: a name for each group, in the order of their values (see above)")
     ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                    help="keep only rows with this value, e.g. --where max_tokens=1048576 (repeatable)")
+                    help=results.WHERE_HELP)
     ap.add_argument("--root", default=REPO, help="the folder the rows' out_dir are relative to (default the repo)")
     ap.add_argument("--out", required=True, help="output prefix: OUT.md and OUT.png")
     ap.add_argument("--title", default="", help="the figure's title")

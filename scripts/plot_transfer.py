@@ -4,7 +4,7 @@ transfers: loss against the hyperparameter (log2 axis), one curve per depth or w
 over seeds, min..max band), one panel per parameterization, the optimum marked; plus a
 markdown table of the optima and the drift = slope of log2(optimum) against log2(multiplier).
 
-    python scripts/plot_transfer.py runs/depth_lr/results.csv --out experiments/depth_transfer/depth_lr
+    python scripts/plot_transfer.py experiments/depth_transfer/results.csv --out /tmp/depth_lr
     python scripts/plot_transfer.py runs/depth_init_std/results.csv    # x = init_std, found itself
     python scripts/plot_transfer.py runs/batch_duration/results.csv --by global_batch_size \
         --where max_tokens=131072                                       # one arm of a batch/duration sweep
@@ -39,15 +39,15 @@ neighbours in log2(x). Where that is not possible it is the best grid point, fla
 'flat' (the three points do not curve upwards: a safeguard), 'clamped' (the least-squares
 vertex of a wider window fell outside its points and was moved to the nearest one). A
 flagged curve still enters the drift, at its best grid point or clamped vertex; the table
-counts them. A point where any seed diverged (non-finite
-loss) counts as diverged; it is drawn as an x on the panel's top edge.
+counts them; the figure's title names every curve whose optimum is such a bound ("optimum at
+grid edge: a bound, for sp n_layer=2 (low)"; also next to a diverged point), so the figure
+cannot be read as a fitted optimum without the table. A point where any seed diverged
+(non-finite loss) counts as diverged; it is drawn as an x on the panel's top edge. results.py
+reads and checks the files and owns the --where grammar.
 """
 import argparse
-import csv
-import io
 import math
 import os
-import re
 import sys
 import textwrap
 from collections import defaultdict
@@ -55,156 +55,16 @@ from collections import defaultdict
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this folder, also when imported
-import sweep  # noqa: E402
-from runs import UserError, regular_file, run_cli, write_atomic  # noqa: E402
+from results import WHERE_HELP, check_numbers, fit_optimum, load_all, mean_se, number, select  # noqa: E402  (its owner)
+from runs import UserError, run_cli, write_atomic  # noqa: E402
 from util import signed  # noqa: E402
 
 X_CHOICES = ("learning_rate", "init_std", "output_mult")
 BY_CHOICES = ("n_layer", "n_embd", "global_batch_size", "max_tokens", "init_std")
-# The columns that name a run's outcome or where it ran, not its settings (the sweep's name and the
-# outcome columns sweep.py writes): two rows equal in every other column are the same point run
-# twice (two results files read together).
-OUTCOME = ("sweep", *sweep.OUTCOME)
-
-
-# A results file or argument this script cannot use: one line, exit 2 (the repository's one
-# error class, runs.UserError).
-
-
-def _num(text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-class Row(dict):
-    """A results row that knows where it was read (its file and line), so that a message about
-    it can name the line to repair."""
-    file, line = "", 0
-
-
-def where(r):
-    return f"{r.file} line {r.line}" if isinstance(r, Row) else "a results row"
-
-
-def read_csv(path, required, make):
-    """(header, [Row]) of a CSV that scripts/sweep.py (or `make`) wrote. Anything else is one
-    line, exit 2, not a traceback or a silently short table: a path that is missing or not a
-    regular file (a FIFO would block), text that is not UTF-8 (a binary file), no header with
-    the `required` columns (an empty, header-less or other file), a column named twice, or a
-    line whose fields do not match the header (a torn or hand-edited line)."""
-    if not os.path.exists(path):
-        raise UserError(f"results file {path} does not exist; run {make} first")
-    regular_file(path, "results file")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise UserError(f"cannot read results file {path} ({e.strerror or e}); make it readable") from None
-    except UnicodeDecodeError:
-        text = "\0"
-    if "\0" in text:
-        raise UserError(f"results file {path} is not UTF-8 text (a binary file?); give the results CSV {make} writes")
-    if not text.strip():
-        raise UserError(f"results file {path} is empty; run {make} (it writes a header and a row per finished point)")
-    reader = csv.reader(io.StringIO(text))
-    rows = []
-    try:
-        header = next(reader)
-        missing = [k for k in required if k not in header]
-        if missing:
-            raise UserError(f"{path} has no column {', '.join(map(repr, missing))} (its first line: "
-                            f"{','.join(header)[:120]}); give a results CSV with its header, as {make} writes it")
-        if len(set(header)) < len(header):
-            twice = next(k for k in header if header.count(k) > 1)
-            raise UserError(f"{path} names the column {twice!r} twice in its header; repair the header")
-        for fields in reader:
-            if not fields:
-                continue  # a blank line
-            if len(fields) != len(header):
-                raise UserError(f"{path} line {reader.line_num} has {len(fields)} fields where the header has "
-                                f"{len(header)} (a torn or hand-edited line); repair or delete that line")
-            r = Row(zip(header, fields))
-            r.file, r.line = path, reader.line_num
-            rows.append(r)
-    except csv.Error as e:
-        raise UserError(f"{path} line {reader.line_num} is not CSV ({e}); repair or delete that line") from None
-    return header, rows
-
-
-def check_numbers(rows, columns, whole=False, zero=False):
-    """Every row has each of `columns` as a finite number above zero (zero: at least zero;
-    whole: an integer). A cell that is not would enter a log2, a mean or a key as nan, silently."""
-    for k in columns:
-        if any(k not in r for r in rows):
-            raise UserError(f"{getattr(next(r for r in rows if k not in r), 'file', '') or 'the results'} has no column {k!r}")
-        for r in rows:
-            v = _num(r[k])
-            if not (math.isfinite(v) and (v >= 0 if zero else v > 0)) or (whole and v != int(v)):
-                kind = ("a whole number" if whole else "a number") + (" >= 0" if zero else " above 0")
-                raise UserError(f"{where(r)}: {k} is {r[k]!r}, not {kind}; repair or delete that row")
-
-
-def load(path, make="python scripts/sweep.py SWEEP_FILE", metric="val_loss", distinct=()):
-    """The finished (done or diverged) rows of a results CSV; `make` is the command that writes
-    it. A done row's `metric` must be a finite number (it is the result). A point repeated in
-    the file (equal in every setting column, seed included, and in `distinct`, outcome columns
-    that also tell points apart) is kept once or refused: see drop_repeats."""
-    header, rows = read_csv(path, ("parameterization", "status", metric), make)
-    rows = [r for r in rows if r["status"] in sweep.FINISHED]
-    if not rows:
-        raise UserError(f"{path} holds no finished runs yet")
-    for r in rows:
-        if r["status"] == "done" and not math.isfinite(_num(r[metric])):
-            raise UserError(f"{where(r)} is a done run whose {metric} is {r[metric]!r}, not a finite number; "
-                            "repair that row (its out_dir's final.json holds the result) or delete it")
-    return drop_repeats(rows, [k for k in header if k not in OUTCOME or k in distinct], metric)
-
-
-def drop_repeats(rows, keys, metric="val_loss"):
-    """rows without repeats: a row equal to an earlier one in `keys` (the setting columns, seed
-    included) is the same point run again. Ending the same (status, and the metric of a done
-    run) it is the same run recorded twice (or rerun to the bit) and is kept once; ending
-    elsewhere it is refused: averaged, it would count one seed twice (one file) or mix two
-    experiments (several files that set other settings outside their columns)."""
-    def outcome(r):
-        return r["status"], _num(r[metric]) if r["status"] == "done" else None
-
-    out, seen = [], {}
-    for r in rows:
-        first = seen.setdefault(tuple(r.get(k) for k in keys), r)
-        if first is r:
-            out.append(r)
-        elif outcome(first) != outcome(r):
-            ends = " and ".join(r_[metric] if r_["status"] == "done" else r_["status"] for r_ in (first, r))
-            if isinstance(r, Row) and isinstance(first, Row) and first.file == r.file:
-                point = ", ".join(f"{k}={r[k]}" for k in keys)
-                raise UserError(f"{r.file} lines {first.line} and {r.line} are the same point ({point}) but end at {ends}: a "
-                                "repeated seed is not a second seed; delete the row that should not count, or "
-                                "rerun that point under another seed")
-            raise UserError(f"{where(first)} and {where(r)} have the same settings columns but end at {ends}: "
-                            "those results files ran different settings outside their columns; read them one at a time")
-    return out
-
-
-def load_all(paths, metric="val_loss"):
-    """The finished rows of one or more results CSVs, read as one sweep. A point that two files
-    both ran (equal in every setting column) is kept once if its losses agree to the bit, and is
-    an error if they differ: the files' settings then differ outside their columns (another base
-    config), and reading them together would mix two experiments."""
-    files = [load(path, metric=metric) for path in paths]
-    if len(files) == 1:
-        return files[0]
-    # keyed on the setting columns every file has: a column one file adds (another swept key)
-    # cannot hide a repeat, and a repeat that differs in it ends at another loss and is refused
-    common = set.intersection(*(set(rows[0]) for rows in files)) - set(OUTCOME)
-    return drop_repeats([r for rows in files for r in rows], [k for k in files[0][0] if k in common], metric)
 
 
 def varying(rows, choices, what, not_=()):
-    hits = [k for k in choices if k not in not_ and k in rows[0] and len({_num(r[k]) for r in rows}) > 1]
+    hits = [k for k in choices if k not in not_ and k in rows[0] and len({number(r[k]) for r in rows}) > 1]
     if len(hits) != 1:
         raise UserError(f"cannot tell the {what} from the columns ({', '.join(hits) or 'none varies'}); "
                         f"pass --{'x' if what == 'hyperparameter' else 'by'}")
@@ -217,8 +77,8 @@ def aggregate(rows, x, by, metric):
     averages different seeds at different x: analyse() reports it)."""
     cells = defaultdict(list)
     for r in rows:
-        loss = _num(r[metric]) if r["status"] == "done" else math.inf
-        cells[(r["parameterization"], _num(r[by]), _num(r[x]))].append((r.get("seed", ""), loss))
+        loss = number(r[metric]) if r["status"] == "done" else math.inf
+        cells[(r["parameterization"], number(r[by]), number(r[x]))].append((r.get("seed", ""), loss))
     out = defaultdict(lambda: defaultdict(list))
     for (p, b, xv), runs in cells.items():
         a = np.array([loss for _, loss in runs])
@@ -229,45 +89,6 @@ def aggregate(rows, x, by, metric):
         for b in out[p]:
             out[p][b].sort()
     return out
-
-
-def fit_optimum(log2x, loss, window=1):
-    """The optimum of one curve: dict(log2_opt, loss_opt, best, note); None if all diverged.
-    log2x ascending; loss may hold inf for diverged points. window: neighbours a side in the
-    fit (1: the best point and its two neighbours)."""
-    loss = np.asarray(loss, dtype=float)
-    finite = np.isfinite(loss)
-    if not finite.any():
-        return None
-    i = int(np.nanargmin(np.where(finite, loss, np.nan)))
-    res = dict(log2_opt=log2x[i], loss_opt=loss[i], best=log2x[i], note="")
-    if i == 0:
-        res["note"] = "edge-low"
-    elif i == len(loss) - 1:
-        res["note"] = "edge-high"
-    elif not finite[i + 1]:
-        res["note"] = "next-to-diverged"
-    elif not finite[i - 1]:
-        res["note"] = "edge-low"  # below it everything diverged: odd, but not a fit
-    else:
-        lo, hi = i - 1, i + 1  # widen to `window` finite neighbours a side where the grid has them
-        while lo > max(0, i - window) and finite[lo - 1]:
-            lo -= 1
-        while hi < min(len(loss) - 1, i + window) and finite[hi + 1]:
-            hi += 1
-        xs, ys = np.array(log2x[lo:hi + 1], dtype=float), loss[lo:hi + 1]
-        a, b, c = np.polyfit(xs, ys, 2)  # exact through 3 points, least squares through more
-        if a <= 0:
-            res["note"] = "flat"
-        else:
-            vertex = -b / (2 * a)
-            v = float(np.clip(vertex, xs[0], xs[-1]))
-            # the parabola's value at its vertex, but never below the best observed loss by more
-            # than the fit supports: an extrapolated dip is not evidence of a lower loss
-            res.update(log2_opt=v, loss_opt=float(max(np.polyval([a, b, c], v), loss[i] - (ys.max() - loss[i]))))
-            if v != vertex:
-                res["note"] = "clamped"  # the vertex fell outside the fitted points: not trusted
-    return res
 
 
 def drift(by_values, log2_opts):
@@ -310,7 +131,7 @@ def seed_uncertainty(rows, x, by, metric, window=1, n_boot=500, rng_seed=0):
     by_seed = defaultdict(list)
     for r in rows:
         by_seed[r.get("seed", "")].append(r)
-    seeds = sorted(by_seed, key=lambda s: (_num(s), s))
+    seeds = sorted(by_seed, key=lambda s: (number(s), s))
     if len(seeds) < 2:
         return {}
     per_seed = {s: analyse(aggregate(by_seed[s], x, by, metric), window) for s in seeds}
@@ -346,12 +167,6 @@ def seed_uncertainty(rows, x, by, metric, window=1, n_boot=500, rng_seed=0):
     return out
 
 
-def mean_se(values):
-    """Mean and standard error (sample sd / sqrt(n); nan with one value) of a list of numbers."""
-    d = np.asarray(values, dtype=float)
-    return float(d.mean()), (float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan)
-
-
 def transfer_cost(rows, x, by, metric):
     """What using the base curve's best grid value at every other curve costs: {parameterization:
     [(by value, x0, xb, cost, se)]}, x0 the best grid x of the base curve (the smallest by value)
@@ -360,8 +175,8 @@ def transfer_cost(rows, x, by, metric):
     difference (nan with one seed). The transfer claim in numbers, on the grid, no fit."""
     cells = defaultdict(dict)
     for r in rows:
-        loss = _num(r[metric]) if r["status"] == "done" else math.inf
-        cells[(r["parameterization"], _num(r[by]), _num(r[x]))][r.get("seed", "")] = loss
+        loss = number(r[metric]) if r["status"] == "done" else math.inf
+        cells[(r["parameterization"], number(r[by]), number(r[x]))][r.get("seed", "")] = loss
     def best_x(pts):
         finite = [t for t in pts if math.isfinite(t[1])]
         return min(finite, key=lambda t: t[1])[0] if finite else None
@@ -482,7 +297,30 @@ def legend_entries(axes, order):
     return [seen[label] for label in labels], labels
 
 
+EDGE_NOTES = {"edge-low": "low", "edge-high": "high", "next-to-diverged": "next to a diverged point"}
+
+
+def edge_note(res, by):
+    """The part of a figure's title that says which curves' optima sit at a grid edge (their best
+    point ends the grid, or its next point diverged): there the optimum is a bound, not a fit.
+    '' when every optimum is inside its grid."""
+    hits = []
+    for p in _sorted_params(res):
+        edges = [f"{b:g} ({EDGE_NOTES[f['note']]})" for b, _, f in res[p]["rows"]
+                 if f is not None and f["note"] in EDGE_NOTES]
+        if edges:
+            hits.append(f"{p} {by}={', '.join(edges)}")
+    return f"(optimum at grid edge: a bound, for {'; '.join(hits)})" if hits else ""
+
+
+def figure_title(title, res, by):
+    """The figure's title: the given one, the legend of the marks, and edge_note where it applies."""
+    note = edge_note(res, by)
+    return title + (f" {note}" if note else "") + "   (star: fitted optimum, x: diverged)"
+
+
 def plot(path, agg, res, x, by, metric, title, ymax=None):
+    """Draw the figure to `path`; returns its title (figure_title)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -519,45 +357,11 @@ def plot(path, agg, res, x, by, metric, title, ymax=None):
     handles, labels = legend_entries(axes[0], [names[b] for b in bys])
     fig.legend(handles, labels, loc="outside right center", fontsize=8)  # clear of the title
     # wrapped to the figure's width: a one-panel figure cannot hold a long title on one line
-    text = title + "   (star: fitted optimum, x: diverged)"
+    text = figure_title(title, res, by)
     fig.suptitle("\n".join(textwrap.wrap(text, width=int(13 * (3.8 * len(params) + 1.4)))), fontsize=10)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def _value(text):
-    """A --where VALUE as a number: a decimal, or a power of two as the run directories name
-    it (2^-5.5, also 2**-5.5); nan if neither."""
-    m = re.fullmatch(r"2(?:\^|\*\*)(-?\d+(?:\.\d+)?)", text.strip())
-    return 2.0 ** float(m.group(1)) if m else _num(text)
-
-
-def _where(cell, op, value):
-    """Does a results cell satisfy KEY op VALUE? = and != compare as numbers where both are."""
-    a, b = _num(cell), _value(value)
-    numbers = not (math.isnan(a) or math.isnan(b))
-    same = cell == value or (numbers and a == b)
-    if op == "=":
-        return same
-    if op == "!=":
-        return not same
-    return numbers and (a >= b if op == ">=" else a <= b)
-
-
-def select(rows, wheres, source):
-    """The rows that satisfy every --where (KEY=VALUE, or !=, >=, <=); an error line for a
-    malformed one, an unknown column, or a filter that leaves no run."""
-    for w in wheres:
-        m = re.fullmatch(r"(\w+)(!=|>=|<=|=)(.+)", w)
-        if not m or m.group(1) not in rows[0]:
-            raise UserError(f"--where {w!r} must be KEY=VALUE (or !=, >=, <=) with KEY a column of {source}")
-        key, op, value = m.groups()
-        if op in (">=", "<=") and math.isnan(_value(value)):
-            raise UserError(f"--where {w!r}: {op} needs a number")
-        rows = [r for r in rows if _where(r[key], op, value)]
-        if not rows:
-            raise UserError(f"no finished run has {key}{op}{value}")
-    return rows
+    return text
 
 
 def main(argv=None):
@@ -574,10 +378,7 @@ def main(argv=None):
     ap.add_argument("--title", help="figure title (default: the sweep's name, the metric and the axes)")
     ap.add_argument("--out", help="output prefix: writes PREFIX.png and PREFIX.md (default: next to the CSV)")
     ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                    help="keep only rows with this value, e.g. --where max_tokens=131072; also KEY!=VALUE, "
-                         "KEY>=VALUE, KEY<=VALUE, e.g. --where n_layer>=4 (the smallest value left is the "
-                         "base of the drift); a value may be a power of two, --where 'learning_rate!=2^-5.5' "
-                         "(repeatable)")
+                    help=WHERE_HELP + "; the smallest value left is the base of the drift")
     args = ap.parse_args(argv)
     if args.window < 1:
         raise UserError(f"--window {args.window} must be at least 1")

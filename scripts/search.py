@@ -1,13 +1,25 @@
 """
 Search per-module hyperparameter multipliers (`module_hparams`) on a small proxy, starting from
-the best global hyperparameters, and write the best set as a config file that train.py takes
-on top of a larger model's config (Complete(d)P's per-module transfer, arXiv 2512.22382).
+the best global hyperparameters, and write the best set as a config file, searched_modules.py,
+that scripts/transfer.py hands to a larger model (Complete(d)P's per-module transfer, arXiv 2512.22382).
 
-    python scripts/search.py config/search_proxy.py --from_sweep runs/depth_lr/results.csv --dry_run
+    python scripts/search.py config/module_transfer/proxy.py --from_sweep experiments/batch_duration/results.csv --dry_run
     python scripts/search.py config/search_proxy.py --learning_rate=2**-7 --trials 40
     python scripts/search.py config/search_proxy.py --trials 40 --jobs 2 --threads 2
     python scripts/search.py config/search_proxy.py --space lr,init_std:embedding,residual --sampler cmaes
-    python train.py config/<target>.py runs/search/search_proxy/searched_modules.py   # the transfer
+    python scripts/transfer.py --from_search runs/search/search_proxy --target config/<target>.py --out target.py
+    python train.py target.py                          # the transfer: the proxy's recipe at the target's shape
+
+The start point (--from_sweep CSV, a results file of scripts/sweep.py; the first example reads the
+committed experiments/batch_duration sweep, whose completedp base arm ran that proxy's recipe):
+the learning_rate (and init_std, where the sweep varied it or ran another one than the proxy's)
+with the lowest val_loss averaged over seeds, among the sweep's finished rows at the proxy's
+settings: equal to the proxy in every setting column but learning_rate, init_std and seed, and in
+every setting that shapes a result as the run's config.json (or, without the run, its sweep file
+under experiments/) resolved it. Every trial runs that point's seeds (unless --seeds or --set seed
+say otherwise), so trial 0 reruns the sweep's point: its value is the sweep's. A sweep with no row
+at the proxy's settings is one line naming what its nearest rows differ in, the sweep file that
+runs this proxy (or that none does) and the proxy config under config/ its rows ran.
 
 What is searched (--space): a comma list of items; `lr`, `wd`, `init_std`, `eps`, `beta1`,
 `beta2` (that multiplier for every module type it applies to), `lr:attn_qkv` (one module type),
@@ -37,7 +49,9 @@ S1,S2,... a trial is one run per seed in tNNNN/s<seed>, one after another, and i
 (exit 3) or a failed one is told to Optuna as TrialState.FAIL (no penalty value) with its status
 and error as user attributes, and the search goes on; a run stopped by a signal, or orphaned by
 a killed search, is marked FAIL 'stopped'/'lost' and queued again with the same parameters (and
-out_dir). --trials counts the evaluated trials (complete or failed) in the storage.
+out_dir). --trials counts the evaluated trials (complete or failed) in the storage. With wandb on
+(wandb_log = True in the proxy config, or --set wandb_log=True), every run logs to the wandb group
+of the study's name (--name) as 't0003' (with --seeds 't0003 s0'), so a search is one view there.
 
 Writes, after every trial: <out_root>/searched_modules.py (the best set), <out_root>/trials.md
 (a table of the trials) and, at the end, <out_root>/progress.png (best loss against trials),
@@ -51,11 +65,13 @@ broken command or environment); 2 a bad argument (one line); 4 stopped by SIGTER
 """
 import argparse
 import ast
-import csv
+import contextlib
 import difflib
 import fcntl
+import functools
 import glob
 import importlib.util
+import io
 import json
 import math
 import os
@@ -71,14 +87,13 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import results  # noqa: E402
+from grid import RUN_CONTROL, expand, wandb_names  # noqa: E402
 from configurator import parse  # noqa: E402
-from runs import (EXIT_DIVERGED, EXIT_STOPPED, append_line, has_checkpoint, lock_owner, log_tail,  # noqa: E402
-                  pid_alive, write_atomic)
-from runs import UserError, run_cli  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(REPO, "scripts", "sweep.py"))
-sweep = importlib.util.module_from_spec(_spec)  # its train.py defaults, final.json reader, child handling
-_spec.loader.exec_module(sweep)
+from runs import (CONTROL, EXIT_DIVERGED, EXIT_STOPPED, UserError, append_line, die_with_parent,  # noqa: E402
+                  has_checkpoint, lock_owner, log_tail, pid_alive, read_final, run_cli, stop_children,
+                  train_defaults, write_atomic)
+from util import hms, number  # noqa: E402
 
 try:
     import optuna
@@ -273,42 +288,208 @@ def make_sampler(args, space):
     return optuna.samplers.RandomSampler(seed=args.seed)
 
 
-# --- the start point: the best global hyperparameters ---
+# --- the start point: the best global hyperparameters of a sweep run at the proxy's settings ---
 
-def from_sweep(path, config):
-    """(learning_rate, init_std or None, note) of the best (lowest mean val_loss over seeds) done
-    setting of a sweep's results CSV, among its rows at the proxy's parameterization and shape."""
+# What a start point taken from a sweep does not compare with the proxy: the start point itself
+# (learning_rate, init_std), the seed (trial 0 runs the sweep point's seeds) and what steers a run
+# but not its result (grid.RUN_CONTROL). module_hparams is compared: the proxy has none (setup), and
+# a row run with multipliers is not the start point, every multiplier 1.
+START_KEYS = ("learning_rate", "init_std", "seed")
+SWEEP_DIRS = ("experiments/*/*.py", "experiments/*/*/*.py")  # where sweep files live
+PROXY_DIRS = ("config/*.py", "config/*/*.py")  # where a proxy config may live
+
+
+def rel(path):
+    return os.path.relpath(path, REPO) if os.path.abspath(path).startswith(REPO + os.sep) else path
+
+
+def _plain(v):
+    return json.loads(json.dumps(v))  # as config.json holds it: lists, not tuples
+
+
+def recipe_diff(theirs, ours):
+    """The settings that shape a run's result in which a run's resolved config (`theirs`) differs
+    from the proxy's (`ours`), as (key, theirs, ours); settings `theirs` predates are not compared."""
+    ours = _plain(ours)
+    return [(k, theirs[k], v) for k, v in ours.items()
+            if k in theirs and k not in RUN_CONTROL + START_KEYS and theirs[k] != v]
+
+
+def _same(cell, value):
+    """Does a results cell (results.field wrote it) hold this setting's value?"""
+    if isinstance(value, dict):
+        try:
+            return json.loads(cell) == _plain(value)
+        except ValueError:
+            return False
+    if value is None or isinstance(value, (bool, str)):
+        return cell == str(value)
+    return number(cell, cell=True) == value
+
+
+@functools.lru_cache(maxsize=None)
+def sweep_files():
+    """{sweep name: [(file, {absolute out_dir: resolved config})]} of the sweep files in the tree
+    (scripts/sweep.py's load_sweep and grid.expand, run for their default out_root); a .py there
+    that is not a sweep file is skipped."""
+    spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(REPO, "scripts", "sweep.py"))
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    defaults, annotations = train_defaults()
+    out = {}
+    for path in sorted({p for pattern in SWEEP_DIRS for p in glob.glob(os.path.join(REPO, pattern))}):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                settings, axes, fixed = sweep.load_sweep(path, defaults)
+                root = os.path.join(REPO, settings.get("out_root") or os.path.join("runs", settings["name"]))
+                points = expand(settings, axes, fixed, {}, defaults, annotations, root)
+        except Exception:  # noqa: BLE001  not a sweep file (a searched_modules.py), or a broken one
+            continue
+        out.setdefault(settings["name"], []).append((path, {os.path.abspath(p["out_dir"]): p["config"]
+                                                            for p in points}))
+    return out
+
+
+def row_recipe(r):
+    """(where it was read, resolved config) of the run a results row records: its out_dir's
+    config.json, else the point of the sweep file of its name with that out_dir; (None, None)
+    when neither is here (the row's columns are then all there is to compare)."""
+    out_dir = os.path.abspath(os.path.join(REPO, r["out_dir"])) if r.get("out_dir") else None
+    if out_dir is None:
+        return None, None
+    try:
+        with open(os.path.join(out_dir, "config.json")) as f:
+            theirs = json.load(f)["config"]
+        if isinstance(theirs, dict):
+            return "its run's config.json", theirs
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for path, points in sweep_files().get(r.get("sweep"), []):
+        if out_dir in points:
+            return f"the sweep file {rel(path)}", _plain(points[out_dir])
+    return None, None
+
+
+def row_differences(r, columns, config):
+    """What a finished row's run and the proxy differ in: [(key, theirs, ours)] over the row's
+    setting columns, then its whole resolved config (row_recipe) where that is here."""
+    diff = [(k, r[k], config[k]) for k in columns if not _same(r[k], config[k])]
+    if not diff:
+        diff = recipe_diff(row_recipe(r)[1] or {}, config)
+    return diff
+
+
+def sweeps_for(config):
+    """The sweep files in the tree with a point at the proxy's settings (any learning_rate,
+    init_std and seed)."""
+    return [rel(path) for name, files in sweep_files().items() for path, points in files
+            if any(not recipe_diff(_plain(c), config) for c in points.values())]
+
+
+def proxies_for(rows, columns):
+    """The config files under config/ that, alone, are a proxy some finished row ran."""
+    defaults, annotations = train_defaults()
+    found = []
+    for path in sorted({p for pattern in PROXY_DIRS for p in glob.glob(os.path.join(REPO, pattern))}):
+        if os.sep + "sweeps" + os.sep in path:
+            continue
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                c = parse(defaults, [path], annotations)[0]
+        except Exception:  # noqa: BLE001  a config this search could not run either
+            continue
+        if c["module_hparams"]:
+            continue
+        if any(not row_differences(r, [k for k in columns if k in c], c) for r in rows):
+            found.append(rel(path))
+    return found
+
+
+def _shown(values, n=6):
+    values = list(dict.fromkeys(values))
+    return ", ".join(map(str, values[:n])) + (", ..." if len(values) > n else "")
+
+
+def no_match(path, config, configs, rows, columns):
+    """The error of a sweep with no finished row at the proxy's settings: what its nearest rows
+    and the proxy disagree on, the sweep files in the tree that run this proxy, and the proxy
+    configs under config/ that its rows ran."""
+    c = config
+    proxy = " ".join(rel(p) for p in configs)
+    head = (f"--from_sweep {path} has no done row at the proxy's {c['parameterization']} {c['n_layer']} x "
+            f"{c['n_embd']} ({proxy}, its other settings included)")
+    if rows:
+        diffs = [row_differences(r, columns, config) for r in rows]
+        nearest = min(len(d) for d in diffs)
+        keys = list(dict.fromkeys(k for d in diffs if len(d) == nearest for k, _, _ in d))[:4]
+        said = []
+        for k in keys:
+            theirs = _shown(t for d in diffs if len(d) == nearest for k2, t, _ in d if k2 == k)
+            said.append(f"{k} {theirs} there, {config[k]!r} in the proxy")
+        head += f": its nearest rows differ in {'; '.join(said)}"
+    else:
+        head += ": it holds no finished row"
+    sweeps = sweeps_for(config)
+    if sweeps:
+        tail = (f"; the sweep for this proxy: python scripts/sweep.py {sweeps[0]}"
+                + (f" (or {', '.join(sweeps[1:3])})" if len(sweeps) > 1 else "")
+                + ", then --from_sweep its results.csv")
+    else:
+        tail = ("; no sweep file under experiments/ runs this proxy: write one with base_config = "
+                f"{proxy.split()[-1]!r} and an axis learning_rate = [2**-9, 2**-8, ...], run it with "
+                "scripts/sweep.py, then --from_sweep its results.csv")
+    proxies = proxies_for(rows, columns) if rows else []
+    if proxies:
+        tail += (f"; the proxy config this sweep's rows ran: {', '.join(proxies[:3])} (python scripts/search.py "
+                 f"{proxies[0]} --from_sweep {path})")
+    return head + tail
+
+
+def from_sweep(path, config, configs=()):
+    """(learning_rate, init_std or None, seeds, note) of the best (lowest mean val_loss over
+    seeds) setting of a sweep's results CSV among its finished rows at the proxy's settings: equal
+    in every setting column but the start point's and the seed, and, where the run's config.json
+    or the sweep file is here, in every setting that shapes a result (recipe_diff). A setting
+    with a diverged seed is not a candidate. `seeds`: the seeds that setting ran (trial 0 reruns
+    them, so its value is the sweep's), or None without a seed column. init_std is returned when
+    the sweep varies it or ran another one than the proxy's."""
     if not os.path.isfile(path):
         raise UserError(f"--from_sweep {path} " + ("is a directory, not a file" if os.path.isdir(path)
                                                     else "does not exist") + "; give a sweep's results.csv")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise UserError(f"--from_sweep {path} cannot be read as UTF-8 CSV ({e}); give a sweep's results.csv") from None
     need = ("status", "learning_rate", "val_loss")
-    if not rows or any(k not in rows[0] for k in need):
+    header, rows = results.read_csv(path, need)  # binary, torn or header-less files refused in one line
+    if not rows:
         raise UserError(f"--from_sweep {path} has no rows with columns {', '.join(need)}; give a sweep's results.csv")
-    shape = dict(parameterization=config["parameterization"], n_layer=str(config["n_layer"]),
-                 n_embd=str(config["n_embd"]))
-    groups = {}
-    for r in rows:
-        if r["status"] != "done" or any(k in r and r[k] != v for k, v in shape.items()):
-            continue
-        try:
-            key = (float(r["learning_rate"]), float(r["init_std"]) if r.get("init_std") else None)
-            groups.setdefault(key, []).append(float(r["val_loss"]))
-        except ValueError:
+    columns = [k for k in header if k in config and k not in results.NOT_SETTINGS + START_KEYS + RUN_CONTROL]
+    finished = [r for r in rows if r["status"] in results.FINISHED]
+    at_proxy = [r for r in finished if not row_differences(r, columns, config)]
+    if not at_proxy:
+        raise UserError(no_match(path, config, configs, finished, columns))
+    groups, seeds = {}, {}
+    for r in at_proxy:
+        std = number(r["init_std"], cell=True) if r.get("init_std") else None
+        key = (number(r["learning_rate"], cell=True), std)
+        loss = number(r["val_loss"], cell=True) if r["status"] == "done" else math.inf
+        if any(v is not None and math.isnan(v) for v in (*key, loss)):
             raise UserError(f"--from_sweep {path}: a row has a learning_rate, init_std or val_loss that is "
-                            f"not a number: {r}") from None
+                            f"not a number: {dict(r)}")
+        groups.setdefault(key, []).append(loss)
+        if "seed" in r:
+            seeds.setdefault(key, []).append(int(number(r["seed"], cell=True)))
     finite = {k: sum(v) / len(v) for k, v in groups.items() if all(map(math.isfinite, v))}
     if not finite:
-        raise UserError(f"--from_sweep {path} has no done row at the proxy's {shape['parameterization']} "
-                        f"{shape['n_layer']} x {shape['n_embd']}; give --learning_rate instead")
+        raise UserError(f"--from_sweep {path}: every setting at the proxy's {config['parameterization']} "
+                        f"{config['n_layer']} x {config['n_embd']} diverged in a seed; give --learning_rate instead")
     (lr, std), loss = min(finite.items(), key=lambda kv: (kv[1], kv[0][0]))
     varies = len({k[1] for k in groups}) > 1
     n = len(groups[(lr, std)])
-    return lr, std if varies else None, f"best of {path}: mean val_loss {loss:.4f} over {n} run(s)"
+    ran = sorted(set(seeds[(lr, std)])) if (lr, std) in seeds else None
+    checked = {row_recipe(r)[0] for r in at_proxy}
+    how = ("its rows' columns only (neither the runs' config.json nor the sweep file is here)" if checked == {None}
+           else "every setting" + ("" if None not in checked else " where the run or its sweep file is here"))
+    note = (f"best of {rel(path)} at the proxy's settings ({how}): mean val_loss {loss:.6g} over {n} run(s)"
+            + (f", seed(s) {', '.join(map(str, ran))}" if ran else ""))
+    return lr, std if varies or (std is not None and std != config["init_std"]) else None, ran, note
 
 
 # --- storage and study ---
@@ -540,6 +721,8 @@ def train_command(args, params, out_dir, seed=None):
     cmd += [f"--{k}={v!r}" for k, v in args.set_values.items()]
     cmd += [f"--learning_rate={args.lr0!r}"] + ([f"--init_std={args.std0!r}"] if args.std0 is not None else [])
     cmd += [f"--seed={seed}"] if seed is not None else []
+    trial = os.path.relpath(out_dir, os.path.join(args.out_root, "trials")).split(os.sep)  # tNNNN[/s<seed>]
+    cmd += wandb_names(args.config, args.name, " ".join(trial))  # with wandb_log: the study's group, 't0003 s0'
     return cmd + [f"--module_hparams={json.dumps(module_hparams(params))}", f"--out_dir={out_dir}"]
 
 
@@ -568,7 +751,7 @@ def advance(job):
         seed, run_dir = job["pending"][0]
         job["run_dir"] = run_dir
         os.makedirs(run_dir, exist_ok=True)
-        final = sweep.read_final(run_dir) or {}
+        final = read_final(run_dir) or {}
         if final.get("status") == "done":
             job["pending"].pop(0)
             continue
@@ -583,7 +766,7 @@ def advance(job):
         job["log"] = open(os.path.join(run_dir, "train.log"), "a")
         job["proc"] = subprocess.Popen(train_command(args, job["trial"].params, run_dir, seed), stdout=job["log"],
                                        stderr=subprocess.STDOUT, env=env, cwd=REPO,
-                                       preexec_fn=sweep._die_with_parent)
+                                       preexec_fn=die_with_parent)
         return
     job["rc"] = 0
 
@@ -597,7 +780,7 @@ def returncode(job):
             return None
         job["log"].close()
         job["proc"], job["log"] = None, None
-        final = sweep.read_final(job["run_dir"]) or {}
+        final = read_final(job["run_dir"]) or {}
         if rc == 0 and final.get("status") == "done" and job["stop"].get("signal") is None \
                 and not job.get("no_advance"):
             job["pending"].pop(0)
@@ -615,8 +798,8 @@ def record(study, job, stopping):
     if stopping:  # a run that just finished well starts no next seed
         job["no_advance"] = True
     trial, rc, args = job["trial"], returncode(job), job["args"]
-    finals = [sweep.read_final(d) or {} for _, d in run_dirs(job["out_dir"], args.seeds)]
-    final = sweep.read_final(job["run_dir"]) or {}
+    finals = [read_final(d) or {} for _, d in run_dirs(job["out_dir"], args.seeds)]
+    final = read_final(job["run_dir"]) or {}
     wall = round(time.time() - job["t0"], 1)
     trial.set_user_attr("wall_s", wall)
     vals = [f.get("val_loss") for f in finals]
@@ -645,12 +828,6 @@ def record(study, job, stopping):
     trial.set_user_attr("error", f"exit {rc}: {tail}"[:500])
     study.tell(trial, state=TrialState.FAIL)
     return "error", None
-
-
-def hms(seconds):
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def progress(study, job, status, value, args, sampler, running):
@@ -698,7 +875,7 @@ def run(study, args, space, sampler):
                     progress(study, j, status, value, args, sampler, len(running))
                     write_outputs(study, args, space, plot=False)
     finally:  # an error, a signal or the end: no child outlives the search, none left RUNNING
-        sweep.stop_children([j for j in running if j["proc"] is not None])
+        stop_children([j for j in running if j["proc"] is not None])
         for j in running:
             try:
                 record(study, j, True)
@@ -761,7 +938,8 @@ def write_config(args, best, start, n):
              + (f" (start point, trial {start.number}: {start.value:.6g})." if start else "."),
              f"# Proxy: {' '.join(os.path.relpath(p, REPO) if p.startswith(REPO) else p for p in args.configs)}"
              f" ({c['n_layer']} x {c['n_embd']}, {c['parameterization']}).",
-             f"# Transfer: python train.py config/<target>.py {shlex.quote(os.path.join(rel, 'searched_modules.py'))}",
+             f"# Transfer: python scripts/transfer.py --from_search {shlex.quote(rel)} --target config/<target>.py "
+             "--out target.py, then python train.py target.py",
              "# Every value is a base value at the proxy's base shape (and, for completedp, its batch and",
              "# duration), so the settings below name that base; the target sets its own n_layer, n_embd,",
              "# n_head, batch size and run length.",
@@ -868,9 +1046,10 @@ def parse_args(argv):
     ap.add_argument("--min_radius", type=float, default=1 / 16, help="the radius never shrinks below (default 1/16)")
     ap.add_argument("--distribution", default="uniform", help="uniform (default) or gaussian (std radius/2)")
     ap.add_argument("--trials", type=int, default=20, help="evaluated trials in the storage (default 20)")
-    ap.add_argument("--seed", type=int, default=0, help="the sampler's seed (train.py's seed is the proxy's)")
+    ap.add_argument("--seed", type=int, default=0, help="the sampler's seed (train.py's seed: --seeds)")
     ap.add_argument("--seeds", help="comma list of train.py seeds: a trial runs once per seed, one after another, "
-                    "and its value is the mean final val_loss (default: one run at the proxy config's seed)")
+                    "and its value is the mean final val_loss (default: --from_sweep's point's seeds, else one run at "
+                    "the proxy config's seed)")
     ap.add_argument("--jobs", type=int, default=1, help="trials at a time in this process")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for all jobs together")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a train.py setting for every trial")
@@ -927,11 +1106,8 @@ def seed_list(text, set_values):
 
 
 def positive(name, text):
-    try:
-        v = float(eval(text, {"__builtins__": {}}, {})) if re.fullmatch(r"[0-9eE.+\-*/() ]+", text) else None
-    except (SyntaxError, ZeroDivisionError, TypeError, ValueError):
-        v = None
-    if v is None or not math.isfinite(v) or v <= 0:
+    v = number(text)  # a decimal, 2**-7, 2^-7 or arithmetic of them
+    if not math.isfinite(v) or v <= 0:
         raise UserError(f"--{name}={text} must be a positive number (e.g. 2**-7 or 0.0078)")
     return v
 
@@ -939,7 +1115,7 @@ def positive(name, text):
 def setup(args):
     """Resolve everything a search needs from the arguments; UserError on a mistake."""
     check_args(args)
-    defaults, annotations = sweep.train_defaults()
+    defaults, annotations = train_defaults()
     for c in args.configs:
         if not os.path.isfile(c):
             raise UserError(f"proxy config {c} " + ("is a directory, not a file" if os.path.isdir(c)
@@ -959,8 +1135,9 @@ def setup(args):
         raise UserError("the proxy config sets module_hparams; the search sets them per trial (it starts from "
                         "every multiplier 1): remove them from the proxy")
     args.config = config
+    args.sweep_seeds = None
     if args.from_sweep:
-        args.lr0, args.std0, args.start_note = from_sweep(args.from_sweep, config)
+        args.lr0, args.std0, args.sweep_seeds, args.start_note = from_sweep(args.from_sweep, config, args.configs)
     else:
         args.lr0 = positive("learning_rate", args.learning_rate) if args.learning_rate else config["learning_rate"]
         args.std0 = positive("init_std", args.init_std) if args.init_std else None
@@ -970,7 +1147,7 @@ def setup(args):
         raise UserError(f"--name {args.name!r} must be letters, digits and _.+- only (it names a directory)")
     args.out_root = os.path.abspath(args.out_root) if args.out_root else os.path.join(REPO, "runs", "search", args.name)
     for what, value in [("--out_root", args.out_root)] + [("proxy config", c) for c in args.configs]:
-        if sweep.CONTROL.search(value):  # it is written into searched_modules.py, a config file train.py runs
+        if CONTROL.search(value):  # it is written into searched_modules.py, a config file train.py runs
             raise UserError(f"{what} {value!r} holds a control character (a newline?), which would start a line of "
                             "code in searched_modules.py; give a path on one line")
     if os.path.isfile(args.out_root):
@@ -979,6 +1156,12 @@ def setup(args):
         args.storage = os.path.abspath(args.storage)
     args.threads_per_job = max(1, args.threads // args.jobs)
     args.seeds = seed_list(args.seeds, args.set_values)
+    if args.sweep_seeds and args.seeds is None and "seed" not in args.set_values:
+        args.seeds = args.sweep_seeds  # trial 0 reruns the sweep's point: its value is the sweep's
+        args.start_note += "; every trial runs those seeds"
+    elif args.sweep_seeds and (args.seeds or [args.set_values.get("seed")]) != args.sweep_seeds:
+        args.start_note += (f"; trials run seed(s) {', '.join(map(str, args.seeds or [args.set_values['seed']]))}, "
+                            "not the sweep's: trial 0's value is not the sweep's")
     space = build_space(args.space, config, args.bound)
     # the trial command must parse: a mistake in --set or the configs stops here, not in every trial
     parse(defaults, args.configs + [f"--{k}={v!r}" for k, v in args.set_values.items()]

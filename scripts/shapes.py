@@ -8,7 +8,7 @@ training FLOPs, and the FLOP saving of completep over mup at equal loss.
 
     python scripts/shapes.py run --budgets 100000,400000 --dry_run         # the shapes and points
     python scripts/shapes.py run --budgets 100000,400000 --jobs 2           # train them (restartable)
-    python scripts/shapes.py analyze runs/shapes/results.csv --out experiments/shapes/shapes
+    python scripts/shapes.py analyze runs/shapes/results.csv --out /tmp/shapes
     python scripts/shapes.py paired runs/x/results.csv --a sp --b mup --keys n_embd,tokens   # any pair, any grouping
     python scripts/shapes.py paired runs/depth_lr/results.csv --a sp --b mup --keys n_layer --where learning_rate=2^-6
 
@@ -17,7 +17,7 @@ non-embedding parameter count (every block parameter and the final LayerNorm, co
 built model) is closest to the budget. Tokens: --tpp x that count, so every shape of a
 parameterization sees the same tokens per parameter. Base hyperparameters: --base_config (the
 proxy's settings) and --lr per parameterization (each one's proxy optimum). Every point runs
-through scripts/sweep.py's machinery: its own out_dir, one row in the results CSV, skipped
+through scripts/sweep.py's machinery (grid.py): its own out_dir, one row in the results CSV, skipped
 when finished; seed by seed, so a study stopped part-way compares every shape on the same seeds.
 
 Training FLOPs of a point (`train_flops`): the PaLM-appendix estimate per token, 6 x
@@ -32,10 +32,10 @@ from collections import defaultdict
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import plot_transfer  # noqa: E402
-import sweep  # noqa: E402
-from runs import UserError, run_cli, write_atomic  # noqa: E402
+import grid  # noqa: E402  (scripts/sweep.py's machinery: points, claims, running them)
+import results  # noqa: E402  (the results file: reading, checks, --where, seed statistics)
+from runs import UserError, run_cli, train_defaults, write_atomic  # noqa: E402
+from util import number  # noqa: E402
 
 PARAMS = ("sp", "mup", "completep")
 
@@ -78,10 +78,9 @@ def parse_lrs(text):
         if not eq or name not in PARAMS:
             raise UserError(f"--lr {text!r}: write PARAM=VALUE pairs for {', '.join(PARAMS)}, e.g. "
                             "sp=2**-7,mup=2**-6,completep=2**-6")
-        try:
-            out[name] = float(eval(value, {"__builtins__": {}}, {}))  # numbers and ** only
-        except Exception:
-            raise UserError(f"--lr: {value!r} is not a number") from None
+        out[name] = number(value)  # a decimal, 2**-7, 2^-7 or arithmetic of them
+        if math.isnan(out[name]):
+            raise UserError(f"--lr: {value!r} is not a number")
         if not (math.isfinite(out[name]) and out[name] > 0):
             raise UserError(f"--lr: {name}={value} must be positive and finite")
     return out
@@ -118,7 +117,7 @@ def build_points(a, defaults, annotations):
                              sample_tokens=0)
                 root = os.path.join(a.out_root, f"P{budget}")
                 try:
-                    points += sweep.expand(settings, axes, fixed, {}, defaults, annotations, root)
+                    points += grid.expand(settings, axes, fixed, {}, defaults, annotations, root)
                 except UserError as e:
                     raise UserError(str(e)) from None
     # seed by seed (each seed's budgets, shapes and parameterizations in order): a study stopped
@@ -129,17 +128,17 @@ def build_points(a, defaults, annotations):
 
 
 def run(a):
-    defaults, annotations = sweep.train_defaults()
+    defaults, annotations = train_defaults()
     settings, axes, points = build_points(a, defaults, annotations)
-    results = a.results or os.path.join(a.out_root, "results.csv")
+    path = a.results or os.path.join(a.out_root, "results.csv")
     if a.dry_run:
         print(f"{'budget':>8} {'L':>3} {'N':>5} {'heads':>5} {'N:L':>7} {'params':>9} {'tokens':>11}")
         for budget in a.budgets:
             for L, N, H, P in shapes(budget, a.depths, a.head_size):
                 print(f"{budget:>8} {L:>3} {N:>5} {H:>5} {N / L:>7.2f} {P:>9,} {round(a.tpp * P):>11,}")
-        done = sweep.recorded(results)
+        done = results.recorded(path)
         todo = sum(os.path.abspath(p["out_dir"]) not in done for p in points)
-        print(f"{len(points)} points ({todo} to run); results -> {results}")
+        print(f"{len(points)} points ({todo} to run); results -> {path}")
         return 0
     gpus = None
     if a.gpus:
@@ -148,15 +147,15 @@ def run(a):
             raise UserError(f"--gpus {a.gpus!r} must be distinct GPU ids separated by commas, e.g. --gpus 0,1,2,3")
     jobs = a.jobs or (len(gpus) if gpus else 1)
     ns = argparse.Namespace(jobs=jobs, threads_per_job=max(1, a.threads // jobs), nproc_per_node=1, gpus=gpus)
-    return sweep.run_local(points, settings, axes, results, ns)
+    return grid.run_local(points, settings, axes, path, ns)
 
 
 # --- analysis ---
 
 def load(path):
-    """The finished rows (plot_transfer.load's checks); a point is also told apart by its tokens
+    """The finished rows (results.load's checks); a point is also told apart by its tokens
     and its out_dir (whose P<budget> folder names its budget; two budgets may pick one shape)."""
-    return plot_transfer.load(path, make="python scripts/shapes.py run", distinct=("tokens", "out_dir"))
+    return results.load(path, make="python scripts/shapes.py run", distinct=("tokens", "out_dir"))
 
 
 def nominal_budget(row):
@@ -262,7 +261,7 @@ def seed_differences(rows, a, b, keys):
 def paired(rows, a, b, keys):
     """a's final val loss minus b's, paired by seed (seed_differences): {group tuple: (mean, se,
     n)}; se is the standard error over seeds (nan with one)."""
-    return {g: (*plot_transfer.mean_se(list(d.values())), len(d))
+    return {g: (*results.mean_se(list(d.values())), len(d))
             for g, d in seed_differences(rows, a, b, keys).items()}
 
 
@@ -289,7 +288,7 @@ def seed_savings(rows, block_size):
             sav = [saving for l, _, _, saving, _ in flop_savings(one) if l == L and saving is not None]
             values += sav
         if values:
-            out[L] = (*plot_transfer.mean_se(values), len(values))
+            out[L] = (*results.mean_se(values), len(values))
     return out
 
 
@@ -300,8 +299,8 @@ def _pm(mean, se, n, scale=1.0, fmt="{:+.3f}"):
 
 def analyze(a):
     rows = load(a.results)
-    plot_transfer.check_numbers(rows, ("n_layer", "n_embd"), whole=True)
-    plot_transfer.check_numbers(rows, ("tokens",), zero=True)  # a run that diverged at once trained none
+    results.check_numbers(rows, ("n_layer", "n_embd"), whole=True)
+    results.check_numbers(rows, ("tokens",), zero=True)  # a run that diverged at once trained none
     block = int(a.block_size)
     if block <= 0:
         raise UserError(f"--block_size={block} must be positive (the runs' context length)")
@@ -351,12 +350,12 @@ def analyze(a):
 
 def compare(a):
     """`paired`: a's loss minus b's per group of --keys, paired by seed, as a markdown table."""
-    rows = plot_transfer.select(load(a.results), a.where, a.results)
+    rows = results.select(load(a.results), a.where, a.results)
     keys = [k for k in a.keys.split(",") if k]
     if bad := [k for k in keys if k != "budget" and k not in rows[0]]:
         raise UserError(f"--keys: {a.results} has no column {bad[0]!r}; use columns of its header or budget")
     if "budget" in keys:  # read from the out_dir, else counted from the shape
-        plot_transfer.check_numbers(rows, ("n_layer", "n_embd"), whole=True)
+        results.check_numbers(rows, ("n_layer", "n_embd"), whole=True)
     for p in (a.a, a.b):
         if not any(r["parameterization"] == p for r in rows):
             raise UserError(f"{a.results} has no {p} runs; --a and --b name two of its parameterizations")
@@ -369,7 +368,7 @@ def compare(a):
     for group, diffs in seed_differences(rows, a.a, a.b, keys).items():
         each = ", ".join(f"s{s} {d:+.3f}" for s, d in diffs.items())
         lines.append("| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in group)
-                     + f" | {_pm(*plot_transfer.mean_se(list(diffs.values())), len(diffs))} | {each} |")
+                     + f" | {_pm(*results.mean_se(list(diffs.values())), len(diffs))} | {each} |")
     text = "\n".join(lines) + "\n"
     if a.out:
         try:
@@ -450,7 +449,7 @@ def main(argv=None):
                    help="results columns that define a group (budget: the P<budget> folder), comma-separated")
     c.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="keep only rows with this value (also !=, >=, <=; a value may be a power of two, "
-                        "--where learning_rate=2^-6), as plot_transfer.py reads them (repeatable)")
+                        "--where learning_rate=2^-6), as plot_transfer.py reads them (results.py; repeatable)")
     c.add_argument("--out", help="also write the table to this markdown file")
     a = ap.parse_args(argv)
     if a.cmd == "analyze":

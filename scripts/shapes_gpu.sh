@@ -4,13 +4,13 @@
 # from 2 to 64 layers (N:L from ~320 down to 2-4), 20 tokens per parameter, the paper's proxy
 # settings (config/gpt2_proxy.py: base 2 x 256, head size 64, context 1024, weight decay 0, eps
 # 1e-12, 10% warmup then linear decay to zero), each parameterization at its 2-layer optimum from
-# config/sweeps/depth_lr_gpu.py (set LRS below to that sweep's results; 2^-8 is the paper's
+# experiments/planned/depth_lr_gpu/depth_lr_gpu.py (set LRS below to that sweep's results; 2^-8 is the paper's
 # neighbourhood), one point per GPU. Restartable: finished points are skipped.
-# Set the base init std too: run config/sweeps/depth_init_std_gpu.py first, put its best 2-layer
+# Set the base init std too: run experiments/planned/depth_init_std_gpu/depth_init_std_gpu.py first, put its best 2-layer
 # init_std in a config file and pass INIT_CONFIG=that_file (read after config/gpt2_proxy.py;
 # results in runs/shapes_gpu_init unless OUT is set). config/gpt2_proxy.py's 0.02 is 1.6 octaves
 # below 1/sqrt(256), and on the CPU the study was rerun at its tuned init for that reason
-# (config/transfer_paper_init.py, experiments/shapes_init).
+# (config/transfer_paper_init.py, experiments/shapes).
 #   python data/openwebtext/prepare.py
 #   scripts/shapes_gpu.sh                 # add --dry_run to list the shapes and points
 # Cost (an estimate from the FLOP count at 40% of an H100's bf16 peak, not a measurement): a

@@ -5,12 +5,12 @@ results CSV when it ends; finished points (done or diverged: a row in the result
 final.json that says so) are skipped, so a sweep can be stopped (Ctrl-C, SIGTERM) and
 restarted with the same command, or continued elsewhere from a copy of its results file.
 
-    python scripts/sweep.py config/sweeps/depth_lr.py --dry_run          # list the points
-    python scripts/sweep.py config/sweeps/depth_lr.py                    # one after another
-    python scripts/sweep.py config/sweeps/depth_lr.py --jobs 2 --threads 2
-    python scripts/sweep.py config/sweeps/depth_lr.py --slurm [--submit] [--sbatch=--time=0:30:00]
-    python scripts/sweep.py config/sweeps/depth_lr.py --index 17         # one point (a SLURM task)
-    python scripts/sweep.py config/sweeps/width_lr.py --nproc_per_node 8 --set device=cuda
+    python scripts/sweep.py experiments/depth_transfer_b4/depth_lr.py --dry_run   # list the points
+    python scripts/sweep.py experiments/depth_transfer_b4/depth_lr.py             # one after another
+    python scripts/sweep.py experiments/depth_transfer_b4/depth_lr.py --jobs 2 --threads 2
+    python scripts/sweep.py experiments/depth_transfer_b4/depth_lr.py --slurm [--submit] [--sbatch=--time=0:30:00]
+    python scripts/sweep.py experiments/depth_transfer_b4/depth_lr.py --index 17  # one point (a SLURM task)
+    python scripts/sweep.py experiments/planned/width_lr/width_lr.py --nproc_per_node 8 --set device=cuda
 
 Exit codes: 0 all points finished or skipped; 1 some failed; 2 a bad sweep file or argument, or
 a file that cannot be written (one line); 4 stopped: by SIGTERM/SIGINT, or a point stopped
@@ -36,80 +36,38 @@ Optional: name (default: the file's stem), out_root (default runs/<name>), resul
 one axis of the grid ("points" in order), e.g. batch and horizon along two arms only:
     points = [dict(global_batch_size=4, max_tokens=2**17), dict(global_batch_size=4, max_tokens=2**19),
               dict(global_batch_size=8, max_tokens=2**17)]
-Every other name must be a train.py setting.
+Every other name must be a train.py setting. With wandb on (wandb_log = True in the base config
+or --set wandb_log=True) every point logs to the wandb group of the sweep's name as a run named by
+its coordinates ('completep L4_N64 lr2^-7 s0'), so a sweep is one view there.
 
 out_dir: <out_root>/<parameterization>/L<n_layer>_N<n_embd>/<other axes, e.g. lr2^-7>/s<seed>
+
+This file reads the sweep file and the flags; the grid's points, their claims and running them
+are grid.py's (scripts/shapes.py runs its points through it too), the results file results.py's.
 """
 import argparse
 import ast
 import contextlib
-import csv
-import fcntl
-import hashlib
 import io
-import itertools
-import json
-import math
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from configurator import parse, read_config_file  # noqa: E402
-from runs import (EXIT_DIVERGED, EXIT_STOPPED, UserError, append_line, has_checkpoint, lock_owner,  # noqa: E402
-                  log_tail, run_cli, write_atomic)
-from util import hms  # noqa: E402
+from grid import expand, run_local, state  # noqa: E402
+from results import axis_keys, check_header, columns, recorded  # noqa: E402
+from runs import (CONTROL, EXIT_STOPPED, UserError, final_record, run_cli, train_defaults,  # noqa: E402,F401
+                  write_atomic)  # final_record: scripts/slurm_train.sh reads it here
 
 SPECIAL = ("base_config", "name", "out_root", "results", "order", "points")
-COORDS = ["parameterization", "n_layer", "n_embd", "n_head", "learning_rate", "init_std",
-          "output_mult", "seed"]
-OUTCOME = ["status", "train_loss", "val_loss", "best_val_loss", "steps", "tokens", "wall_s", "out_dir"]
-FINISHED = ("done", "diverged")  # the one rule for "finished": a row or final.json with one of these
-MAX_FAILURES_IN_A_ROW = 3  # a broken train.py or environment: stop instead of burning the grid
-LABELS = {"learning_rate": "lr", "init_std": "std", "output_mult": "om", "input_mult": "im",
-          "global_batch_size": "B", "max_tokens": "D", "module_hparams": "modules"}
-UNLABELLED = ("base_batch_size", "base_tokens")  # name the proxy; not in out_dir names
-STOP_GRACE_S = 60  # how long stopped children may take to save a checkpoint before SIGKILL
-CLAIM_NAME = "sweep.lock"  # in a point's out_dir: flock-ed by the sweep that decides about / runs it
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline in a generated script starts a line nothing quotes
-# train.py settings that steer the run but not its result: a finished point whose config.json
-# differs from the sweep only in these is still the same point (see settings_changed)
-RUN_CONTROL = ("out_dir", "init_from", "eval_interval", "log_interval", "eval_only", "save_checkpoints",
-               "keep_last", "halt_at_iter", "sample_tokens", "wandb_log", "wandb_project", "wandb_run_name",
-               "wandb_mode", "device", "compile", "fused", "parallel")
 
 
-
-# --- train.py's settings, read from its source without importing torch ---
-
-def train_defaults():
-    """The module-level defaults of train.py and their annotations, as configure() sees them."""
-    path = os.path.join(REPO, "train.py")
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    defaults, annotations = {}, {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name, value = node.targets[0].id, node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
-            name, value = node.target.id, node.value
-            annotations[name] = eval(ast.unparse(node.annotation), {})  # e.g. float | None
-        else:
-            continue
-        try:
-            v = ast.literal_eval(value)
-        except ValueError:
-            continue
-        if not name.startswith("_") and not name.isupper() and isinstance(v, (int, float, bool, str, dict, type(None))):
-            defaults[name] = v
-    return defaults, annotations
-
+# --- what scripts/slurm_train.sh reads here: runs.final_record and train_out_dir ---
 
 def train_out_dir(argv):
     """The out_dir train.py resolves from its arguments (config files, then --key=value), read
@@ -183,441 +141,6 @@ def _points(path, points, defaults, ns):
     if len(set(map(repr, points))) != len(points):
         raise UserError(f"{path}: points repeats a point")
     return points
-
-
-def axis_keys(axes):
-    """The settings the axes vary, with `points` flattened into its settings."""
-    return [k for a, v in axes.items() for k in (v[0] if a == "points" else [a])]
-
-
-def override(k, v):
-    return f"--{k}={v!r}"
-
-
-def label(k, v):
-    """lr2^-7, std0.02, warmup_frac0.1: one axis value in a directory name; a dict setting
-    (module_hparams) by a digest of its JSON, or 'none' when empty."""
-    if isinstance(v, dict):
-        text = hashlib.sha1(json.dumps(v, sort_keys=True).encode()).hexdigest()[:8] if v else "none"
-    elif isinstance(v, float) and v > 0 and math.log2(v) == round(math.log2(v)):
-        text = f"2^{round(math.log2(v))}"
-    elif isinstance(v, float) and v > 0 and abs(4 * math.log2(v) - round(4 * math.log2(v))) < 1e-9:
-        text = f"2^{round(4 * math.log2(v)) / 4:g}"  # quarter-octave grids: lr2^-7.5
-    else:
-        text = f"{v:g}" if isinstance(v, float) else str(v)
-    return f"{LABELS.get(k, k)}{text}"
-
-
-def expand(settings, axes, fixed, extra, defaults, annotations, out_root):
-    """The grid points in order: dicts of coords, config, out_dir, args."""
-    fixed_args = [override(k, v) for k, v in fixed.items()] + [override(k, v) for k, v in extra.items()]
-    points = []
-    for values in itertools.product(*axes.values()):
-        coords = {}
-        for a, v in zip(axes, values):
-            coords.update(v if a == "points" else {a: v})
-        args = fixed_args + [override(k, v) for k, v in coords.items()]
-        try:
-            config, _ = parse(defaults, settings["base_config"] + args, annotations)
-        except UserError as e:
-            raise UserError(f"point {coords}: {e}") from None
-        rest = [label(k, v) for k, v in coords.items()
-                if k not in ("parameterization", "n_layer", "n_embd", "seed") + UNLABELLED]
-        out_dir = os.path.join(out_root, config["parameterization"],
-                               f"L{config['n_layer']}_N{config['n_embd']}", "_".join(rest) or "base",
-                               f"s{config['seed']}")
-        points.append(dict(coords=coords, config=config, out_dir=out_dir, args=args))
-    if len({p["out_dir"] for p in points}) != len(points):
-        raise UserError("two points share an out_dir; the directory names cannot tell them apart")
-    return points
-
-
-# --- the results file: one row per finished point, appended under a lock ---
-
-def columns(axes):
-    return ["sweep"] + COORDS + [k for k in axis_keys(axes) if k not in COORDS] + OUTCOME
-
-
-def recorded(results, rows=None):
-    """{out_dir (absolute; relative ones are under the repo): status} of the results file's rows
-    (or of `rows`); a finished status wins over any other row of the same out_dir."""
-    out = {}
-    for r in _read_results(results)[1] if rows is None else rows:
-        if r.get("out_dir"):
-            key = os.path.abspath(os.path.join(REPO, r["out_dir"]))
-            if out.get(key) not in FINISHED:
-                out[key] = r.get("status") or ""
-    return out
-
-
-def _read_results(results):
-    """(header line, rows) of a results file; ("", []) if there is none. One line if unreadable."""
-    if not os.path.exists(results):
-        return "", []
-    if not os.path.isfile(results):
-        raise UserError(f"results file {results} is a directory, not a file; give another --results")
-    try:
-        with open(results, newline="", encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"results file {results} cannot be read as UTF-8 CSV ({e}); give another --results") from None
-    return text.split("\n", 1)[0].rstrip("\r"), list(csv.DictReader(text.splitlines()))
-
-
-def check_results(results, header):
-    """Before any point starts: the results file, if any, is readable and has this sweep's columns."""
-    first, _ = _read_results(results)
-    if first and first != ",".join(header):
-        raise UserError(f"{results} has columns {first!r}, this sweep writes {','.join(header)!r}; "
-                         "give another --results file")
-
-
-def append_row(results, header, row):
-    """Append one row under an exclusive lock on the results file. A new file gets the header
-    first, an existing one must have the same header, and a point that already has a finished
-    row gets no second one (another sweep on this out_root recorded it: returns False). The row
-    starts on a fresh line even after a torn one and is fsynced (runs.append_line); a write that
-    fails (a full disk) is one line, and the point's final.json still holds its result."""
-    line = ",".join(_csv_field(row.get(k, "")) for k in header)
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)
-        with open(results, "a") as f:  # the lock's handle; the rows are read and written by path
-            fcntl.flock(f, fcntl.LOCK_EX)
-            first, rows = _read_results(results)
-            if first and first != ",".join(header):
-                raise UserError(f"{results} has columns {first!r}, this sweep writes {','.join(header)!r}; "
-                                 "give another --results file")
-            key = os.path.abspath(os.path.join(REPO, str(row.get("out_dir", ""))))
-            if row.get("out_dir") and row.get("status") in FINISHED and recorded(results, rows).get(key) in FINISHED:
-                return False
-            append_line(results, line if first else ",".join(header) + "\n" + line)
-            return True
-    except OSError as e:
-        raise UserError(f"cannot append to the results file {results} ({e.strerror or e}); free space or make it "
-                         "writable, then run the same command again (a finished point's final.json keeps its "
-                         "result and is recorded then)") from None
-
-
-def _csv_field(v):
-    if isinstance(v, dict):
-        v = json.dumps(v, sort_keys=True)
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else "inf")
-    s = str(v)
-    return '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"\n') else s
-
-
-def read_final(out_dir):
-    try:
-        with open(os.path.join(out_dir, "final.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def final_stamp(out_dir):
-    """(inode, mtime, size) of out_dir's final.json, or None. A run's outcome is the final.json
-    it wrote, not one an earlier run left (a stop, then a resumed run that crashed): compared
-    before and after the run."""
-    try:
-        st = os.stat(os.path.join(out_dir, "final.json"))
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def final_record(out_dir):
-    """'<status> <stamp>' of out_dir's final.json ('none' without one): what scripts/slurm_train.sh
-    compares before and after torchrun, which turns a stopped worker's exit 4 into 1."""
-    return " ".join(map(str, [(read_final(out_dir) or {}).get("status", "none"), *(final_stamp(out_dir) or ())]))
-
-
-def outcome_row(sweep, point, axes, final, wall):
-    c = point["config"]
-    row = {"sweep": sweep, **{k: c[k] for k in COORDS}, **{k: c[k] for k in axis_keys(axes)}}
-    diverged = final["status"] == "diverged"
-    steps = final.get("iter", 0)
-    row.update(status=final["status"],
-               train_loss=math.inf if diverged else final.get("train_loss"),
-               val_loss=math.inf if diverged else final.get("val_loss"),
-               best_val_loss=final.get("best_val_loss"), steps=steps,
-               tokens=steps * c["global_batch_size"] * c["block_size"], wall_s=round(wall, 1),
-               out_dir=os.path.relpath(point["out_dir"], REPO) if point["out_dir"].startswith(REPO)
-               else point["out_dir"])
-    return row
-
-
-# --- running points ---
-
-def command(point, settings, nproc):
-    launcher = [sys.executable]
-    if nproc > 1:
-        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    return launcher + [os.path.join(REPO, "train.py")] + settings["base_config"] + point["args"] + \
-        [f"--out_dir={point['out_dir']}"]
-
-
-def settings_changed(point):
-    """The settings in which the finished run in point's out_dir (its config.json) differs from
-    what the sweep now asks of that point, as 'key=theirs there, ours here' strings. The out_dir
-    names only the swept coordinates, so a changed fixed setting (an init_std in a base config,
-    a --set) would otherwise count the old run as this point's result. Settings the old run
-    predates (absent there) and RUN_CONTROL are not compared; no config.json, nothing to compare."""
-    try:
-        with open(os.path.join(point["out_dir"], "config.json")) as f:
-            theirs = json.load(f)["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    if not isinstance(theirs, dict):
-        return []
-    ours = json.loads(json.dumps(point["config"]))  # as train.py wrote it: lists, not tuples
-    return [f"{k}={theirs[k]!r} there, {v!r} here" for k, v in ours.items()
-            if k in theirs and k not in RUN_CONTROL and theirs[k] != v]
-
-
-def state(point, done_dirs):
-    """(what to do, status to show): 'skip' (a finished row in the results file, even without
-    its out_dir: a copied results file continues a sweep), 'record' (finished, no row yet),
-    'busy' (another live process owns its out_dir) or 'run'. --dry_run shows the same.
-    A finished point whose out_dir ran other settings than the sweep now sets is refused."""
-    status = done_dirs.get(os.path.abspath(point["out_dir"]))
-    final = read_final(point["out_dir"]) or {}
-    if status in FINISHED or final.get("status") in FINISHED:
-        diff = settings_changed(point)
-        if diff:
-            shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
-            raise UserError(f"{point['out_dir']} finished with other settings ({shown}) than this sweep sets; "
-                             "counting it would mix settings in one result: give this sweep another --out_root "
-                             "(or name), or delete that out_dir and its row")
-    if status in FINISHED:
-        return "skip", status
-    if final.get("status") in FINISHED:
-        return "record", final["status"]
-    if lock_owner(point["out_dir"]):
-        return "busy", "busy"
-    return "run", final.get("status") if final.get("status") == "stopped" else "todo"
-
-
-def claim(out_dir):
-    """This sweep's hold on a point: an exclusive flock on <out_dir>/sweep.lock, taken before the
-    point's state is read for the decision and kept until its child has ended and its row is
-    written (closing the file lets go; so does the kernel when the sweep dies). Two sweeps on one
-    out_root meet here. Returns the open file, or None while another process holds it."""
-    os.makedirs(out_dir, exist_ok=True)
-    f = open(os.path.join(out_dir, CLAIM_NAME), "a")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        return None
-    except OSError:  # a filesystem without flock: train.py's own lock still refuses a second run
-        pass
-    return f
-
-
-def take(point, sweep, axes, results, header):
-    """(claim, 'run') for a point to run now, else (None, why): its state read again under its
-    claim, right before it would start (another sweep on this out_root may have run it since
-    this one looked): 'busy' (another process holds it), 'skip' (finished, recorded) or
-    'record' (finished, its row appended now, once)."""
-    try:
-        hold = claim(point["out_dir"])
-    except OSError as e:
-        raise UserError(f"cannot write to {point['out_dir']} ({e.strerror or e}); free space or make it "
-                         "writable, then run the same command again") from None
-    if hold is None:
-        return None, "busy"
-    try:
-        what = state(point, recorded(results))[0]
-        if what == "record":  # finished before its row was written (killed in between)
-            append_row(results, header, outcome_row(sweep, point, axes, read_final(point["out_dir"]), math.nan))
-    except BaseException:
-        hold.close()
-        raise
-    if what != "run":
-        hold.close()
-        return None, what
-    return hold, what
-
-
-def start(point, settings, args, threads, gpus=None, hold=None):
-    """A running job for the point (its claim `hold` kept in it until finish). A point without
-    a checkpoint (runs.has_checkpoint: .pt or fsdp's .dcp) starts from scratch, so the logs of an
-    earlier attempt go; one with a checkpoint resumes and keeps them. `gpus`: the device ids it
-    may see (CUDA_VISIBLE_DEVICES), from --gpus."""
-    out = point["out_dir"]
-    try:
-        os.makedirs(out, exist_ok=True)
-        if not has_checkpoint(out):
-            for n in ("metrics.jsonl", "final.json"):
-                if os.path.exists(os.path.join(out, n)):
-                    os.remove(os.path.join(out, n))
-        log = open(os.path.join(out, "train.log"), "a")
-    except OSError as e:
-        raise UserError(f"cannot write to {out} ({e.strerror or e}); free space or make it writable, then run "
-                         "the same command again") from None
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if gpus is not None:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-    stamp, log_start = final_stamp(out), log.tell()
-    proc = subprocess.Popen(command(point, settings, args.nproc_per_node), stdout=log,
-                            stderr=subprocess.STDOUT, env=env, cwd=REPO, preexec_fn=_die_with_parent)
-    return dict(point=point, proc=proc, log=log, t0=time.time(), gpus=gpus, hold=hold, stamp=stamp,
-                log_start=log_start)
-
-
-def gpu_slots(args):
-    """--gpus split into one group of --nproc_per_node ids per concurrent point, or None."""
-    if not getattr(args, "gpus", None):
-        return None
-    ids = args.gpus
-    return [ids[i:i + args.nproc_per_node] for i in range(0, len(ids) - args.nproc_per_node + 1, args.nproc_per_node)]
-
-
-def finish(job, sweep, axes, results, header, progress=""):
-    """Record a finished child: a row for done/diverged, a message otherwise (each line
-    prefixed with `progress`, e.g. '[3/72] eta 0:41:10 '); then let go of the point's claim.
-    How the run ended is read from its own record first, the final.json this run wrote: under
-    torchrun a stopped or diverged worker's exit code reaches the sweep as 1. Returns
-    'finished', 'stopped', 'busy' or 'failed'."""
-    job["log"].close()
-    rc, point = job["proc"].returncode, job["point"]
-    out = point["out_dir"]
-    try:
-        # this run's final.json, or whatever is there when train.py's own exit code says it ended
-        final = read_final(out) if final_stamp(out) != job.get("stamp") or rc in (0, EXIT_DIVERGED) else None
-        status = (final or {}).get("status")
-        if status in FINISHED:
-            row = outcome_row(sweep, point, axes, final, time.time() - job["t0"])
-            again = "" if append_row(results, header, row) else " (its row was already there)"
-            print(f"{progress}{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {out}{again}", flush=True)
-            return "finished"
-        if status == "stopped" or rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT):  # or signalled before it could stop
-            print(f"{progress}stopped           {out} (re-run the sweep to continue it)", flush=True)
-            return "stopped"
-        if rc != 0 and (lock_owner(out) or "is in use by another run" in _output(job)):  # taken just now
-            print(f"{progress}busy              {out} (another process owns it)", flush=True)
-            return "busy"
-        print(f"{progress}FAILED (exit {rc}) {out}: {log_tail(out)}", file=sys.stderr, flush=True)
-        return "failed"
-    finally:
-        if job.get("hold"):
-            job["hold"].close()
-
-
-def _output(job):
-    """What this run of the job's child printed (its part of the appended train.log)."""
-    try:
-        with open(os.path.join(job["point"]["out_dir"], "train.log"), errors="replace") as f:
-            f.seek(job.get("log_start", 0))
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _die_with_parent():
-    """In a child: SIGTERM when the sweep dies, even by SIGKILL (Linux), so no train.py outlives it."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def stop_children(running, grace=STOP_GRACE_S):
-    """SIGTERM every running child (train.py saves at its next step), SIGKILL what is left after
-    `grace` seconds, and reap them all."""
-    for j in running:
-        if j["proc"].poll() is None:
-            j["proc"].send_signal(signal.SIGTERM)
-    deadline = time.time() + grace
-    for j in running:
-        try:
-            j["proc"].wait(timeout=max(0.0, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            j["proc"].kill()
-            j["proc"].wait()
-        j["log"].close()
-        if j.get("hold"):  # the point's claim outlives its child, never the other way round
-            j["hold"].close()
-
-
-def run_local(points, settings, axes, results, args):
-    header = columns(axes)
-    check_results(results, header)  # a mismatched results file stops the sweep before any point runs
-    done_dirs = recorded(results)
-    states = [state(p, done_dirs)[0] for p in points]  # every point checked before any is recorded or run
-    todo, busy = [], 0
-    for p, s in zip(points, states):
-        if s == "record":  # finished before its row was written: recorded under its claim, once
-            hold, s = take(p, settings["name"], axes, results, header)
-            if hold:
-                hold.close()
-        if s == "run":
-            todo.append(p)
-        busy += s == "busy"
-    print(f"{settings['name']}: {len(points)} points, {len(points) - len(todo) - busy} finished, {len(todo)} to run, "
-          f"{f'{busy} busy elsewhere, ' if busy else ''}{args.jobs} at a time x {args.threads_per_job} threads "
-          f"-> {results}", flush=True)
-    running = []
-    try:
-        return _run_queue(todo, settings, axes, results, header, args, running)
-    finally:  # an error, a signal, or the end: no child outlives the sweep
-        stop_children(running)
-
-
-def _run_queue(todo, settings, axes, results, header, args, running):
-    stop = {"signal": None}
-
-    def on_signal(signum, frame):
-        stop["signal"] = signum
-        for j in running:  # train.py saves (if it checkpoints) and exits at a step boundary
-            if j["proc"].poll() is None:
-                j["proc"].send_signal(signal.SIGTERM)
-    ends = {"finished": 0, "stopped": 0, "busy": 0, "failed": 0}
-    in_a_row = 0
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    queue, total = list(todo), len(todo)
-    free = gpu_slots(args)  # each running point holds one slot of GPUs; None: no --gpus
-    t0, ended = time.time(), 0  # progress: k/N points of this invocation and an ETA from their pace
-    while queue or running:
-        while queue and len(running) < args.jobs and stop["signal"] is None and free != []:
-            point = queue.pop(0)
-            hold, what = take(point, settings["name"], axes, results, header)
-            if hold is None:  # another sweep runs it, or has finished it since this one started
-                total -= 1
-                print(f"{'busy' if what == 'busy' else 'finished':17s} {point['out_dir']} "
-                      f"({'another process runs it' if what == 'busy' else 'by another process'})", flush=True)
-                continue
-            slot = free.pop(0) if free else None
-            running.append(start(point, settings, args, args.threads_per_job, slot, hold))
-        time.sleep(0.2)
-        for j in [j for j in running if j["proc"].poll() is not None]:
-            running.remove(j)
-            if j.get("gpus") is not None:
-                free.append(j["gpus"])
-            ended += 1
-            eta = (time.time() - t0) / ended * (total - ended)
-            end = finish(j, settings["name"], axes, results, header, f"[{ended}/{total}] eta {hms(eta)}  ")
-            ends[end] += 1
-            in_a_row = in_a_row + 1 if end == "failed" else 0
-        if in_a_row >= MAX_FAILURES_IN_A_ROW and stop["signal"] is None:
-            print(f"{in_a_row} points failed in a row; not starting more (fix the cause, then re-run)",
-                  file=sys.stderr, flush=True)
-            stop["signal"] = "failures"
-        if stop["signal"] is not None and not running:
-            print("sweep stopped; run the same command again to continue", flush=True)
-            break
-    if stop["signal"] not in (None, "failures"):
-        # stopped: exit 4 however many signals come, also one that lands while Python shuts
-        # down (its handlers are gone by then and the default would make it 143)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if ends["failed"]:
-        return 1
-    # a point that stopped is resumable: 4, so a SLURM array task (--index) is requeued
-    return EXIT_STOPPED if stop["signal"] not in (None, "failures") or ends["stopped"] else 0
 
 
 SHELL_VARS = ("$SLURM_ARRAY_TASK_ID", "${SLURM_CPUS_PER_TASK:-1}")  # the task command's words the batch shell expands
@@ -723,7 +246,7 @@ def main(argv=None):
         raise UserError("--submit needs --slurm")
     if not os.path.isfile(args.sweep_file):
         what = "is a directory, not a file" if os.path.isdir(args.sweep_file) else "does not exist"
-        raise UserError(f"sweep file {args.sweep_file} {what}; see config/sweeps/")
+        raise UserError(f"sweep file {args.sweep_file} {what}; the sweep files are in experiments/<study>/")
 
     defaults, annotations = train_defaults()
     settings, axes, fixed = load_sweep(args.sweep_file, defaults)
@@ -747,7 +270,7 @@ def main(argv=None):
     points = expand(settings, axes, fixed, extra, defaults, annotations, args.out_root)
 
     if args.dry_run:
-        check_results(args.results, columns(axes))  # what would stop the real run stops this one
+        check_header(args.results, columns(axes))  # what would stop the real run stops this one
         done_dirs = recorded(args.results)
         shown = [state(p, done_dirs)[1] for p in points]  # the rule run_local follows, checked first
         for i, (p, status) in enumerate(zip(points, shown)):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Write (and with --submit, submit) a SLURM job array for a sweep: one array task per point,
 # each skipped when already finished, so resubmitting after a preemption is safe.
-#   scripts/sweep_slurm.sh config/sweeps/depth_lr.py --jobs 16 --sbatch=--time=0:30:00 --sbatch=--cpus-per-task=4
-#   scripts/sweep_slurm.sh config/sweeps/width_lr.py --nproc_per_node 8 --set device=cuda \
+#   scripts/sweep_slurm.sh experiments/depth_transfer_b4/depth_lr.py --jobs 16 --sbatch=--time=0:30:00 --sbatch=--cpus-per-task=4
+#   scripts/sweep_slurm.sh experiments/planned/width_lr/width_lr.py --nproc_per_node 8 --set device=cuda \
 #       --sbatch=--gres=gpu:8 --sbatch=--cpus-per-task=32 --submit
 # --jobs N caps the tasks running at once (the array's %N).
 set -euo pipefail

@@ -4,8 +4,10 @@ to change, exit code 2, and no traceback.
 
 Most cases call the code in-process (configurator, train.check_config, GPTConfig,
 dataloader.open_dataset, checkpoint.load_checkpoint, train.main / sample.main with a patched
-argv) and check the UserError's message; a few run the scripts end to end. The cases are
-listed, with their messages, in the README (section "Bad input").
+argv) and check the UserError's message; a few run the scripts end to end. The catalogue
+docs/errors.md lists every case here with its whole message; each case compares the message it
+gets with its row there (paths relative to the test's directory), and every row of the sections
+these cases own names a case, so the catalogue and the messages cannot drift apart.
 """
 import json
 import os
@@ -50,10 +52,141 @@ def assert_one_line(msg, *expect):
         assert e in msg, f"{e!r} not in {msg!r}"
 
 
-def raises_config_error(fn, *expect):
+CATALOGUE = os.path.join(REPO, "docs", "errors.md")
+ELSEWHERE = {  # catalogue rows whose message another test checks: case -> that test
+    "sweep: a newline in the sweep file's path": 'tests/test_sweep_faults.py::test_a_newline_in_the_sweep_file_path_reaches_no_script',
+    'sweep: an out_root the #SBATCH line cannot carry': 'tests/test_sweep_faults.py::test_a_newline_in_the_sweep_file_path_reaches_no_script',
+    'sweep: a full disk appending a results row': 'tests/test_sweep_faults.py::test_a_torn_results_row_and_a_full_disk_lose_nothing',
+    'search: a torn record inside the journal': 'tests/test_search.py::test_a_torn_line_inside_the_journal_is_one_line',
+    'plot_transfer.py: a point repeated with another loss': 'tests/test_hostile_tools.py::test_plot_refuses_a_point_repeated_with_another_loss_and_keeps_an_exact_copy_once',
+    'plot_transfer.py: a done row whose loss is not a number': 'tests/test_hostile_tools.py::test_plot_refuses_a_done_row_without_a_finite_loss',
+    'plot_transfer.py: a binary results file': 'tests/test_hostile_tools.py::test_unreadable_results_are_one_line_in_every_tool',
+    'plot_transfer.py: a results file that is a FIFO': 'tests/test_hostile_tools.py::test_a_fifo_is_refused_before_it_is_opened',
+    'shapes.py: a CSV of other columns': 'tests/test_hostile_tools.py::test_unreadable_results_are_one_line_in_every_tool',
+    'compare_runs.py: a binary results file': 'tests/test_hostile_tools.py::test_the_command_line_prints_one_error_line_and_exits_2',
+    'coord_check.py: a zero width': 'tests/test_hostile_tools.py::test_coord_check_numbers',
+    'coord_check.py: a NaN learning rate': 'tests/test_hostile_tools.py::test_coord_check_numbers',
+    'coord_check.py: a header-only data file': 'tests/test_hostile_tools.py::test_coord_check_and_laziness_refuse_data_too_short_for_a_window',
+    'laziness.py: a negative toy width': 'tests/test_hostile_tools.py::test_laziness_numbers',
+    'laziness.py: a NaN learning rate': 'tests/test_hostile_tools.py::test_laziness_numbers',
+    'bench.py: a zero width': 'tests/test_hostile_tools.py::test_bench_numbers',
+    'bench.py: a seed out of range': 'tests/test_hostile_tools.py::test_bench_numbers',
+    'shapes.py: a NaN tokens-per-parameter': 'tests/test_hostile_tools.py::test_shapes_run_numbers',
+    'batch/duration setting without completedp': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'bench.py: unknown device': 'tests/test_bench.py::test_bench_bad_device_is_one_line',
+    'beta multiplier pushing beta below 0': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'betas pushed outside [0, 1) by m_B/m_D': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'checkpoint: DCP directory without state.json': 'tests/test_fsdp.py::test_bad_dcp_checkpoints_are_one_line_errors',
+    'checkpoint: DCP index that would run code': 'tests/test_fsdp.py::test_bad_dcp_checkpoints_are_one_line_errors',
+    'checkpoint: data position outside the shards': 'tests/test_data_integrity.py::test_a_checkpoint_data_position_outside_the_shards_is_refused',
+    'checkpoint: single file under fsdp': 'tests/test_fsdp.py::test_single_file_checkpoint_refused_under_fsdp',
+    'completedp with tied embeddings': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'convert: destination exists': 'tests/test_fsdp.py::test_converter_round_trip',
+    'data: a file rewritten inside (--verify_data / verify_data.py)': 'tests/test_data_integrity.py::test_a_rewritten_middle_passes_the_start_up_check_but_not_verify_data',
+    'data: a shard of another preparation': 'tests/test_faults.py::test_a_replaced_shard_is_refused_when_opened',
+    'data: char prepare --input is a FIFO': 'tests/test_data_integrity.py::test_a_fifo_is_refused_at_once',
+    'data: empty meta.json': 'tests/test_faults.py::test_char_data_without_meta_is_refused',
+    'data: meta.json eot out of range': 'tests/test_data_integrity.py::test_absurd_meta_json_is_one_line',
+    'data: meta.json is a FIFO': 'tests/test_data_integrity.py::test_a_fifo_is_refused_at_once',
+    'data: meta.json itos not characters': 'tests/test_data_integrity.py::test_absurd_meta_json_is_one_line',
+    'data: meta.json nested 100,000 deep': 'tests/test_data_integrity.py::test_absurd_meta_json_is_one_line',
+    'data: meta.json sha256 not a digest': 'tests/test_data_integrity.py::test_absurd_meta_json_is_one_line',
+    'data: meta.json token count absurd': 'tests/test_data_integrity.py::test_absurd_meta_json_is_one_line',
+    'data: meta.json vocab_size beyond a float': 'tests/test_data_integrity.py::test_absurd_meta_json_is_one_line',
+    'data: no checksums (prepared before they were recorded)': 'tests/test_data_integrity.py::test_a_dataset_without_checksums_says_how_to_add_them_and_write_records_them',
+    'data: no meta.json': 'tests/test_faults.py::test_char_data_without_meta_is_refused',
+    'data: same size, other tokens': 'tests/test_faults.py::test_new_train_bin_beside_old_meta_is_refused',
+    'data: shard error, no command recorded': 'tests/test_faults.py::test_a_shard_error_names_a_command_that_exists',
+    'data: shards without meta.json': 'tests/test_shards.py::test_open_dataset_without_meta_is_refused_until_the_tokenizer_is_named',
+    'data: token count differs from meta.json': 'tests/test_faults.py::test_meta_without_fingerprints_still_checks_token_counts',
+    'data: token id too large in a later shard': 'tests/test_faults.py::test_a_bad_id_in_a_later_shard_stops_when_the_shard_is_opened',
+    'data: train.bin is a FIFO': 'tests/test_data_integrity.py::test_a_fifo_is_refused_at_once',
+    'data: train.bin of another preparation': 'tests/test_faults.py::test_new_train_bin_beside_old_meta_is_refused',
+    'data: verify_data.py, a listed shard missing': 'tests/test_data_integrity.py::test_shard_corruption_is_found',
+    'data: verify_data.py, a shard meta.json does not list': 'tests/test_data_integrity.py::test_shard_corruption_is_found',
+    'depth profile of the wrong length': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'depth profile on a non-block module': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'malformed dict': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'non-positive base batch/horizon': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'non-positive multiplier': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'not a dict': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'resume with other batch/duration settings': 'tests/test_completedp.py::test_cli_completedp_with_module_hparams_trains_and_resume_checks',
+    'run dir: DCP checkpoint with a bytes entry': 'tests/test_fsdp.py::test_a_dcp_bytes_entry_is_refused_never_unpickled',
+    'run dir: allocation refused past the estimate': 'tests/test_hostile_run.py::test_an_allocation_the_estimate_let_through_is_one_line',
+    'run dir: checkpoint field out of range': 'tests/test_hostile_run.py::test_checkpoint_fields_out_of_range_are_refused',
+    'run dir: disk full appending a metrics row': 'tests/test_hostile_run.py::test_full_disk_in_a_metrics_append_is_one_line',
+    'run dir: disk full during a checkpoint write': 'tests/test_faults.py::test_a_full_disk_during_a_checkpoint_write_leaves_no_temporary',
+    'run dir: disk full inside torch.save': 'tests/test_hostile_run.py::test_full_disk_in_a_checkpoint_write_is_one_line_and_leaves_nothing',
+    'run dir: disk full writing the records on a resume': 'tests/test_hostile_run.py::test_full_disk_on_resume_leaves_config_json_whole',
+    'run dir: out_dir in use': 'tests/test_faults.py::test_a_second_trainer_is_refused_while_the_first_lives_then_takes_over',
+    'run dir: read-only out_dir (train, resume, eval_only)': 'tests/test_faults.py::test_a_read_only_out_dir_is_one_line_for_train_resume_and_eval',
+    'run dir: resume on another dataset of the same vocab size': 'tests/test_hostile_run.py::test_a_resume_on_another_vocabulary_of_the_same_size_is_refused',
+    'run dir: resume with another seed': 'tests/test_hostile_run.py::test_a_resume_with_changed_trajectory_settings_is_refused',
+    'run: gradient norm not finite': 'tests/test_resume.py::test_nan_exits_3_and_leaves_checkpoints_untouched',
+    'sample.py: no tokenizer anywhere': 'tests/test_bad_input.py::test_sample_never_guesses_a_tokenizer',
+    'sample.py: prompt file is a FIFO': 'tests/test_data_integrity.py::test_a_fifo_is_refused_at_once',
+    'search: --set of a searched setting': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    "search: a LayerNorm's init std": 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: a budget of 0': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: a multiplier named twice': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: a non-positive start LR': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    "search: a sweep without the proxy's shape": 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: a trust region below its floor': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: an unembedding of a tied proxy': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: another command on a storage': 'tests/test_search.py::test_bad_argument_exit_code_and_a_changed_command_on_a_storage',
+    'search: no proxy config': 'tests/test_search.py::test_bad_argument_exit_code_and_a_changed_command_on_a_storage',
+    'search: no sweep results': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: two start points': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: unknown item in the space': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: unknown module type': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'search: unknown sampler': 'tests/test_search.py::test_bad_arguments_are_one_line_errors',
+    'setting: a zero muP multiplier': 'tests/test_hostile_run.py::test_bad_numbers_are_one_line_and_quick',
+    'setting: an integer beyond a float': 'tests/test_hostile_run.py::test_bad_numbers_are_one_line_and_quick',
+    'setting: arithmetic without bound': 'tests/test_hostile_run.py::test_bad_numbers_are_one_line_and_quick',
+    'setting: fsdp without torchrun': 'tests/test_fsdp.py::test_bad_parallel_settings',
+    'setting: seed out of range': 'tests/test_hostile_run.py::test_bad_numbers_are_one_line_and_quick',
+    'setting: unknown parallel': 'tests/test_fsdp.py::test_bad_parallel_settings',
+    'sweep: a name that is not a plain word': 'tests/test_sweep.py::test_no_shell_line_can_be_injected_into_the_sbatch_script',
+    'sweep: newline in --sbatch': 'tests/test_sweep.py::test_no_shell_line_can_be_injected_into_the_sbatch_script',
+    'sweep: results file is a directory': 'tests/test_sweep.py::test_an_unreadable_results_file_is_one_line',
+    'sweep: results file not UTF-8': 'tests/test_sweep.py::test_an_unreadable_results_file_is_one_line',
+    'sweep: results file of other columns': 'tests/test_sweep.py::test_a_mismatched_results_file_stops_before_any_point',
+    'sweep: sweep file is a directory': 'tests/test_sweep.py::test_a_sweep_file_that_is_a_directory',
+    'unembedding multiplier when tied': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'unknown hyperparameter': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+    'unknown module type, did-you-mean': 'tests/test_completedp.py::test_bad_input_is_one_config_error',
+}
+OWNED = {"setting": "SETTINGS", "data": "DATA", "checkpoint": "CHECKPOINT_FILES", "run dir": "TRAIN_MAIN",
+         "sample.py": "SAMPLE"}  # catalogue sections whose every row is a case of this file
+
+
+def catalogue():
+    """docs/errors.md's rows: {case: message}, a case being the first column without its ' *'
+    (the mark of rows also run end to end)."""
+    rows = {}
+    with open(CATALOGUE, encoding="utf-8") as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            if line.startswith("| ") and len(cells) == 3 and cells[2].startswith("error: "):
+                rows[cells[0].removesuffix(" *")] = cells[2].removeprefix("error: ")
+    return rows
+
+
+def catalogued(case, message, tmp):
+    """The message equals the catalogue's row for `case`, with paths made relative."""
+    for prefix in (f"{tmp}{os.sep}", f"{REPO}{os.sep}"):
+        message = message.replace(prefix, "")
+    rows = catalogue()
+    assert case in rows, f"docs/errors.md has no row {case!r}; add: | {case} | ... | error: {message} |"
+    assert rows[case] == message, f"docs/errors.md row {case!r} says\n  {rows[case]}\nthe code says\n  {message}"
+
+
+def raises_config_error(fn, *expect, case=None, tmp=None):
     with pytest.raises(UserError) as info:
         fn()
     assert_one_line(str(info.value), *expect)
+    if case is not None:
+        catalogued(case, str(info.value), tmp)
     return str(info.value)
 
 
@@ -133,8 +266,8 @@ SETTINGS = [  # (id, argv, words the message must hold)
 ]
 
 
-@pytest.mark.parametrize("argv,expect", [pytest.param(a, e, id=i) for i, a, e in SETTINGS])
-def test_bad_settings(argv, expect, tmp_path, monkeypatch):
+@pytest.mark.parametrize("case,argv,expect", [pytest.param(i, a, e, id=i) for i, a, e in SETTINGS])
+def test_bad_settings(case, argv, expect, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     paths = {}
     for name, text in FILES.items():
@@ -145,7 +278,7 @@ def test_bad_settings(argv, expect, tmp_path, monkeypatch):
     with open(paths["binary"], "wb") as f:
         f.write(b"\xff\xfe n_layer = 2\n")
     argv = [a.format(**paths) for a in TINY + argv]
-    raises_config_error(lambda: resolve(argv), *expect)
+    raises_config_error(lambda: resolve(argv), *expect, case=f"setting: {case}", tmp=tmp_path)
 
 
 def test_good_settings_pass(tmp_path):
@@ -212,12 +345,30 @@ DATA = [  # (id, how the directory is broken, block_size, words the message must
      ["meta.json: files['train.bin'] must be {\"bytes\": int, \"crc32\": int}, got [1, 2]"]),
 ]
 
+SHARD_LISTS = [  # (id, how meta.json's shard list of a sharded dataset is broken)
+    ("shard entry of the wrong type", lambda m: m["shards"][2].update(tokens="5")),
+    ("shard entry without a field", lambda m: m["shards"][2].pop("file")),
+    ("shard list not a list", lambda m: m.update(shards={"a": 1})),
+]
 
-@pytest.mark.parametrize("breakit,block_size,expect", [pytest.param(b, t, e, id=i) for i, b, t, e in DATA])
-def test_bad_data(breakit, block_size, expect, tmp_path):
+
+@pytest.mark.parametrize("case,breakit,block_size,expect", [pytest.param(i, b, t, e, id=i) for i, b, t, e in DATA])
+def test_bad_data(case, breakit, block_size, expect, tmp_path):
     d = make_dataset(str(tmp_path / "data"))
     breakit(d)
-    raises_config_error(lambda: open_dataset(d, block_size, 4, 8), *expect)
+    raises_config_error(lambda: open_dataset(d, block_size, 4, 8), *expect, case=f"data: {case}", tmp=tmp_path)
+
+
+@pytest.mark.parametrize("case,breakit", [pytest.param(i, b, id=i) for i, b in SHARD_LISTS])
+def test_bad_shard_list(case, breakit, tmp_path):
+    from test_shards import make_shards
+    d = str(tmp_path / "data")
+    make_shards(d)
+    with open(os.path.join(d, "meta.json")) as f:
+        meta = json.load(f)
+    breakit(meta)
+    _write(os.path.join(d, "meta.json"), json.dumps(meta))
+    raises_config_error(lambda: open_dataset(d, 32, 4, 8), "meta.json", case=f"data: {case}", tmp=tmp_path)
 
 
 def test_good_data_opens(tmp_path):
@@ -269,11 +420,13 @@ CHECKPOINT_FILES = [  # (id, how the file at ckpt_0000002.pt is written, words t
 ]
 
 
-@pytest.mark.parametrize("write,expect", [pytest.param(w, e, id=i) for i, w, e in CHECKPOINT_FILES])
-def test_bad_checkpoint_file(write, expect, tmp_path):
-    path = str(tmp_path / "ckpt_0000002.pt")
+@pytest.mark.parametrize("case,write,expect", [pytest.param(i, w, e, id=i) for i, w, e in CHECKPOINT_FILES])
+def test_bad_checkpoint_file(case, write, expect, tmp_path):
+    os.makedirs(tmp_path / "out")
+    path = str(tmp_path / "out" / "ckpt_0000002.pt")
     write(path)
-    raises_config_error(lambda: checkpoint.load_checkpoint(path), path, *expect)
+    raises_config_error(lambda: checkpoint.load_checkpoint(path), path, *expect,
+                        case=f"checkpoint: {case.removeprefix('checkpoint ')}", tmp=tmp_path)
 
 
 def _ckpt(**change):
@@ -329,8 +482,8 @@ TRAIN_MAIN = [  # (id, what out_dir holds, extra argv, words the message must ho
 ]
 
 
-@pytest.mark.parametrize("setup,argv,expect", [pytest.param(s, a, e, id=i) for i, s, a, e in TRAIN_MAIN])
-def test_bad_run_directory(setup, argv, expect, tmp_path):
+@pytest.mark.parametrize("case,setup,argv,expect", [pytest.param(i, s, a, e, id=i) for i, s, a, e in TRAIN_MAIN])
+def test_bad_run_directory(case, setup, argv, expect, tmp_path):
     if "--device=cuda" in argv and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     if "--device=mps" in argv and torch.backends.mps.is_available():
@@ -339,7 +492,8 @@ def test_bad_run_directory(setup, argv, expect, tmp_path):
     if setup:
         setup(out, data)
     argv = [a.format(tmp=str(tmp_path)) for a in argv]
-    raises_config_error(lambda: run_main(train, TINY + [f"--data_dir={data}", f"--out_dir={out}", *argv]), *expect)
+    raises_config_error(lambda: run_main(train, TINY + [f"--data_dir={data}", f"--out_dir={out}", *argv]), *expect,
+                        case=f"run dir: {case}", tmp=tmp_path)
 
 
 def _no_newline(d):
@@ -375,12 +529,12 @@ SAMPLE = [  # (id, argv after --out_dir, words the message must hold)
 ]
 
 
-@pytest.mark.parametrize("argv,expect", [pytest.param(a, e, id=i) for i, a, e in SAMPLE])
-def test_bad_sample(argv, expect, tmp_path, monkeypatch):
+@pytest.mark.parametrize("case,argv,expect", [pytest.param(i, a, e, id=i) for i, a, e in SAMPLE])
+def test_bad_sample(case, argv, expect, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = _sample_ready(tmp_path) if argv is not None else str(tmp_path / "empty")
     raises_config_error(lambda: run_main(sample, [f"--out_dir={out}", "--max_new_tokens=2", *(argv or [])]),
-                        *expect)
+                        *expect, case=case.replace("sample:", "sample.py:"), tmp=tmp_path)
 
 
 def test_sample_never_guesses_a_tokenizer(tmp_path, monkeypatch):
@@ -432,3 +586,28 @@ def test_end_to_end_one_line_exit_2(args, expect, tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert_one_line(lines[0], *expect)
+
+
+def test_every_catalogue_row_of_these_sections_is_a_case():
+    """The other direction: a row of docs/errors.md in a section this file owns that no case
+    here produces is a message nobody checks (rows of other sections name their own tests)."""
+    cases = {f"{section}: {i.removeprefix('checkpoint ') if section == 'checkpoint' else i}"
+             for section, table in OWNED.items() for i, *_ in globals()[table]}
+    cases |= {i.replace("sample:", "sample.py:") for i, *_ in SAMPLE} | {f"data: {i}" for i, _ in SHARD_LISTS}
+    unchecked = {c for c in catalogue() if c not in cases and c not in ELSEWHERE}
+    assert not unchecked, f"docs/errors.md rows that no test is named for: {sorted(unchecked)}"
+    stale = {c for c in ELSEWHERE if c not in catalogue()}
+    assert not stale, f"ELSEWHERE names rows docs/errors.md no longer has: {sorted(stale)}"
+
+
+def test_the_tests_named_for_catalogue_rows_exist():
+    """A renamed or deleted test leaves its rows unchecked: each name must be a test function."""
+    import ast
+    missing = []
+    for case, where in ELSEWHERE.items():
+        path, _, name = where.partition("::")
+        with open(os.path.join(REPO, path), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        if name not in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}:
+            missing.append(f"{case}: {where}")
+    assert not missing, f"catalogue rows name tests that do not exist: {missing}"

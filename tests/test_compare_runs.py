@@ -62,7 +62,8 @@ def test_table_and_figure(results, tmp_path):
     (["--by", "nope"], "has no column 'nope'"),
     (["--names", "a,b,c"], "gives 3 names for 2 groups"),
     (["--root", "/nonexistent"], "give --root"),
-    (["--where", "nope=1"], "KEY=VALUE with KEY a column"),
+    (["--where", "nope=1"], "KEY=VALUE (or !=, >=, <=) with KEY a column"),  # plot_transfer's grammar
+    (["--where", "seed>=x"], "needs a number"),
     (["--where", "seed=3"], "1 group(s) of done rows"),
 ])
 def test_bad_input_is_one_line(results, tmp_path, extra, message):

@@ -132,7 +132,7 @@ def test_train_py_help_and_nanogpt_names(tmp_path):
 
 
 CONFIGS = sorted(f for f in os.listdir(os.path.join(REPO, "config")) if f.endswith(".py"))
-SWEEPS = sorted(f for f in os.listdir(os.path.join(REPO, "config", "sweeps")) if f.endswith(".py"))
+SWEEPS = sorted(os.path.relpath(os.path.join(d, f), REPO) for d, _, fs in os.walk(os.path.join(REPO, "experiments")) for f in fs if f.endswith(".py") and f != "searched_modules.py")
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -153,6 +153,6 @@ def test_every_config_file_is_valid_for_train_py(name):
 
 @pytest.mark.parametrize("name", SWEEPS)
 def test_every_sweep_file_expands(name):
-    r = run_script(["scripts/sweep.py", os.path.join("config", "sweeps", name), "--dry_run",
+    r = run_script(["scripts/sweep.py", name, "--dry_run",
                     "--out_root", "/nonexistent-dry-run"])
     assert r.returncode == 0 and " points; results -> " in r.stdout, r.stderr

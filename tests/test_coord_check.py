@@ -132,6 +132,7 @@ def test_classify():
     assert cc.complete_runs(rows) == rows[:2]  # seed 1 misses size 4: dropped
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_and_errors(tmp_path, tokens):
     from dataloader import write_tokens
     data = str(tmp_path / "train.bin")
@@ -153,6 +154,7 @@ def test_cli_end_to_end_and_errors(tmp_path, tokens):
         cc.main(["--sweep", "depth", "--small", "--data", str(tmp_path / "none.bin")])
 
 
+@pytest.mark.slow
 def test_hooks_survive_torch_compile():
     """The Recorder finds the modules under torch.compile's wrapper and its hooks still fire
     (the eager backend: dynamo's tracing, without a C++ compiler)."""

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-
+import pytest
 
 from conftest import REPO, TINY, run_script
 
@@ -20,6 +20,7 @@ def test_refuses_without_cuda_in_one_line():
     assert r.stderr.startswith("error: no CUDA device") and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_gpu_evidence_refuses_without_cuda_or_with_a_bad_budget_and_touches_nothing():
     made = os.path.join(REPO, "runs", "width_init_std_paper_h200")
     existed = os.path.exists(made)
@@ -56,6 +57,7 @@ def test_a_step_passes_on_each_commands_own_exit_code():
     assert not ok and detail == "exit 4: ran" and len(checked) == 1
 
 
+@pytest.mark.slow
 def test_parses_real_bench_output_and_compares_losses(char_data, tmp_path):
     r = run_script(["bench.py", "--n_layer=1", "--n_embd=32", "--n_head=2", "--block_size=16",
                     "--batch_size=2", "--steps=2", "--warmup=1", "--device=cpu"])

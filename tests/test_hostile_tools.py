@@ -23,12 +23,12 @@ import compare_runs  # noqa: E402
 import coord_check as cc  # noqa: E402
 import laziness as lz  # noqa: E402
 import plot_transfer  # noqa: E402
+import results  # noqa: E402
 import shapes  # noqa: E402
-import sweep  # noqa: E402
 from dataloader import write_tokens  # noqa: E402
 from runs import UserError  # noqa: E402
 
-HEADER = sweep.columns({"n_layer": None, "learning_rate": None})
+HEADER = results.columns({"n_layer": None, "learning_rate": None})
 
 
 def _results(path, depths=(2, 4), grid=range(-10, -3), seeds=(0, 1)):
@@ -123,7 +123,7 @@ BAD_FILES = {  # content -> key words of the one line
     "header-less": (b"t,completep,2,64,2,0.0078125,0.02,1.0,0,done,2.0,2.0,2.0,1,64,1.0,runs/x\n",
                     "has no column 'parameterization', 'status', 'val_loss' (its first line: t,completep,2,"),
     "other csv": (b"name,score\nalice,3\n", "has no column 'parameterization'"),
-    "torn line": (None, "line 9 has 12 fields where the header has 17 (a torn or hand-edited line)"),
+    "torn line": (None, "line 9 has 12 fields where the header has 18 (a torn or hand-edited line)"),
     "column twice": (b"parameterization,status,val_loss,seed,out_dir,n_layer,seed\nsp,done,2.0,0,x,2,1\n",
                      "names the column 'seed' twice"),
 }

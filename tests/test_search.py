@@ -140,6 +140,7 @@ def _search(proxy, out_root, *extra):
                       timeout=300)
 
 
+@pytest.mark.slow
 def test_restarted_search_continues_its_storage(proxy, tmp_path):
     out = tmp_path / "s"
     first = _search(proxy, out, "--trials", "2", "--jobs", "2", "--threads", "2", "--seed", "1")
@@ -295,6 +296,7 @@ def test_seeds_make_a_trial_the_mean_of_one_run_per_seed(proxy, tmp_path):
         search.main(argv[:-2])  # the same storage without --seeds is another search
 
 
+@pytest.mark.slow
 def test_written_config_loads_in_train_and_reproduces_the_best_trial(fake_search, proxy, tmp_path):
     _, out, study = fake_search
     best = study.best_trial
@@ -310,6 +312,7 @@ def test_written_config_loads_in_train_and_reproduces_the_best_trial(fake_search
     assert config["learning_rate"] == 0.01 and config["parameterization"] == "completedp"
 
 
+@pytest.mark.slow
 def test_a_real_diverging_run_is_a_failed_trial(proxy, tmp_path, capsys):
     """train.py itself diverging (exit 3, final.json 'diverged'): FAIL, no config written."""
     out = tmp_path / "s"
@@ -396,7 +399,7 @@ def test_dry_run_plans_without_training_or_storage(proxy, tmp_path, capsys):
     (["--set", "n_embdd=3"], "n_embd"),
     (["--radius", "0.01"], "--min_radius=0.0625 is larger than --radius=0.01"),
     (["--space", "lr:unembedding", "--set", "tie_embeddings=True"], "the proxy ties its embeddings"),
-    (["--from_sweep", os.path.join(REPO, "experiments", "depth_transfer", "results.csv")],
+    (["--from_sweep", os.path.join(REPO, "experiments", "depth_transfer_b4", "results.csv")],
      "has no done row at the proxy's completedp 2 x 32"),
 ])
 def test_bad_arguments_are_one_line_errors(proxy, extra, message):
@@ -521,3 +524,134 @@ def test_a_newline_in_a_path_reaches_no_generated_config(proxy, tmp_path):
     bad.write_text(open(proxy).read())
     with pytest.raises(UserError, match="proxy config .* holds a control character"):
         _args(str(bad))
+
+
+# --- the start point from a sweep reruns the sweep's point; trials log to one wandb group (issue 26, items 6, 7) ---
+
+FAKE_WANDB = r'''
+"""A stand-in for wandb (first on PYTHONPATH): wandb.init's arguments land in <dir>/wandb_init.json."""
+import json, os
+
+
+class _Run:
+    id = "fake0000"
+
+    def log(self, row, step=None):
+        pass
+
+    def finish(self):
+        pass
+
+
+def init(**kw):
+    with open(os.path.join(kw["dir"], "wandb_init.json"), "w") as f:
+        json.dump(kw, f, default=repr)
+    return _Run()
+'''
+
+
+def fake_wandb(tmp_path):
+    """A directory to put first on PYTHONPATH: its wandb records what reaches wandb.init."""
+    d = tmp_path / "fake_wandb"
+    (d / "wandb").mkdir(parents=True)
+    (d / "wandb" / "__init__.py").write_text(FAKE_WANDB)
+    return str(d)
+
+
+@pytest.mark.slow
+def test_trial_0_from_a_sweep_reruns_its_point_and_logs_to_one_wandb_group(proxy, tmp_path, monkeypatch):
+    """A tiny sweep of the proxy (two LRs, seed 0 where the proxy's own seed is 1337), then a
+    1-trial search --from_sweep its results: trial 0 runs the best point's seed and its value is
+    that row's val_loss to the bit. Both log to wandb (a stand-in records wandb.init): the sweep
+    point under the sweep's name as group and its coordinates as run name, the trial under the
+    study's name and 't0000 s0'; wandb.config carries m_N, m_L, m_B, m_D and the group table,
+    as config.json does."""
+    monkeypatch.setenv("PYTHONPATH", fake_wandb(tmp_path))
+    sweep_file = tmp_path / "proxy_lr.py"
+    sweep_file.write_text(f"base_config = {proxy!r}\nlearning_rate = [0.01, 0.02]\nseed = [0]\n")
+    csv_path = tmp_path / "results.csv"
+    res = run_script([os.path.join("scripts", "sweep.py"), str(sweep_file), "--out_root", str(tmp_path / "runs"),
+                      "--results", str(csv_path), "--threads", "1", "--set", "wandb_log=True"],
+                     env={"PYTHONPATH": os.environ["PYTHONPATH"]})
+    assert res.returncode == 0, res.stderr
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    best = min(rows, key=lambda r: float(r["val_loss"]))
+    point = os.path.join(REPO, best["out_dir"])
+    init = json.loads(open(os.path.join(point, "wandb_init.json")).read())
+    assert init["group"] == "proxy_lr" and init["name"] == " ".join(os.path.relpath(point, tmp_path / "runs").split(os.sep))
+    assert re.fullmatch(r"completedp L2_N32 lr0\.0[12] s0", init["name"])
+    records = json.loads(open(os.path.join(point, "config.json")).read())
+    derived = {k: records[part][k] for part, keys in (("parameterization", ("m_N", "m_L")),
+                                                       ("batch_duration", ("m_B", "m_D"))) for k in keys}
+    assert derived == dict(m_N=1.0, m_L=1.0, m_B=1.0, m_D=1.0)
+    groups = records["groups"]  # the per-group table, a column per field
+    assert set(groups["role"]) >= {"embedding", "hidden", "unembedding"}
+    assert {"params", "init_std", "lr", "weight_decay", "eps", "betas", "modules"} <= set(groups)
+    assert all(len(v) == len(groups["role"]) for v in groups.values())
+    assert {k: init["config"][k] for k in derived} == derived
+    assert init["config"]["groups"] == groups and init["config"]["parameterization"] == "completedp"
+
+    out = tmp_path / "s"
+    argv = [proxy, "--from_sweep", str(csv_path), "--trials", "1", "--space", "lr:embedding", "--threads", "1",
+            "--out_root", str(out), "--set", "wandb_log=True"]
+    assert search.main(argv) == 0
+    args = _args(*argv)
+    assert args.lr0 == float(best["learning_rate"]) and args.seeds == [0]
+    (t0,) = optuna.load_study(study_name="proxy", storage=search.make_storage(args)).get_trials()
+    assert t0.state == TrialState.COMPLETE and t0.value == float(best["val_loss"])  # to the bit
+    run_dir = os.path.join(t0.user_attrs["out_dir"], "s0")
+    init = json.loads(open(os.path.join(run_dir, "wandb_init.json")).read())
+    assert init["group"] == "proxy" and init["name"] == "t0000 s0"
+    assert json.loads(open(os.path.join(run_dir, "config.json")).read())["config"]["seed"] == 0
+
+
+def test_documented_from_sweep_example_works_and_a_mismatch_names_the_way(capsys):
+    """search.py's first docstring example starts from the committed batch_duration sweep (its
+    completedp base arm is config/module_transfer/proxy.py's recipe): the best LR there, its
+    seeds. The default proxy against the depth sweep names the settings that differ and the
+    proxy config the sweep's rows ran."""
+    example = next(ln for ln in search.__doc__.splitlines() if "--from_sweep" in ln).split()
+    assert example[:2] == ["python", "scripts/search.py"]
+    args = _args(*[os.path.join(REPO, a) if a.endswith((".py", ".csv")) else a for a in example[2:]])
+    assert args.lr0 == 2 ** -6 and args.std0 is None and args.seeds == [0, 1]
+    assert "every setting" in args.start_note
+    with pytest.raises(UserError) as e:
+        _args(os.path.join(REPO, "config", "search_proxy.py"), "--from_sweep",
+              os.path.join(REPO, "experiments", "depth_transfer_b4", "results.csv"))
+    text = str(e.value)
+    assert "\n" not in text and "parameterization sp, mup, completep there, 'completedp' in the proxy" in text
+    assert "config/transfer_base.py" in text  # the proxy config its completep rows ran
+
+
+def test_a_sweep_run_with_another_recipe_is_no_start_point(proxy, tmp_path):
+    """A row equal to the proxy in every column but run with another setting outside its columns
+    (its run's config.json: tied embeddings) is no start point: trial 0 would not be that run."""
+    defaults, annotations = search.train_defaults()
+    config = search.parse(defaults, [proxy], annotations)[0]
+    with open(tmp_path / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sweep", "parameterization", "n_layer", "n_embd", "learning_rate", "init_std", "seed", "status",
+                    "val_loss", "out_dir"])
+        for i, tied in enumerate((True, False)):
+            run = tmp_path / f"run{i}"
+            run.mkdir()
+            (run / "config.json").write_text(json.dumps({"config": dict(config, tie_embeddings=tied, seed=3)}))
+            w.writerow(["s", "completedp", 2, 32, 0.01 * (i + 1), 0.02, 3, "done", 2.0 - i * 0.1 + (0.5 if tied else 0),
+                        str(run)])
+    args = _args(proxy, "--from_sweep", str(tmp_path / "results.csv"))
+    assert args.lr0 == 0.02 and args.seeds == [3]  # the tied run's row is not a candidate
+    (tmp_path / "run1" / "config.json").write_text(json.dumps({"config": dict(config, tie_embeddings=True)}))
+    with pytest.raises(UserError, match="differ in tie_embeddings True there, False in the proxy"):
+        _args(proxy, "--from_sweep", str(tmp_path / "results.csv"))
+
+
+def test_trial_commands_name_their_wandb_group_and_run_only_with_wandb(proxy, tmp_path):
+    out = tmp_path / "s"
+    args = _args(proxy, "--out_root", str(out), "--set", "wandb_log=True")
+    cmd = search.train_command(args, {"embedding.lr": 0.0}, str(out / "trials" / "t0003" / "s1"), 1)
+    assert "--wandb_group='proxy'" in cmd and "--wandb_run_name='t0003 s1'" in cmd
+    cmd = search.train_command(args, {}, str(out / "trials" / "t0004"))
+    assert "--wandb_run_name='t0004'" in cmd
+    plain = search.train_command(_args(proxy, "--out_root", str(out)), {}, str(out / "trials" / "t0003"))
+    assert not any(a.startswith("--wandb") for a in plain)  # without wandb, the plain train.py command

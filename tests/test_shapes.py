@@ -1,5 +1,5 @@
 """scripts/shapes.py: shapes at a parameter budget, FLOPs, the saving read at equal loss, and a
-tiny study end to end through scripts/sweep.py's machinery."""
+tiny study end to end through scripts/sweep.py's machinery (grid.py)."""
 import argparse
 import importlib.util
 import math
@@ -13,7 +13,7 @@ from model import GPT, GPTConfig
 spec = importlib.util.spec_from_file_location("shapes", os.path.join(REPO, "scripts", "shapes.py"))
 sh = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sh)
-import sweep  # noqa: E402  (on the path once shapes.py is loaded)
+from runs import train_defaults  # noqa: E402
 
 
 @pytest.mark.parametrize("L,N,bias", [(2, 64, True), (5, 24, True), (3, 40, False)])
@@ -91,7 +91,7 @@ def test_points_run_seed_by_seed(tmp_path):
     a = argparse.Namespace(lr="mup=2**-6,completep=2**-6", params=["mup", "completep"], base_config=str(base),
                            seeds=[2, 0], budgets=[3000, 6000], depths=[1, 2], head_size=8, tpp=1,
                            out_root=str(tmp_path))
-    defaults, annotations = sweep.train_defaults()
+    defaults, annotations = train_defaults()
     points = sh.build_points(a, defaults, annotations)[2]
     order = [(p["config"]["seed"], p["out_dir"].split(os.sep)[-5]) for p in points]
     # 2 budgets x 2 depths x 2 parameterizations per seed, seed 2 first as asked, budgets in order
@@ -99,6 +99,7 @@ def test_points_run_seed_by_seed(tmp_path):
     assert [b for _, b in order[:8]] == ["P3000"] * 4 + ["P6000"] * 4 and order[:8] == [(2, b) for _, b in order[8:]]
 
 
+@pytest.mark.slow
 def test_tiny_study_end_to_end(char_data, tmp_path):
     base = tmp_path / "proxy.py"
     base.write_text(f"data_dir = {char_data!r}\nblock_size = 16\nbatch_size = 4\nglobal_batch_size = 4\n"

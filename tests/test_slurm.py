@@ -50,6 +50,7 @@ def _launch(tmp_path, args, path, nproc=1):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_batch_shell_checkpoints_requeues_and_resumes(char_data, tmp_path):
     out = tmp_path / "run"
     args = [f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--max_iters=100000",

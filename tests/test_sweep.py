@@ -1,6 +1,7 @@
-"""scripts/sweep.py and scripts/plot_transfer.py: a tiny sweep end to end on a small char
-dataset made here, restart skipping, atomic rows, errors, and the optimum/drift fit on
-synthetic results with a known answer. CPU, offline, a few seconds of training in all."""
+"""scripts/sweep.py (and grid.py, results.py under it): a tiny sweep end to end on a small char
+dataset made here, restart skipping, atomic rows, the commit of each row, errors, children
+reaped on every exit. CPU, offline, a few seconds of training in all. The plot tests are in
+test_plot_transfer.py."""
 import argparse
 import csv
 import importlib.util
@@ -15,7 +16,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,8 +29,10 @@ def _module(name, path):
 
 
 sweep = _module("sweep_script", "scripts/sweep.py")
+import grid as machinery  # noqa: E402  (the grid's points, claims and children: grid.py)
+import results  # noqa: E402
+import runs  # noqa: E402
 UserError = sweep.UserError
-plot_transfer = _module("plot_transfer_script", "scripts/plot_transfer.py")
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,7 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_tiny_sweep_runs_records_and_restarts(tiny):
     # one point has already diverged: it must be recorded as such, not run again
     bad = tiny / "runs" / "completep" / "L2_N16" / "lr2^-6" / "s0"
@@ -87,6 +90,9 @@ def test_tiny_sweep_runs_records_and_restarts(tiny):
             assert math.isfinite(float(r["val_loss"])) and float(r["wall_s"]) > 0
             assert json.load(open(os.path.join(d, "final.json")))["status"] == "done"
     assert {r["n_layer"] for r in rows} == {"1", "2"} and {r["parameterization"] for r in rows} == {"completep"}
+    # each row names the commit that ran it (the provenance.json of its run; the sweep's checkout
+    # for the point recorded from its final.json alone)
+    assert {r["commit"] for r in rows} == {runs.git_commit()}
 
     # restart: nothing runs, nothing is appended
     stamps = {p: os.path.getmtime(os.path.join(p, "final.json")) for p in by_dir}
@@ -111,6 +117,7 @@ def test_tiny_sweep_runs_records_and_restarts(tiny):
     assert res.stdout.count("diverged") == 1 and "todo" not in res.stdout
 
 
+@pytest.mark.slow
 def test_failing_points_stop_the_sweep(tiny, tmp_path):
     """A point train.py rejects (no data here) gets no row; three in a row stop the sweep."""
     (tmp_path / "broken.py").write_text(
@@ -146,6 +153,7 @@ def test_dry_run_slurm_and_index_listing(tiny, capsys):
             os.environ["PATH"] = saved
 
 
+@pytest.mark.slow
 def test_slurm_array_task_stops_on_the_batch_warning_and_requeues(tiny, tmp_path):
     """The generated task script, run by bash as SLURM would (scontrol a stand-in): SIGTERM to
     the batch shell reaches train.py through the sweep, the point saves and stops (exit 4), and
@@ -206,7 +214,7 @@ def _append_many(args):
     path, worker = args
     header = ["worker", "i", "note"]
     for i in range(40):
-        sweep.append_row(path, header, dict(worker=worker, i=i, note="x" * 500 + ",quoted"))
+        results.append_row(path, header, dict(worker=worker, i=i, note="x" * 500 + ",quoted"))
 
 
 def test_concurrent_appends_do_not_interleave(tmp_path):
@@ -217,192 +225,6 @@ def test_concurrent_appends_do_not_interleave(tmp_path):
     assert len(rows) == 160 and open(path).read().count("worker,i,note") == 1
     assert all(r["note"] == "x" * 500 + ",quoted" for r in rows)
     assert sorted((int(r["worker"]), int(r["i"])) for r in rows) == [(w, i) for w in range(4) for i in range(40)]
-
-
-# --- plot_transfer: a known optimum ---
-
-def _synthetic(path, centres, grid=range(-12, -3), diverge=()):
-    """loss = (log2 lr - c(depth))^2 + 2, two seeds at +-0.01; `diverge`: (param, depth, log2 lr)."""
-    header = sweep.columns({"n_layer": None, "learning_rate": None})
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, header)
-        w.writeheader()
-        for (p, depth), c in centres.items():
-            for k in grid:
-                for seed, off in ((0, 0.01), (1, -0.01)):
-                    bad = (p, depth, k) in diverge
-                    loss = math.inf if bad else (k - c) ** 2 + 2 + off
-                    w.writerow(dict(sweep="synthetic", parameterization=p, n_layer=depth, n_embd=64, n_head=2,
-                                    learning_rate=2.0 ** k, init_std=0.02, output_mult=1.0, seed=seed,
-                                    status="diverged" if bad else "done", train_loss=loss, val_loss=loss,
-                                    best_val_loss=loss, steps=10, tokens=100, wall_s=1.0, out_dir=f"x/{k}/{seed}"))
-
-
-def test_plot_finds_known_optima_and_drift(tmp_path):
-    depths = [2, 4, 8, 16]
-    centres = {("sp", d): -7.3 - 0.5 * math.log2(d / 2) for d in depths}        # drift -0.5
-    centres.update({("completep", d): -6.6 for d in depths})                    # no drift
-    path = tmp_path / "results.csv"
-    _synthetic(path, centres, diverge={("completep", 16, -4)})
-    assert plot_transfer.main([str(path), "--out", str(tmp_path / "out")]) == 0
-    rows = plot_transfer.load(str(path))
-    res = plot_transfer.analyse(plot_transfer.aggregate(rows, "learning_rate", "n_layer", "val_loss"))
-    for p in ("sp", "completep"):
-        for depth, seeds, fit in res[p]["rows"]:
-            assert seeds == 2 and fit["note"] == ""
-            assert fit["log2_opt"] == pytest.approx(centres[(p, depth)], abs=1e-6)
-            assert fit["loss_opt"] == pytest.approx(2.0, abs=1e-6)
-    assert res["sp"]["slope"] == pytest.approx(-0.5, abs=1e-6)
-    wide = plot_transfer.analyse(plot_transfer.aggregate(rows, "learning_rate", "n_layer", "val_loss"), window=2)
-    assert wide["sp"]["slope"] == pytest.approx(-0.5, abs=1e-6)  # least squares through 5 points: still exact
-    assert wide["completep"]["rows"][-1][2]["log2_opt"] == pytest.approx(-6.6, abs=1e-6)  # 4 points: -4 diverged
-    assert res["completep"]["slope"] == pytest.approx(0.0, abs=1e-6)
-    table = (tmp_path / "out.md").read_text()
-    assert "| sp | -0.50 | 4 | 0 |" in table and "| completep | +0.00 | 4 | 0 |" in table
-    # the cost of the base curve's best grid LR (2-layer sp: centre -7.3, best grid -7) at each
-    # depth, from the parabolas: at 16 layers the centre is -8.8, best grid -9, so the cost is
-    # (1.8^2 + 2) - (0.2^2 + 2); the seeds' offsets cancel in the paired difference (se 0)
-    cost = {b: (x0, xb, c, se) for b, x0, xb, c, se in plot_transfer.transfer_cost(rows, "learning_rate", "n_layer", "val_loss")["sp"]}
-    for d in depths:
-        centre = centres[("sp", d)]
-        xb = round(centre)
-        assert cost[d][0] == 2.0 ** -7 and cost[d][1] == 2.0 ** xb
-        assert cost[d][2] == pytest.approx((-7 - centre) ** 2 - (xb - centre) ** 2, abs=1e-9)
-        assert cost[d][3] == pytest.approx(0.0, abs=1e-9)
-    assert cost[16][2] == pytest.approx(3.2, abs=1e-9)
-    assert all(c == pytest.approx(0.0, abs=1e-9) for _, _, _, c, _ in
-               plot_transfer.transfer_cost(rows, "learning_rate", "n_layer", "val_loss")["completep"])
-    assert "| sp | 16 | 2^-7 | 2^-9 | 3.200 | 0.000 |" in table
-    # a base LR that diverges at a deeper curve costs "diverged", not a number
-    _synthetic(path, centres, diverge={("sp", 8, -7)})
-    worse = {b: c for b, _, _, c, _ in plot_transfer.transfer_cost(plot_transfer.load(str(path)), "learning_rate",
-                                                                   "n_layer", "val_loss")["sp"]}
-    assert math.isinf(worse[8]) and math.isfinite(worse[16])
-    assert os.path.getsize(tmp_path / "out.png") > 10_000
-
-
-def test_drift_seed_uncertainty_per_seed_and_bootstrap(tmp_path):
-    """Each seed's loss is an exact parabola with its own drift (-0.2, -0.6, -0.4): the per-seed
-    slopes come out exactly; a resample's mean curve has the mean of its seeds' centres, so
-    every bootstrap slope lies between the extreme seeds and the spread is not zero."""
-    slopes = {0: -0.2, 1: -0.6, 2: -0.4}
-    header = sweep.columns({"n_layer": None, "learning_rate": None})
-    path = tmp_path / "results.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, header)
-        w.writeheader()
-        for seed, slope in slopes.items():
-            for d in (2, 4, 8, 16):
-                c = -6.0 + slope * math.log2(d / 2)
-                for k in range(-10, -2):
-                    loss = (k - c) ** 2 + 2 + 0.05 * seed
-                    w.writerow(dict(sweep="s", parameterization="completep", n_layer=d, n_embd=64, n_head=2,
-                                    learning_rate=2.0 ** k, init_std=0.02, output_mult=1.0, seed=seed, status="done",
-                                    train_loss=loss, val_loss=loss, best_val_loss=loss, steps=1, tokens=1,
-                                    wall_s=1.0, out_dir=f"x/{d}/{k}/{seed}"))
-    rows = plot_transfer.load(str(path))
-    unc = plot_transfer.seed_uncertainty(rows, "learning_rate", "n_layer", "val_loss")["completep"]
-    assert unc["per_seed"] == {k: pytest.approx(v, abs=1e-6) for k, v in {"0": -0.2, "1": -0.6, "2": -0.4}.items()}
-    assert -0.6 - 1e-6 <= unc["lo"] < unc["hi"] <= -0.2 + 1e-6 and unc["sd"] > 0.05
-    assert plot_transfer.main([str(path), "--out", str(tmp_path / "o")]) == 0
-    table = (tmp_path / "o.md").read_text()
-    assert "| completep | -0.40 | s0: -0.20, s1: -0.60, s2: -0.40 |" in table
-    # each curve's optimum: every seed's own vertex, and a bootstrap spread that is zero only where
-    # the seeds agree (2 layers: all at -6) and grows with depth as their centres fan out
-    curves = unc["curves"]
-    for d in (2, 4, 8, 16):
-        want = {str(s): -6.0 + slope * math.log2(d / 2) for s, slope in slopes.items()}
-        assert {s: v for s, (v, note) in curves[d]["per_seed"].items()} == {
-            s: pytest.approx(v, abs=1e-6) for s, v in want.items()}
-        assert all(note == "" for _, note in curves[d]["per_seed"].values())
-    assert curves[2]["sd"] == pytest.approx(0.0, abs=1e-9)
-    assert 0.05 < curves[4]["sd"] < curves[8]["sd"] < curves[16]["sd"]
-    assert "| completep | 16 (x8) | 3 | -7.20 |" in table and "s0 -6.60, s1 -7.80, s2 -7.20 |" in table
-    single = [r for r in rows if r["seed"] == "0"]
-    assert plot_transfer.seed_uncertainty(single, "learning_rate", "n_layer", "val_loss") == {}
-
-
-def test_a_curve_whose_points_ran_different_seeds_is_flagged(tmp_path, capsys):
-    """A partly run seed (seed 1 lacks the two highest LRs of the 8-layer sp curve, as a sweep
-    stopped mid-seed leaves it): the mean curve averages two seeds at some points and one at
-    others, so its optimum mixes seeds. The table and stderr must say so for that curve only."""
-    centres = {("sp", d): -7.0 for d in (2, 4, 8)}
-    path = tmp_path / "results.csv"
-    _synthetic(path, centres)
-    lines = path.read_text().splitlines()
-    partial = [ln for ln in lines if ln.startswith("synthetic,sp,8,") and ",1,done," in ln
-               and any(f",{2.0 ** k}," in ln for k in (-5, -4))]
-    assert len(partial) == 2
-    path.write_text("\n".join(ln for ln in lines if ln not in partial) + "\n")
-    rows = plot_transfer.load(str(path))
-    res = plot_transfer.analyse(plot_transfer.aggregate(rows, "learning_rate", "n_layer", "val_loss"))
-    assert [(b, seeds) for b, seeds, _ in res["sp"]["rows"]] == [(2, 2), (4, 2), (8, "1-2")]
-    assert res["sp"]["uneven"] == [8]
-    assert plot_transfer.main([str(path), "--out", str(tmp_path / "o")]) == 0
-    err = capsys.readouterr().err
-    assert "warning: the points of sp n_layer=8 ran different seeds" in err and "n_layer=4" not in err
-    table = (tmp_path / "o.md").read_text()
-    assert "**Seeds differ between the points of 1 curve(s)** (sp n_layer=8;" in table
-    assert "| sp | 8 (x4) | 1-2 |" in table and "| sp | 4 (x2) | 2 |" in table
-    # the same count of seeds everywhere, but not the same seeds (0 and 1 at one LR, 0 and 2 at
-    # the others): still two seeds' curves mixed
-    other = [dict(r, seed="2") if r["n_layer"] == "2" and r["seed"] == "1" and r["learning_rate"] != str(2.0 ** -7)
-             else r for r in rows]
-    res = plot_transfer.analyse(plot_transfer.aggregate(other, "learning_rate", "n_layer", "val_loss"))
-    assert res["sp"]["rows"][0][1] == "2 (other seeds)" and res["sp"]["uneven"] == [2, 8]
-    # one complete seed read alone: nothing to flag
-    assert plot_transfer.main([str(path), "--where", "seed=0", "--out", str(tmp_path / "s0")]) == 0
-    assert "warning" not in capsys.readouterr().err and "Seeds differ" not in (tmp_path / "s0.md").read_text()
-
-
-def test_fit_optimum_edges_and_divergence():
-    fit = plot_transfer.fit_optimum
-    assert fit([0, 1, 2], [1.0, 2.0, 3.0])["note"] == "edge-low"
-    assert fit([0, 1, 2], [3.0, 2.0, 1.0])["note"] == "edge-high"
-    r = fit([0, 1, 2, 3], [3.0, 2.0, 1.0, math.inf])
-    assert r["note"] == "next-to-diverged" and r["log2_opt"] == 2
-    assert fit([0, 1], [math.inf, math.inf]) is None
-    r = fit([0, 1, 2, 3], [3.0, 1.2, 1.0, 1.6])  # through (1, 1.2), (2, 1.0), (3, 1.6): vertex 1.75
-    assert r["note"] == "" and r["log2_opt"] == pytest.approx(1.75)
-    assert fit([0, 1, 2], [2.0, 1.0, 1.0])["note"] == ""  # a tie: the vertex lies between them
-    # a wider window averages over the flat bottom (fit by least squares, vertex inside the window)
-    r = fit([0, 1, 2, 3, 4], [3.0, 1.1, 1.0, 1.05, 2.0], window=2)
-    assert r["note"] == "" and 1.0 < r["log2_opt"] < 3.0
-    with pytest.raises(plot_transfer.UserError, match="at least 1"):
-        plot_transfer.main(["whatever.csv", "--window", "0"])
-
-
-def test_plot_other_hyperparameters_and_errors(tmp_path):
-    path = tmp_path / "std.csv"
-    _synthetic(path, {("mup", 2): -5.5, ("mup", 8): -5.5}, grid=range(-8, -1))
-    rows = _rows(path)
-    for r in rows:  # swap the roles: init_std varies, the LR is fixed
-        r["init_std"], r["learning_rate"] = r["learning_rate"], 0.01
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, rows[0].keys())
-        w.writeheader()
-        w.writerows(rows)
-    assert plot_transfer.main([str(path), "--out", str(tmp_path / "std")]) == 0
-    assert "Optimal init_std" in (tmp_path / "std.md").read_text()
-    with pytest.raises(plot_transfer.UserError, match="does not exist"):
-        plot_transfer.main([str(tmp_path / "missing.csv")])
-
-
-def test_fitted_optima_stay_inside_the_data():
-    """A least-squares vertex may fall outside its points, or dip far below every observed loss;
-    neither may be reported as the optimum (the vertex is clamped and flagged)."""
-    rng = np.random.default_rng(0)
-    clamped = 0
-    for _ in range(300):
-        loss = list(rng.uniform(1.0, 3.0, size=7))
-        r = plot_transfer.fit_optimum(list(range(7)), loss, window=3)
-        i = int(np.argmin(loss))
-        if r["note"] in ("", "clamped"):
-            assert max(0, i - 3) <= r["log2_opt"] <= min(6, i + 3)
-            window = loss[max(0, i - 3):i + 4]
-            assert r["loss_opt"] >= min(loss) - (max(window) - min(loss)) - 1e-12
-        clamped += r["note"] == "clamped"
-    assert clamped > 0  # the case occurs in this sample, so the check above is exercised
 
 
 # --- faults: children, results files, stop codes, the sbatch script (issue 14, classes 7-10) ---
@@ -440,22 +262,22 @@ def test_a_sweep_file_that_is_a_directory(tmp_path):
 
 def test_an_error_while_points_run_stops_and_reaps_children(tiny, tmp_path, monkeypatch):
     """Issue example's shape: an error escapes run_local while another point still trains."""
-    jobs, real_start = [], sweep.start
-    monkeypatch.setattr(sweep, "command", lambda point, settings, nproc: [
+    jobs, real_start = [], machinery.start
+    monkeypatch.setattr(machinery, "command", lambda point, settings, nproc: [
         sys.executable, "-c", "import time, sys; time.sleep(0 if sys.argv[1].endswith('lr2^-8/s0') else 120)",
         point["out_dir"]])
-    monkeypatch.setattr(sweep, "start", lambda *a: jobs.append(real_start(*a)) or jobs[-1])
+    monkeypatch.setattr(machinery, "start", lambda *a: jobs.append(real_start(*a)) or jobs[-1])
 
     def failing_finish(*a):
         raise UserError("results file changed under the sweep")
-    monkeypatch.setattr(sweep, "finish", failing_finish)
+    monkeypatch.setattr(machinery, "finish", failing_finish)
     args = argparse.Namespace(jobs=2, threads_per_job=1, nproc_per_node=1)
-    settings, axes, fixed = sweep.load_sweep(str(tiny / "tiny.py"), *sweep.train_defaults()[:1])
-    points = sweep.expand(settings, axes, fixed, {}, *sweep.train_defaults(), str(tmp_path / "runs"))
+    settings, axes, fixed = sweep.load_sweep(str(tiny / "tiny.py"), *runs.train_defaults()[:1])
+    points = machinery.expand(settings, axes, fixed, {}, *runs.train_defaults(), str(tmp_path / "runs"))
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         with pytest.raises(UserError, match="changed under the sweep"):
-            sweep.run_local(points, settings, axes, str(tmp_path / "r.csv"), args)
+            machinery.run_local(points, settings, axes, str(tmp_path / "r.csv"), args)
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
@@ -469,7 +291,8 @@ spec = importlib.util.spec_from_file_location("sweep_script", sys.argv[1])
 sweep = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sweep)
 SLEEPER = "import os, sys, time; open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close(); time.sleep(120)"
-sweep.command = lambda point, settings, nproc: [sys.executable, "-c", SLEEPER, sys.argv[2]]
+import grid
+grid.command = lambda point, settings, nproc: [sys.executable, "-c", SLEEPER, sys.argv[2]]
 sys.exit(sweep.main(sys.argv[3:]))
 """
 
@@ -522,24 +345,25 @@ def test_a_killed_sweep_takes_its_children_along(tiny, tmp_path):
 def test_one_rule_for_finished_rows(tiny, tmp_path, capsys):
     """Issue example: a row with an empty status was skipped forever while --dry_run said todo."""
     argv = _tiny_args(tiny, tmp_path)
-    settings, axes, fixed = sweep.load_sweep(str(tiny / "tiny.py"), sweep.train_defaults()[0])
-    points = sweep.expand(settings, axes, fixed, {}, *sweep.train_defaults(), str(tmp_path / "runs"))
-    header = sweep.columns(axes)
+    settings, axes, fixed = sweep.load_sweep(str(tiny / "tiny.py"), runs.train_defaults()[0])
+    points = machinery.expand(settings, axes, fixed, {}, *runs.train_defaults(), str(tmp_path / "runs"))
+    header = results.columns(axes)
     for p, status in zip(points, ["", "stopped", "done", "FAILED"]):
-        sweep.append_row(str(tmp_path / "r.csv"), header, dict(status=status, out_dir=p["out_dir"]))
-    done = sweep.recorded(str(tmp_path / "r.csv"))
-    assert [sweep.state(p, done)[0] for p in points] == ["run", "run", "skip", "run"]
+        results.append_row(str(tmp_path / "r.csv"), header, dict(status=status, out_dir=p["out_dir"]))
+    done = results.recorded(str(tmp_path / "r.csv"))
+    assert [machinery.state(p, done)[0] for p in points] == ["run", "run", "skip", "run"]
     sweep.main(argv + ["--dry_run"])
     shown = [line.split()[1] for line in capsys.readouterr().out.splitlines()[:4]]
     assert shown == ["todo", "todo", "done", "todo"]
     runs_ = _module("runs_module", "runs.py")
     lock = runs_.RunLock(points[0]["out_dir"])  # another process's live run (class 2)
     try:
-        assert sweep.state(points[0], done)[0] == "busy"
+        assert machinery.state(points[0], done)[0] == "busy"
     finally:
         lock.release()
 
 
+@pytest.mark.slow
 def test_a_finished_point_run_with_other_settings_is_refused(tiny, tmp_path):
     """The out_dir names only the swept coordinates: a sweep that changes a fixed setting
     (init_std here) over the same out_root must not count the old runs as its own results."""
@@ -584,6 +408,7 @@ def test_no_shell_line_can_be_injected_into_the_sbatch_script(tiny, tmp_path, wh
 
 # --- batch size and horizon as axes: `points` (settings that vary together) -------------
 
+@pytest.mark.slow
 def test_points_move_batch_and_horizon_along_arms(tiny, tmp_path):
     """Three points (B, D), (B, 2D), (2B, D): three runs, out_dirs labelled B<batch>_D<tokens>,
     results columns for both, tokens = steps x B x block_size; crossed with two LRs, six."""
@@ -601,9 +426,9 @@ def test_points_move_batch_and_horizon_along_arms(tiny, tmp_path):
         {f"completep/L1_N16/B{b}_D{d}/s1337" for b, d in ((4, 128), (4, 256), (8, 128))}
     (tmp_path / "grid.py").write_text(f"base_config = {str(tiny / 'base.py')!r}\nn_layer = 1\n{arms}"
                                       "learning_rate = [2.0 ** -8, 2.0 ** -6]\n")
-    defaults, annotations = sweep.train_defaults()
+    defaults, annotations = runs.train_defaults()
     settings, axes, fixed = sweep.load_sweep(str(tmp_path / "grid.py"), defaults)
-    pts = sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path / "g"))
+    pts = machinery.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path / "g"))
     assert [os.path.relpath(p["out_dir"], tmp_path / "g") for p in pts] == \
         [f"completep/L1_N16/B{b}_D{d}_lr2^{k}/s1337" for b, d in ((4, 128), (4, 256), (8, 128)) for k in (-8, -6)]
 
@@ -615,12 +440,12 @@ def test_points_with_other_settings_and_unlabelled_base(tiny, tmp_path):
         f"base_config = {str(tiny / 'base.py')!r}\nn_layer = 1\ntie_embeddings = False\nseed = [0]\n"
         "points = [dict(parameterization='completedp', global_batch_size=8, base_batch_size=4, base_tokens=1024),\n"
         "          dict(parameterization='completep', global_batch_size=8, base_batch_size=None, base_tokens=None)]\n")
-    settings, axes, fixed = sweep.load_sweep(str(tmp_path / "mixed.py"), *sweep.train_defaults()[:1])
-    pts = sweep.expand(settings, axes, fixed, {}, *sweep.train_defaults(), str(tmp_path / "r"))
+    settings, axes, fixed = sweep.load_sweep(str(tmp_path / "mixed.py"), *runs.train_defaults()[:1])
+    pts = machinery.expand(settings, axes, fixed, {}, *runs.train_defaults(), str(tmp_path / "r"))
     assert [os.path.relpath(p["out_dir"], tmp_path / "r") for p in pts] == \
         ["completedp/L1_N16/B8/s0", "completep/L1_N16/B8/s0"]
     assert pts[0]["config"]["base_tokens"] == 1024 and pts[1]["config"]["base_tokens"] is None
-    assert sweep.columns(axes)[-len(sweep.OUTCOME) - 3:-len(sweep.OUTCOME)] == \
+    assert results.columns(axes)[-len(results.OUTCOME) - 4:-len(results.OUTCOME) - 1] == \
         ["global_batch_size", "base_batch_size", "base_tokens"]
 
 
@@ -638,183 +463,15 @@ def test_bad_points_fail_in_one_line(tmp_path, points, message):
         sweep.main([str(path), "--dry_run", "--out_root", str(tmp_path / "r")])
 
 
-def _grid_rows(path, centre, inits, lrs, seeds=(0, 1), sweep_name="g", shift=0.0):
-    """SP at one width, loss = (log2 lr - centre(log2 init))^2 + 2 + seed/100 (+ shift)."""
-    header = sweep.columns({"init_std": None, "learning_rate": None})
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, header)
-        w.writeheader()
-        for i in inits:
-            for k in lrs:
-                for seed in seeds:
-                    loss = (k - centre(i)) ** 2 + 2 + seed / 100 + shift
-                    w.writerow(dict(sweep=sweep_name, parameterization="sp", n_layer=2, n_embd=256, n_head=2,
-                                    learning_rate=2.0 ** k, init_std=2.0 ** i, output_mult=1.0, seed=seed,
-                                    status="done", train_loss=loss, val_loss=loss, best_val_loss=loss, steps=1,
-                                    tokens=1, wall_s=1.0, out_dir=f"{sweep_name}/{i}/{k}/{seed}"))
-
-
-def test_plot_joint_grid_from_several_files_by_init_std(tmp_path):
-    """A joint LR x init grid split over two results files (as a grid completed by a later sweep
-    is): read together with --by init_std, each init's LR optimum comes out, the slope is the
-    LR optimum's octaves per octave of init, and a point both files ran counts once. The same
-    point ending at a different loss in the two files (other settings outside the columns) is
-    refused; so is a grid where another hyperparameter varies unasked."""
-    centre = lambda i: -9.0 - 0.5 * (i + 6)  # noqa: E731  -9 at init 2^-6, -10.5 at 2^-3
-    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
-    _grid_rows(a, centre, inits=(-6, -5, -4), lrs=range(-13, -5), sweep_name="joint")
-    _grid_rows(b, centre, inits=(-3, -4), lrs=range(-13, -5), sweep_name="lr")  # 2^-4 in both
-    out = tmp_path / "j"
-    assert plot_transfer.main([str(a), str(b), "--x", "learning_rate", "--by", "init_std",
-                               "--out", str(out)]) == 0
-    rows = plot_transfer.load_all([str(a), str(b)])
-    assert len(rows) == 4 * 8 * 2  # the 16 rows of 2^-4 in b dropped as repeats
-    # a column only one file has (another key its sweep file set) does not hide those repeats
-    extra = list(csv.DictReader(open(b)))
-    with open(tmp_path / "b2.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, list(extra[0]) + ["warmup_frac"])
-        w.writeheader()
-        w.writerows(dict(r, warmup_frac="0.1") for r in extra)
-    assert len(plot_transfer.load_all([str(a), str(tmp_path / "b2.csv")])) == 4 * 8 * 2
-    res = plot_transfer.analyse(plot_transfer.aggregate(rows, "learning_rate", "init_std", "val_loss"))
-    for init, seeds, fit in res["sp"]["rows"]:
-        assert seeds == 2 and fit["log2_opt"] == pytest.approx(centre(math.log2(init)), abs=1e-6)
-    assert res["sp"]["slope"] == pytest.approx(-0.5, abs=1e-6)
-    text = out.with_suffix(".md").read_text()
-    assert f"`{a} + {b}`" in text and "| sp | 0.125 (x8) | 2 |" in text
-    # with --by init_std the x is the other one that varies; with neither, which is which is asked
-    assert plot_transfer.main([str(a), str(b), "--by", "init_std", "--out", str(tmp_path / "auto")]) == 0
-    assert "# Optimal learning_rate per (init_std, parameterization)" in (tmp_path / "auto.md").read_text()
-    with pytest.raises(plot_transfer.UserError, match="cannot tell the hyperparameter"):
-        plot_transfer.main([str(a), "--out", str(out)])
-    with pytest.raises(plot_transfer.UserError, match="both init_std"):
-        plot_transfer.main([str(a), "--x", "init_std", "--by", "init_std", "--out", str(out)])
-    # one file's loss off by 0.001 at the shared points: not the same experiment
-    _grid_rows(b, centre, inits=(-3, -4), lrs=range(-13, -5), sweep_name="lr", shift=0.001)
-    with pytest.raises(plot_transfer.UserError, match="different settings outside their columns"):
-        plot_transfer.main([str(a), str(b), "--by", "init_std", "--out", str(out)])
-    # curves by width with the init varying too: the rows of one width would average two inits
-    with pytest.raises(plot_transfer.UserError, match="init_std also varies"):
-        plot_transfer.main([str(a), "--x", "learning_rate", "--by", "n_embd", "--out", str(out)])
-    # ... but an init that differs only between parameterizations is not a mix
-    rows = list(csv.DictReader(open(a)))
-    for r in rows:
-        if r["init_std"] == str(2.0 ** -6):
-            r["parameterization"] = "mup"
-        elif r["init_std"] == str(2.0 ** -4):
-            r["parameterization"] = "completep"
-    rows = [r for r in rows if r["init_std"] != str(2.0 ** -5)]
-    for r in rows:
-        r["n_embd"] = "256" if r["seed"] == "0" else "512"
-        r["seed"] = "0"
-    with open(a, "w", newline="") as f:
-        w = csv.DictWriter(f, list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    assert plot_transfer.main([str(a), "--x", "learning_rate", "--by", "n_embd", "--out", str(out)]) == 0
-
-
-def test_plot_legend_has_curves_only_a_later_panel_draws():
-    """The figure's one legend names every curve of every panel, in size order: a width run for
-    muP only (no SP curve at that width) still gets its entry, once."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2)
-    for b in (64, 128):
-        axes[0].plot([1, 2], [1, 2], label=f"n_embd={b}")
-    for b in (512, 64, 128):
-        axes[1].plot([1, 2], [1, 2], label=f"n_embd={b}")
-    handles, labels = plot_transfer.legend_entries(axes, [f"n_embd={b}" for b in (64, 128, 256, 512)])
-    plt.close(fig)
-    assert labels == ["n_embd=64", "n_embd=128", "n_embd=512"]
-    assert handles[0] is axes[0].lines[0] and handles[2] is axes[1].lines[0]
-
-
-def test_plot_batch_and_horizon_arms(tmp_path):
-    """Synthetic arms: the optimum moves by -0.5 per doubling of B (sp) or stays (completedp),
-    and by +0.25 per doubling of D; --where picks an arm, without it the plot refuses to mix."""
-    header = sweep.columns({"learning_rate": None, "points": [{"global_batch_size": 0, "max_tokens": 0}]})
-    path = tmp_path / "bd.csv"
-    arms = [(4, 1024), (8, 1024), (16, 1024), (4, 4096)]
-    centre = {("sp", b, d): -7.0 - 0.5 * math.log2(b / 4) + 0.25 * math.log2(d / 1024) for b, d in arms}
-    centre.update({("completedp", b, d): -6.5 for b, d in arms})
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, header)
-        w.writeheader()
-        for (p, b, d), c in centre.items():
-            for k in range(-11, -2):
-                for seed, off in ((0, 0.01), (1, -0.01)):
-                    w.writerow(dict(sweep="bd", parameterization=p, n_layer=2, n_embd=64, n_head=2,
-                                    learning_rate=2.0 ** k, init_std=0.02, output_mult=1.0, seed=seed,
-                                    global_batch_size=b, max_tokens=d, status="done",
-                                    train_loss=(k - c) ** 2 + 2 + off, val_loss=(k - c) ** 2 + 2 + off,
-                                    best_val_loss=2, steps=d // (b * 128), tokens=d, wall_s=1.0, out_dir=f"x/{k}"))
-    with pytest.raises(plot_transfer.UserError, match="also varies"):
-        plot_transfer.main([str(path), "--by", "global_batch_size", "--out", str(tmp_path / "mixed")])
-    assert plot_transfer.main([str(path), "--by", "global_batch_size", "--where", "max_tokens=1024",
-                               "--out", str(tmp_path / "B")]) == 0
-    assert "| sp | 16 (x4) | 2 |" in (tmp_path / "B.md").read_text()
-    assert plot_transfer.main([str(path), "--by", "max_tokens", "--where", "global_batch_size=4",
-                               "--out", str(tmp_path / "D")]) == 0
-    rows = plot_transfer.load(str(path))
-    for by, keep, slope in (("global_batch_size", ("max_tokens", "1024"), -0.5), ("max_tokens", ("global_batch_size", "4"), 0.25)):
-        arm = [r for r in rows if r[keep[0]] == keep[1]]
-        res = plot_transfer.analyse(plot_transfer.aggregate(arm, "learning_rate", by, "val_loss"))
-        assert res["sp"]["slope"] == pytest.approx(slope, abs=1e-6)
-        assert res["completedp"]["slope"] == pytest.approx(0.0, abs=1e-6)
-        assert len(res["sp"]["rows"]) == (3 if by == "global_batch_size" else 2)
-    with pytest.raises(plot_transfer.UserError, match="no finished run"):
-        plot_transfer.main([str(path), "--by", "max_tokens", "--where", "global_batch_size=5"])
-    # comparisons drop rows: B >= 8 leaves 8 and 16, and 8 becomes the drift's base (x1)
-    assert plot_transfer.main([str(path), "--by", "global_batch_size", "--where", "max_tokens=1024",
-                               "--where", "global_batch_size>=8", "--where", "seed!=1",
-                               "--out", str(tmp_path / "B8")]) == 0
-    text = (tmp_path / "B8.md").read_text()
-    assert "| sp | 8 (x1) | 1 |" in text and "| sp | 16 (x2) | 1 |" in text and "(x4)" not in text
-    with pytest.raises(plot_transfer.UserError, match="needs a number"):
-        plot_transfer.main([str(path), "--where", "global_batch_size>=big"])
-    with pytest.raises(plot_transfer.UserError, match="KEY=VALUE"):
-        plot_transfer.main([str(path), "--where", "global_batch_size~4"])
-
-
-def test_plot_where_takes_powers_of_two(tmp_path):
-    """A merged octave + half-octave sweep read on its octave grid alone: --where
-    'learning_rate!=2^-6.5' (the run directories' notation) drops exactly the half-octave rows,
-    whose losses here would pull the 4-layer optimum up by half an octave."""
-    header = sweep.columns({"learning_rate": None, "n_layer": None})
-    path = tmp_path / "merged.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, header)
-        w.writeheader()
-        for L in (2, 4):
-            lrs = [float(k) for k in range(-9, -3)] + ([-6.5, -5.5] if L == 4 else [])
-            for k in lrs:
-                loss = (k + 6.2) ** 2 + 2 if k == round(k) else 1.0  # octave parabola at 2^-6.2
-                w.writerow(dict(sweep="m", parameterization="mup", n_layer=L, n_embd=64, n_head=2,
-                                learning_rate=2.0 ** k, init_std=0.02, output_mult=1.0, seed=0,
-                                status="done", train_loss=loss, val_loss=loss, best_val_loss=loss,
-                                steps=1, tokens=1, wall_s=1.0, out_dir=f"x/{L}/{k}"))
-    assert plot_transfer.main([str(path), "--where", "learning_rate!=2^-6.5", "--where",
-                               "learning_rate!=2**-5.5", "--out", str(tmp_path / "octave")]) == 0
-    text = (tmp_path / "octave.md").read_text()
-    assert "| mup | 4 (x2) | 1 | -6.20 |" in text and "| mup | 2 (x1) | 1 | -6.20 |" in text
-    plot_transfer.main([str(path), "--out", str(tmp_path / "all")])
-    assert "| mup | 4 (x2) | 1 | -6.20 |" not in (tmp_path / "all.md").read_text()
-    assert plot_transfer._where(repr(0.0625), ">=", "2^-4") and not plot_transfer._where(repr(0.0625), ">=", "2^-3.5")
-    with pytest.raises(plot_transfer.UserError, match="needs a number"):
-        plot_transfer.main([str(path), "--where", "learning_rate>=2^x"])
-
-
 def test_batch_duration_sweep_file_expands_to_its_arms(tmp_path):
-    """config/sweeps/batch_duration_paper.py: (B, D), (B, 4D), (2B, D) for completedp (rules on,
+    """experiments/batch_duration/batch_duration_paper.py: (B, D), (B, 4D), (2B, D) for completedp (rules on,
     the proxy named by base_batch_size/base_tokens) and completep (rules off), 6 LRs, 2 seeds;
     every point passes train.py's checks."""
     sys.path.insert(0, REPO)
     import train
-    defaults, annotations = sweep.train_defaults()
-    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", "batch_duration_paper.py"), defaults)
-    pts = sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
+    defaults, annotations = runs.train_defaults()
+    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "experiments", "batch_duration", "batch_duration_paper.py"), defaults)
+    pts = machinery.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
     assert len(pts) == 72
     seen = set()
     for p in pts:
@@ -829,6 +486,7 @@ def test_batch_duration_sweep_file_expands_to_its_arms(tmp_path):
     assert seen == {(p, b, d) for p in ("completedp", "completep") for b, d in ((8, 2 ** 20), (8, 2 ** 22), (16, 2 ** 20))}
 
 
+@pytest.mark.slow
 def test_module_hparams_points_read_from_a_file_beside_the_sweep(tiny, tmp_path):
     """A sweep file can read a searched set beside it (config files see their own __file__);
     module_hparams as an axis: each run gets its dict exactly, the directory a digest (or
@@ -873,7 +531,7 @@ with open(os.path.join(out, "final.json"), "w") as f:
 def test_gpus_give_each_running_point_its_own_devices(tiny, tmp_path, monkeypatch, nproc, gpus, jobs, slots):
     """--gpus: a running point sees only its slot's ids (CUDA_VISIBLE_DEVICES); no two points
     that overlap in time share one; --jobs defaults to the number of slots."""
-    monkeypatch.setattr(sweep, "command", lambda point, settings, n: [sys.executable, "-c", GPU_CHILD, point["out_dir"]])
+    monkeypatch.setattr(machinery, "command", lambda point, settings, n: [sys.executable, "-c", GPU_CHILD, point["out_dir"]])
     argv = [str(tiny / "tiny.py"), "--out_root", str(tmp_path / "runs"), "--results", str(tmp_path / "r.csv"),
             "--gpus", gpus, "--nproc_per_node", str(nproc)] + (["--jobs", str(jobs)] if jobs else [])
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -904,16 +562,16 @@ def test_bad_gpus_are_one_line(tiny, tmp_path):
 
 
 def test_module_transfer_sweep_file_pairs_global_and_searched(tmp_path):
-    """config/sweeps/module_transfer.py: the target (4 x 128, 2^22 tokens, the proxy as its base)
+    """experiments/module_transfer/module_transfer.py: the target (4 x 128, 2^22 tokens, the proxy as its base)
     with every multiplier 1 and with experiments/module_transfer/searched_modules.py's set, on
     seeds the search did not use; every point passes train.py's checks."""
     sys.path.insert(0, REPO)
     import train
     from configurator import read_config_file
     searched = read_config_file(os.path.join(REPO, "experiments", "module_transfer", "searched_modules.py"))
-    defaults, annotations = sweep.train_defaults()
-    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", "module_transfer.py"), defaults)
-    pts = sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
+    defaults, annotations = runs.train_defaults()
+    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "experiments", "module_transfer", "module_transfer.py"), defaults)
+    pts = machinery.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
     assert len(pts) == 6
     arms = {}
     for p in pts:
@@ -930,14 +588,14 @@ def test_module_transfer_sweep_file_pairs_global_and_searched(tmp_path):
 
 
 def test_module_transfer_isolation_sweep_changes_one_thing_at_a_time(tmp_path):
-    """config/sweeps/module_transfer_isolate.py: both arms at (2 x 64, 2^20), (2 x 64, 2^22) and
+    """experiments/module_transfer/module_transfer_isolate.py: both arms at (2 x 64, 2^20), (2 x 64, 2^22) and
     (4 x 128, 2^20), the proxy always the base; seeds 2-4."""
     sys.path.insert(0, REPO)
     import train
-    defaults, annotations = sweep.train_defaults()
-    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", "module_transfer_isolate.py"),
+    defaults, annotations = runs.train_defaults()
+    settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "experiments", "module_transfer", "module_transfer_isolate.py"),
                                              defaults)
-    pts = sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
+    pts = machinery.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))
     cells = {}
     for p in pts:
         c = p["config"]
@@ -951,20 +609,64 @@ def test_module_transfer_isolation_sweep_changes_one_thing_at_a_time(tmp_path):
 
 
 def test_labels_name_powers_of_two_to_the_quarter_octave():
-    assert sweep.label("learning_rate", 2.0 ** -7) == "lr2^-7"
-    assert sweep.label("learning_rate", 2.0 ** -7.5) == "lr2^-7.5"
-    assert sweep.label("learning_rate", 2.0 ** -6.25) == "lr2^-6.25"
-    assert sweep.label("learning_rate", 0.003) == "lr0.003"
-    assert sweep.label("module_hparams", {}) == "modulesnone"
+    assert machinery.label("learning_rate", 2.0 ** -7) == "lr2^-7"
+    assert machinery.label("learning_rate", 2.0 ** -7.5) == "lr2^-7.5"
+    assert machinery.label("learning_rate", 2.0 ** -6.25) == "lr2^-6.25"
+    assert machinery.label("learning_rate", 0.003) == "lr0.003"
+    assert machinery.label("module_hparams", {}) == "modulesnone"
 
 
 def test_fine_depth_pass_shares_the_coarse_pass_results(tmp_path):
-    """config/sweeps/depth_lr_paper_fine.py writes into the coarse pass's results file with its
+    """experiments/depth_transfer_init0.02/depth_lr_paper_fine.py writes into the coarse pass's results file with its
     own, half-octave points: no out_dir of one is an out_dir of the other."""
-    defaults, annotations = sweep.train_defaults()
+    defaults, annotations = runs.train_defaults()
     dirs = {}
     for f in ("depth_lr_paper.py", "depth_lr_paper_fine.py"):
-        settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "config", "sweeps", f), defaults)
+        settings, axes, fixed = sweep.load_sweep(os.path.join(REPO, "experiments", "depth_transfer_init0.02", f), defaults)
         assert settings["name"] == "depth_lr_paper"
-        dirs[f] = {p["out_dir"] for p in sweep.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))}
+        dirs[f] = {p["out_dir"] for p in machinery.expand(settings, axes, fixed, {}, defaults, annotations, str(tmp_path))}
     assert len(dirs["depth_lr_paper_fine.py"]) == 108 and not dirs["depth_lr_paper.py"] & dirs["depth_lr_paper_fine.py"]
+
+
+# --- dashboards: a sweep is one view in wandb (issue 26, item 7) ---
+
+def test_points_name_their_wandb_group_and_run_only_with_wandb(tiny, tmp_path):
+    """With wandb_log on, each point's command names the sweep as its wandb group (unless the
+    user set one) and its coordinates as its run name; without it, the plain train.py command."""
+    defaults, annotations = runs.train_defaults()
+    settings, axes, fixed = sweep.load_sweep(str(tiny / "tiny.py"), defaults)
+
+    def commands(extra):
+        points = machinery.expand(settings, axes, fixed, extra, defaults, annotations, str(tmp_path))
+        return [[a for a in machinery.command(p, settings, 1) if a.startswith(("--wandb_group", "--wandb_run_name"))
+                 and a not in p["args"]] for p in points]
+    assert commands({}) == [[]] * 4
+    assert commands({"wandb_log": True})[3] == ["--wandb_group='tiny'", "--wandb_run_name='completep L2_N16 lr2^-6 s0'"]
+    assert commands({"wandb_log": True, "wandb_group": "mine"})[0] == ["--wandb_run_name='completep L1_N16 lr2^-8 s0'"]
+    point = machinery.expand(settings, axes, fixed, {"wandb_log": True}, defaults, annotations, str(tmp_path))[0]
+    assert machinery.settings_changed(point) == []  # the names are run control, not the point's settings
+
+
+def test_wandb_init_gets_the_group_name_and_derived_table(tmp_path, monkeypatch):
+    """train.start_wandb (wandb stubbed in-process: no key, no network): the run's group and
+    name, and wandb.config = the settings + config.json's fields (the per-group table; the
+    Parameterization's table beside the `parameterization` setting) + m_N, m_L, m_B, m_D at the top."""
+    import types
+    import train
+    seen = {}
+    fake = types.SimpleNamespace(init=lambda **kw: seen.update(kw) or types.SimpleNamespace(id="x1"))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    config = dict(runs.train_defaults()[0], out_dir=str(tmp_path), wandb_log=True, wandb_group="depth_lr",
+                  wandb_run_name="completep L2_N64 lr2^-7 s0", wandb_mode="disabled")
+    groups = dict(role=["hidden"], params=[10], init_std=[0.02], lr=[0.005], weight_decay=[0.1], eps=[1e-8],
+                  betas=[[0.9, 0.95]], modules=[["attn_qkv"]])
+    derived = dict(m_N=2.0, m_L=4.0, m_B=1.0, m_D=0.5)
+    train.start_wandb(config, parameterization={"name": "completep", "m_N": 2.0, "m_L": 4.0},
+                      batch_duration={"base_tokens": 8, "m_B": 1.0, "m_D": 0.5}, groups=groups)
+    assert seen["group"] == "depth_lr" and seen["name"] == "completep L2_N64 lr2^-7 s0" and seen["mode"] == "disabled"
+    c = seen["config"]
+    assert c["parameterization"] == "completep" and c["parameterization_table"]["m_N"] == 2.0
+    assert {k: c[k] for k in derived} == derived and c["groups"] == groups and c["learning_rate"] == config["learning_rate"]
+    assert json.loads((tmp_path / "wandb_id.json").read_text()) == {"id": "x1"}
+    train.start_wandb(dict(config, wandb_group=""))
+    assert seen["group"] is None  # default: no group

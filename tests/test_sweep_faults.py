@@ -19,6 +19,9 @@ from conftest import REPO
 spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(REPO, "scripts", "sweep.py"))
 sweep = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sweep)
+import grid as machinery  # noqa: E402  (the grid's points, claims and children: grid.py)
+import results as results_file  # noqa: E402
+import runs  # noqa: E402
 UserError = sweep.UserError
 
 
@@ -34,16 +37,16 @@ def grid(char_data, tmp_path):
 
 
 def _points(argv):
-    defaults, annotations = sweep.train_defaults()
+    defaults, annotations = runs.train_defaults()
     settings, axes, fixed = sweep.load_sweep(argv[0], defaults)
-    return settings, axes, sweep.expand(settings, axes, fixed, {}, defaults, annotations, argv[2])
+    return settings, axes, machinery.expand(settings, axes, fixed, {}, defaults, annotations, argv[2])
 
 
 def _main(argv, monkeypatch=None, child=None):
     """sweep.main in-process (its signal handlers restored), every point's train.py replaced by
     `child` (python source, argv[1] the out_dir)."""
     if child is not None:
-        monkeypatch.setattr(sweep, "command", lambda point, settings, n: [sys.executable, "-c", child, point["out_dir"]])
+        monkeypatch.setattr(machinery, "command", lambda point, settings, n: [sys.executable, "-c", child, point["out_dir"]])
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return sweep.main(argv)
@@ -94,25 +97,25 @@ def test_a_torn_results_row_and_a_full_disk_lose_nothing(grid, tmp_path, monkeyp
     written (ENOSPC) stops the sweep in one line, and the next start records the point from its
     final.json without running it again. The sbatch script is written whole or not at all."""
     settings, axes, points = _points(grid)
-    header, results = sweep.columns(axes), grid[4]
-    sweep.append_row(results, header, {"status": "done", "out_dir": points[2]["out_dir"], "sweep": "x"})
+    header, results = results_file.columns(axes), grid[4]
+    results_file.append_row(results, header, {"status": "done", "out_dir": points[2]["out_dir"], "sweep": "x"})
     with open(results, "a") as f:
         f.write("grid,completep,1,16")  # a kill mid-append
-    assert sweep.append_row(results, header, {"status": "stopped", "out_dir": points[1]["out_dir"], "sweep": "x"})
+    assert results_file.append_row(results, header, {"status": "stopped", "out_dir": points[1]["out_dir"], "sweep": "x"})
     lines = open(results).read().splitlines()
     assert lines[-2] == "grid,completep,1,16" and lines[-1].startswith("x,") and len(_rows(results)) == 3
     os.remove(results)
 
     def full(path, line):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(sweep, "append_line", full)
+    monkeypatch.setattr(results_file, "append_line", full)
     with pytest.raises(UserError, match=r"cannot append to the results file .*No space left on device.*"
                                                r"final.json keeps its result"):
         _main([*grid, "--index", "0"], monkeypatch, DONE)
     assert open(results).read() == ""  # the lock's handle made it; nothing half-written
     monkeypatch.undo()
     ran = []
-    monkeypatch.setattr(sweep, "start", lambda *a: ran.append(a))
+    monkeypatch.setattr(machinery, "start", lambda *a: ran.append(a))
     assert _main([*grid, "--index", "0"]) == 0 and not ran  # recorded, not run again
     assert [r["status"] for r in _rows(results)] == ["done"]
 
@@ -135,10 +138,10 @@ def test_a_dcp_checkpoint_keeps_the_points_records(grid, monkeypatch):
             with open(os.path.join(d, n), "w") as f:
                 f.write('{"iter": 2, "status": "stopped"}\n')
     os.makedirs(os.path.join(keep, "ckpt_0000002.dcp"))
-    monkeypatch.setattr(sweep, "command", lambda *a: [sys.executable, "-c", "pass"])
+    monkeypatch.setattr(machinery, "command", lambda *a: [sys.executable, "-c", "pass"])
     args = type("A", (), dict(nproc_per_node=1))
     for p in points[:2]:
-        sweep.start(p, {}, args, 1)["proc"].wait()
+        machinery.start(p, {}, args, 1)["proc"].wait()
     assert os.path.exists(os.path.join(keep, "metrics.jsonl")) and os.path.exists(os.path.join(keep, "final.json"))
     assert not os.path.exists(os.path.join(fresh, "metrics.jsonl")) and not os.path.exists(os.path.join(fresh, "final.json"))
 
@@ -168,7 +171,8 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("sweep_script", sys.argv[1])
 sweep = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sweep)
-sweep.command = lambda point, settings, n: [sys.executable, "-c", sys.argv[2], point["out_dir"], sweep.REPO]
+import grid
+grid.command = lambda point, settings, n: [sys.executable, "-c", sys.argv[2], point["out_dir"], sweep.REPO]
 sys.exit(sweep.main(sys.argv[3:]))
 """
 
@@ -194,23 +198,51 @@ def test_a_point_decided_under_its_claim(grid):
     """Members of the class without timing: a point another process claims is busy (not run, no
     row); one finished since the sweep looked is skipped, and a second row for it is refused."""
     settings, axes, points = _points(grid)
-    header, results = sweep.columns(axes), grid[4]
-    other = sweep.claim(points[0]["out_dir"])  # another sweep holds point 0
+    header, results = results_file.columns(axes), grid[4]
+    other = machinery.claim(points[0]["out_dir"])  # another sweep holds point 0
     try:
-        assert sweep.take(points[0], "grid", axes, results, header) == (None, "busy")
+        assert machinery.take(points[0], "grid", axes, results, header) == (None, "busy")
     finally:
         other.close()
-    hold, what = sweep.take(points[0], "grid", axes, results, header)
+    hold, what = machinery.take(points[0], "grid", axes, results, header)
     assert what == "run"
     hold.close()
     # point 1 was to run when this sweep started; another one finished and recorded it since
-    assert sweep.state(points[1], sweep.recorded(results))[0] == "run"
+    assert machinery.state(points[1], results_file.recorded(results))[0] == "run"
     os.makedirs(points[1]["out_dir"])
     subprocess.run([sys.executable, "-c", DONE, points[1]["out_dir"]], check=True)
-    row = sweep.outcome_row("grid", points[1], axes, sweep.read_final(points[1]["out_dir"]), 1.0)
-    assert sweep.append_row(results, header, row) is True
-    assert sweep.take(points[1], "grid", axes, results, header) == (None, "skip")
-    assert sweep.append_row(results, header, row) is False and len(_rows(results)) == 1
+    row = machinery.outcome_row("grid", points[1], axes, runs.read_final(points[1]["out_dir"]), 1.0)
+    assert results_file.append_row(results, header, row) is True
+    assert machinery.take(points[1], "grid", axes, results, header) == (None, "skip")
+    assert results_file.append_row(results, header, row) is False and len(_rows(results)) == 1
+
+
+def test_rows_record_their_commit_and_a_file_without_the_column_still_reads(grid, tmp_path):
+    """A row's commit is the one its run's provenance.json names (its latest start), else the
+    sweep's checkout; a results file written before the commit column keeps its header when a
+    sweep continues it, and reads as before."""
+    settings, axes, points = _points(grid)
+    out = points[0]["out_dir"]
+    os.makedirs(out)
+    subprocess.run([sys.executable, "-c", DONE, out], check=True)
+    final = runs.read_final(out)
+    assert machinery.outcome_row("grid", points[0], axes, final, 1.0)["commit"] == runs.git_commit()
+    with open(os.path.join(out, "provenance.json"), "w") as f:
+        json.dump({"git_commit": "a" * 40, "resumes": [{"git_commit": "b" * 40, "step": 2}]}, f)
+    row = machinery.outcome_row("grid", points[0], axes, final, 1.0)
+    assert row["commit"] == "b" * 40
+    header = results_file.columns(axes)
+    assert header[-2:] == ["out_dir", "commit"] and runs.git_commit(str(tmp_path)) == "unknown"
+    old = str(tmp_path / "old.csv")
+    with open(old, "w") as f:
+        f.write(",".join(header[:-1]) + "\n")
+    legacy = results_file.check_header(old, header)
+    assert legacy == header[:-1] and results_file.append_row(old, legacy, row)
+    assert open(old).read().splitlines()[0] == ",".join(header[:-1])
+    assert [r["status"] for r in results_file.load(old)] == ["done"]
+    new = str(tmp_path / "new.csv")
+    assert results_file.append_row(new, results_file.check_header(new, header), row)
+    assert [r["commit"] for r in results_file.load(new)] == ["b" * 40]
 
 
 # --- class 10: "stopped" from the run's own record ---
@@ -254,4 +286,4 @@ def test_a_stopped_torchrun_point_requeues_its_array_task(grid, tmp_path):
     assert res.returncode == 4, (res.stdout, res.stderr, log[-2000:])
     assert "exitcode  : 4" in log and "FAILED" not in res.stderr  # torchrun said 1; the record says stopped
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "77_0"]
-    assert sweep.read_final(point)["status"] == "stopped" and os.path.exists(os.path.join(point, "ckpt_0000002.pt"))
+    assert runs.read_final(point)["status"] == "stopped" and os.path.exists(os.path.join(point, "ckpt_0000002.pt"))

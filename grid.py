@@ -1,0 +1,378 @@
+"""
+A sweep's grid of train.py runs (scripts/sweep.py's and scripts/shapes.py's machinery; standard
+library only, no torch): the points of a grid with their out_dirs named by their coordinates,
+the decision about each point under its claim (<out_dir>/sweep.lock), and running them N at a
+time, each ending in one row of the results file (results.py) or a message.
+
+out_dir: <out_root>/<parameterization>/L<n_layer>_N<n_embd>/<other axes, e.g. lr2^-7>/s<seed>
+(with wandb_log on, the same coordinates name the point's wandb run, in the sweep's group)
+
+Every exit path of run_local stops and reaps its children (runs.stop_children; they get SIGTERM
+if the sweep itself is killed: runs.die_with_parent). A point is stopped when its own record
+says so (the final.json it wrote: under torchrun every worker's exit code becomes 1) or train.py
+exits 4; it is not finished and runs again on the next start. Several sweeps may share an
+out_root: each decides about a point under the point's claim, reading its state again right
+then, so a point another sweep runs is skipped as busy and one it finished is not run again nor
+recorded twice; a point whose out_dir another live train.py owns (runs.RunLock) is busy too.
+"""
+import fcntl
+import functools
+import hashlib
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from configurator import parse
+from results import COORDS, FINISHED, append_row, axis_keys, check_header, columns, recorded
+from runs import (EXIT_DIVERGED, EXIT_STOPPED, REPO, UserError, die_with_parent, final_stamp, git_commit,
+                  has_checkpoint, lock_owner, log_tail, read_final, run_commit, stop_children)
+from util import hms
+
+MAX_FAILURES_IN_A_ROW = 3  # a broken train.py or environment: stop instead of burning the grid
+LABELS = {"learning_rate": "lr", "init_std": "std", "output_mult": "om", "input_mult": "im",
+          "global_batch_size": "B", "max_tokens": "D", "module_hparams": "modules"}
+UNLABELLED = ("base_batch_size", "base_tokens")  # name the proxy; not in out_dir names
+CLAIM_NAME = "sweep.lock"  # in a point's out_dir: flock-ed by the sweep that decides about / runs it
+# train.py settings that steer the run but not its result: a finished point whose config.json
+# differs from the sweep only in these is still the same point (see settings_changed)
+RUN_CONTROL = ("out_dir", "init_from", "eval_interval", "log_interval", "eval_only", "save_checkpoints",
+               "keep_last", "halt_at_iter", "sample_tokens", "wandb_log", "wandb_project", "wandb_run_name",
+               "wandb_group", "wandb_mode", "device", "compile", "fused", "parallel")
+
+
+# --- the points ---
+
+def override(k, v):
+    return f"--{k}={v!r}"
+
+
+def label(k, v):
+    """lr2^-7, std0.02, warmup_frac0.1: one axis value in a directory name; a dict setting
+    (module_hparams) by a digest of its JSON, or 'none' when empty."""
+    if isinstance(v, dict):
+        text = hashlib.sha1(json.dumps(v, sort_keys=True).encode()).hexdigest()[:8] if v else "none"
+    elif isinstance(v, float) and v > 0 and math.log2(v) == round(math.log2(v)):
+        text = f"2^{round(math.log2(v))}"
+    elif isinstance(v, float) and v > 0 and abs(4 * math.log2(v) - round(4 * math.log2(v))) < 1e-9:
+        text = f"2^{round(4 * math.log2(v)) / 4:g}"  # quarter-octave grids: lr2^-7.5
+    else:
+        text = f"{v:g}" if isinstance(v, float) else str(v)
+    return f"{LABELS.get(k, k)}{text}"
+
+
+def expand(settings, axes, fixed, extra, defaults, annotations, out_root):
+    """The grid points in order: dicts of coords, config, out_dir, args."""
+    fixed_args = [override(k, v) for k, v in fixed.items()] + [override(k, v) for k, v in extra.items()]
+    points = []
+    for values in itertools.product(*axes.values()):
+        coords = {}
+        for a, v in zip(axes, values):
+            coords.update(v if a == "points" else {a: v})
+        args = fixed_args + [override(k, v) for k, v in coords.items()]
+        try:
+            config, _ = parse(defaults, settings["base_config"] + args, annotations)
+        except UserError as e:
+            raise UserError(f"point {coords}: {e}") from None
+        rest = [label(k, v) for k, v in coords.items()
+                if k not in ("parameterization", "n_layer", "n_embd", "seed") + UNLABELLED]
+        out_dir = os.path.join(out_root, config["parameterization"],
+                               f"L{config['n_layer']}_N{config['n_embd']}", "_".join(rest) or "base",
+                               f"s{config['seed']}")
+        run_name = " ".join(os.path.relpath(out_dir, out_root).split(os.sep))  # completep L2_N64 lr2^-7 s0
+        points.append(dict(coords=coords, config=config, out_dir=out_dir, args=args, run_name=run_name))
+    if len({p["out_dir"] for p in points}) != len(points):
+        raise UserError("two points share an out_dir; the directory names cannot tell them apart")
+    return points
+
+
+def outcome_row(sweep, point, axes, final, wall):
+    """The results row of a finished point (results.columns): its coordinates, how it ended
+    (its final.json), and the commit that ran it (its provenance.json, else the sweep's)."""
+    c = point["config"]
+    row = {"sweep": sweep, **{k: c[k] for k in COORDS}, **{k: c[k] for k in axis_keys(axes)}}
+    diverged = final["status"] == "diverged"
+    steps = final.get("iter", 0)
+    row.update(status=final["status"],
+               train_loss=math.inf if diverged else final.get("train_loss"),
+               val_loss=math.inf if diverged else final.get("val_loss"),
+               best_val_loss=final.get("best_val_loss"), steps=steps,
+               tokens=steps * c["global_batch_size"] * c["block_size"], wall_s=round(wall, 1),
+               out_dir=os.path.relpath(point["out_dir"], REPO) if point["out_dir"].startswith(REPO)
+               else point["out_dir"],
+               commit=run_commit(point["out_dir"]) or sweep_commit())
+    return row
+
+
+@functools.lru_cache(maxsize=None)
+def sweep_commit():
+    """The checkout's commit when this sweep started (runs.git_commit, asked once): a row's
+    commit where its run's provenance.json names none."""
+    return git_commit(REPO)
+
+
+# --- running points ---
+
+def wandb_names(config, group, run_name):
+    """--wandb_group and --wandb_run_name of a point or trial whose settings log to wandb
+    (wandb_log): the sweep's (search's) name as its group and its coordinates as its name, so a
+    sweep is one view in wandb; a wandb_group the user set is kept. Nothing for a run without
+    wandb: its command stays the plain train.py command the sweep file describes (settings_changed
+    ignores both: they name a place, not what is computed)."""
+    if not config.get("wandb_log"):
+        return []
+    return ([] if config.get("wandb_group") else [override("wandb_group", group)]) + \
+        [override("wandb_run_name", run_name)]
+
+
+def command(point, settings, nproc):
+    launcher = [sys.executable]
+    if nproc > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return launcher + [os.path.join(REPO, "train.py")] + settings["base_config"] + point["args"] + \
+        wandb_names(point["config"], settings["name"], point.get("run_name", "")) + [f"--out_dir={point['out_dir']}"]
+
+
+def settings_changed(point):
+    """The settings in which the finished run in point's out_dir (its config.json) differs from
+    what the sweep now asks of that point, as 'key=theirs there, ours here' strings. The out_dir
+    names only the swept coordinates, so a changed fixed setting (an init_std in a base config,
+    a --set) would otherwise count the old run as this point's result. Settings the old run
+    predates (absent there) and RUN_CONTROL are not compared; no config.json, nothing to compare."""
+    try:
+        with open(os.path.join(point["out_dir"], "config.json")) as f:
+            theirs = json.load(f)["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(theirs, dict):
+        return []
+    ours = json.loads(json.dumps(point["config"]))  # as train.py wrote it: lists, not tuples
+    return [f"{k}={theirs[k]!r} there, {v!r} here" for k, v in ours.items()
+            if k in theirs and k not in RUN_CONTROL and theirs[k] != v]
+
+
+def state(point, done_dirs):
+    """(what to do, status to show): 'skip' (a finished row in the results file, even without
+    its out_dir: a copied results file continues a sweep), 'record' (finished, no row yet),
+    'busy' (another live process owns its out_dir) or 'run'. --dry_run shows the same.
+    A finished point whose out_dir ran other settings than the sweep now sets is refused."""
+    status = done_dirs.get(os.path.abspath(point["out_dir"]))
+    final = read_final(point["out_dir"]) or {}
+    if status in FINISHED or final.get("status") in FINISHED:
+        diff = settings_changed(point)
+        if diff:
+            shown = "; ".join(diff[:3]) + ("; ..." if len(diff) > 3 else "")
+            raise UserError(f"{point['out_dir']} finished with other settings ({shown}) than this sweep sets; "
+                             "counting it would mix settings in one result: give this sweep another --out_root "
+                             "(or name), or delete that out_dir and its row")
+    if status in FINISHED:
+        return "skip", status
+    if final.get("status") in FINISHED:
+        return "record", final["status"]
+    if lock_owner(point["out_dir"]):
+        return "busy", "busy"
+    return "run", final.get("status") if final.get("status") == "stopped" else "todo"
+
+
+def claim(out_dir):
+    """This sweep's hold on a point: an exclusive flock on <out_dir>/sweep.lock, taken before the
+    point's state is read for the decision and kept until its child has ended and its row is
+    written (closing the file lets go; so does the kernel when the sweep dies). Two sweeps on one
+    out_root meet here. Returns the open file, or None while another process holds it."""
+    os.makedirs(out_dir, exist_ok=True)
+    f = open(os.path.join(out_dir, CLAIM_NAME), "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    except OSError:  # a filesystem without flock: train.py's own lock still refuses a second run
+        pass
+    return f
+
+
+def take(point, sweep, axes, results, header):
+    """(claim, 'run') for a point to run now, else (None, why): its state read again under its
+    claim, right before it would start (another sweep on this out_root may have run it since
+    this one looked): 'busy' (another process holds it), 'skip' (finished, recorded) or
+    'record' (finished, its row appended now, once)."""
+    try:
+        hold = claim(point["out_dir"])
+    except OSError as e:
+        raise UserError(f"cannot write to {point['out_dir']} ({e.strerror or e}); free space or make it "
+                         "writable, then run the same command again") from None
+    if hold is None:
+        return None, "busy"
+    try:
+        what = state(point, recorded(results))[0]
+        if what == "record":  # finished before its row was written (killed in between)
+            append_row(results, header, outcome_row(sweep, point, axes, read_final(point["out_dir"]), math.nan))
+    except BaseException:
+        hold.close()
+        raise
+    if what != "run":
+        hold.close()
+        return None, what
+    return hold, what
+
+
+def start(point, settings, args, threads, gpus=None, hold=None):
+    """A running job for the point (its claim `hold` kept in it until finish). A point without
+    a checkpoint (runs.has_checkpoint: .pt or fsdp's .dcp) starts from scratch, so the logs of an
+    earlier attempt go; one with a checkpoint resumes and keeps them. `gpus`: the device ids it
+    may see (CUDA_VISIBLE_DEVICES), from --gpus."""
+    out = point["out_dir"]
+    try:
+        os.makedirs(out, exist_ok=True)
+        if not has_checkpoint(out):
+            for n in ("metrics.jsonl", "final.json"):
+                if os.path.exists(os.path.join(out, n)):
+                    os.remove(os.path.join(out, n))
+        log = open(os.path.join(out, "train.log"), "a")
+    except OSError as e:
+        raise UserError(f"cannot write to {out} ({e.strerror or e}); free space or make it writable, then run "
+                         "the same command again") from None
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    stamp, log_start = final_stamp(out), log.tell()
+    proc = subprocess.Popen(command(point, settings, args.nproc_per_node), stdout=log,
+                            stderr=subprocess.STDOUT, env=env, cwd=REPO, preexec_fn=die_with_parent)
+    return dict(point=point, proc=proc, log=log, t0=time.time(), gpus=gpus, hold=hold, stamp=stamp,
+                log_start=log_start)
+
+
+def gpu_slots(args):
+    """--gpus split into one group of --nproc_per_node ids per concurrent point, or None."""
+    if not getattr(args, "gpus", None):
+        return None
+    ids = args.gpus
+    return [ids[i:i + args.nproc_per_node] for i in range(0, len(ids) - args.nproc_per_node + 1, args.nproc_per_node)]
+
+
+def finish(job, sweep, axes, results, header, progress=""):
+    """Record a finished child: a row for done/diverged, a message otherwise (each line
+    prefixed with `progress`, e.g. '[3/72] eta 0:41:10 '); then let go of the point's claim.
+    How the run ended is read from its own record first, the final.json this run wrote: under
+    torchrun a stopped or diverged worker's exit code reaches the sweep as 1. Returns
+    'finished', 'stopped', 'busy' or 'failed'."""
+    job["log"].close()
+    rc, point = job["proc"].returncode, job["point"]
+    out = point["out_dir"]
+    try:
+        # this run's final.json, or whatever is there when train.py's own exit code says it ended
+        final = read_final(out) if final_stamp(out) != job.get("stamp") or rc in (0, EXIT_DIVERGED) else None
+        status = (final or {}).get("status")
+        if status in FINISHED:
+            row = outcome_row(sweep, point, axes, final, time.time() - job["t0"])
+            again = "" if append_row(results, header, row) else " (its row was already there)"
+            print(f"{progress}{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {out}{again}", flush=True)
+            return "finished"
+        if status == "stopped" or rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT):  # or signalled before it could stop
+            print(f"{progress}stopped           {out} (re-run the sweep to continue it)", flush=True)
+            return "stopped"
+        if rc != 0 and (lock_owner(out) or "is in use by another run" in _output(job)):  # taken just now
+            print(f"{progress}busy              {out} (another process owns it)", flush=True)
+            return "busy"
+        print(f"{progress}FAILED (exit {rc}) {out}: {log_tail(out)}", file=sys.stderr, flush=True)
+        return "failed"
+    finally:
+        if job.get("hold"):
+            job["hold"].close()
+
+
+def _output(job):
+    """What this run of the job's child printed (its part of the appended train.log)."""
+    try:
+        with open(os.path.join(job["point"]["out_dir"], "train.log"), errors="replace") as f:
+            f.seek(job.get("log_start", 0))
+            return f.read()
+    except OSError:
+        return ""
+
+
+def run_local(points, settings, axes, results, args):
+    """Run the points that are not finished, args.jobs at a time (args: jobs, threads_per_job,
+    nproc_per_node, gpus); each finished point appends its row to `results`. Returns the
+    sweep's exit code (0, 1 some failed, 4 stopped)."""
+    # a mismatched results file stops the sweep before any point runs; one written before the
+    # commit column keeps its header
+    header = check_header(results, columns(axes))
+    sweep_commit()  # the checkout's commit at the sweep's start
+    done_dirs = recorded(results)
+    states = [state(p, done_dirs)[0] for p in points]  # every point checked before any is recorded or run
+    todo, busy = [], 0
+    for p, s in zip(points, states):
+        if s == "record":  # finished before its row was written: recorded under its claim, once
+            hold, s = take(p, settings["name"], axes, results, header)
+            if hold:
+                hold.close()
+        if s == "run":
+            todo.append(p)
+        busy += s == "busy"
+    print(f"{settings['name']}: {len(points)} points, {len(points) - len(todo) - busy} finished, {len(todo)} to run, "
+          f"{f'{busy} busy elsewhere, ' if busy else ''}{args.jobs} at a time x {args.threads_per_job} threads "
+          f"-> {results}", flush=True)
+    running = []
+    try:
+        return _run_queue(todo, settings, axes, results, header, args, running)
+    finally:  # an error, a signal, or the end: no child outlives the sweep
+        stop_children(running)
+
+
+def _run_queue(todo, settings, axes, results, header, args, running):
+    stop = {"signal": None}
+
+    def on_signal(signum, frame):
+        stop["signal"] = signum
+        for j in running:  # train.py saves (if it checkpoints) and exits at a step boundary
+            if j["proc"].poll() is None:
+                j["proc"].send_signal(signal.SIGTERM)
+    ends = {"finished": 0, "stopped": 0, "busy": 0, "failed": 0}
+    in_a_row = 0
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    queue, total = list(todo), len(todo)
+    free = gpu_slots(args)  # each running point holds one slot of GPUs; None: no --gpus
+    t0, ended = time.time(), 0  # progress: k/N points of this invocation and an ETA from their pace
+    while queue or running:
+        while queue and len(running) < args.jobs and stop["signal"] is None and free != []:
+            point = queue.pop(0)
+            hold, what = take(point, settings["name"], axes, results, header)
+            if hold is None:  # another sweep runs it, or has finished it since this one started
+                total -= 1
+                print(f"{'busy' if what == 'busy' else 'finished':17s} {point['out_dir']} "
+                      f"({'another process runs it' if what == 'busy' else 'by another process'})", flush=True)
+                continue
+            slot = free.pop(0) if free else None
+            running.append(start(point, settings, args, args.threads_per_job, slot, hold))
+        time.sleep(0.2)
+        for j in [j for j in running if j["proc"].poll() is not None]:
+            running.remove(j)
+            if j.get("gpus") is not None:
+                free.append(j["gpus"])
+            ended += 1
+            eta = (time.time() - t0) / ended * (total - ended)
+            end = finish(j, settings["name"], axes, results, header, f"[{ended}/{total}] eta {hms(eta)}  ")
+            ends[end] += 1
+            in_a_row = in_a_row + 1 if end == "failed" else 0
+        if in_a_row >= MAX_FAILURES_IN_A_ROW and stop["signal"] is None:
+            print(f"{in_a_row} points failed in a row; not starting more (fix the cause, then re-run)",
+                  file=sys.stderr, flush=True)
+            stop["signal"] = "failures"
+        if stop["signal"] is not None and not running:
+            print("sweep stopped; run the same command again to continue", flush=True)
+            break
+    if stop["signal"] not in (None, "failures"):
+        # stopped: exit 4 however many signals come, also one that lands while Python shuts
+        # down (its handlers are gone by then and the default would make it 143)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if ends["failed"]:
+        return 1
+    # a point that stopped is resumable: 4, so a SLURM array task (--index) is requeued
+    return EXIT_STOPPED if stop["signal"] not in (None, "failures") or ends["stopped"] else 0
