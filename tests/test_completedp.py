@@ -452,6 +452,7 @@ def test_cli_completedp_with_module_hparams_trains_and_resume_checks(char_data, 
         assert str(e.value).startswith("cannot resume") and needle in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_resume_takes_group_betas_from_the_config(char_data, tmp_path):
     """Stopped at step 2, its checkpoint's group betas overwritten, resumed: the moments come
     from the checkpoint, every group's betas from this config and the rules (m_B = 8 / 4 = 2,

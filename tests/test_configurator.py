@@ -108,6 +108,7 @@ def test_aliases_map_after_everything_else_or_refuse():
         parse(DEFAULTS, ["--old=1"], ANN, aliases)
 
 
+@pytest.mark.slow
 def test_train_py_help_and_nanogpt_names(tmp_path):
     r = run_script(["train.py", "--help"])
     assert r.returncode == 0 and not r.stderr

@@ -61,6 +61,7 @@ def wait_for(cond, proc, timeout=120):
 
 # --- class 2: one trainer per out_dir ------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_second_trainer_is_refused_while_the_first_lives_then_takes_over(char_data, tmp_path):
     out = str(tmp_path / "run")
     first = popen_train(char_data, out, "--max_iters=100000", "--eval_interval=100000")
@@ -240,6 +241,7 @@ FAULT_RUN = ["--max_iters=10", "--eval_interval=2", "--keep_last=2", "--n_embd=2
              "--dropout=0.1", "--learning_rate=3e-2"]
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_and_checkpoint_writes_then_resume_is_exact(char_data, tmp_path):
     ref = str(tmp_path / "ref")
     res = train(char_data, ref, *FAULT_RUN)
@@ -295,6 +297,7 @@ def splits(d):
     return tuple(np.asarray(read_tokens(os.path.join(d, f"{s}.bin"))).copy() for s in ("train", "val"))
 
 
+@pytest.mark.slow
 def test_sigkill_during_data_preparation_never_trains_on_mixed_files(tmp_path):
     """A prepared text A is re-prepared as text B and killed at random moments of the writing:
     the directory then opens as all of A or all of B, or is refused in one line."""

@@ -51,6 +51,7 @@ def runs(char_data, tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_fsdp_matches_single_process_and_ddp(runs):
     single, ddp, fsdp = (losses(runs[k]) for k in ("single", "ddp", "fsdp"))
     assert sorted(fsdp) == list(range(1, 25)) and sorted(single) == sorted(ddp) == sorted(fsdp)
@@ -86,6 +87,7 @@ def test_checkpoints_listed_and_pruned_like_files(runs, tmp_path):
     assert sorted(os.listdir(d)) == ["ckpt_0000012.pt", "ckpt_0000016.dcp", "ckpt_0000024.dcp", "ckpt_copy.dcp"]
 
 
+@pytest.mark.slow
 def test_killed_mid_save_then_resharded_resumes_match_the_straight_run(runs, char_data, tmp_path):
     """From the 2-rank checkpoint at step 8, 1 rank resumes (2 -> 1), writes step 16 and is
     SIGKILLed while writing step 24's checkpoint (shards written, DCP's index not); 2 ranks

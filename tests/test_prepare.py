@@ -265,6 +265,7 @@ def final_weights(out_dir):
     return torch.load(os.path.join(out_dir, "ckpt_0000006.pt"), weights_only=True)["model"]
 
 
+@pytest.mark.slow
 def test_train_on_shards_and_resume_bitwise(shard_dir, tmp_path):
     """One uninterrupted run, and one halted at step 3 and resumed: the same final weights, bit
     for bit. (The two runs start side by side: 2 cores.)"""

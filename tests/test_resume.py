@@ -133,6 +133,7 @@ def straight(data_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_halt_then_resume_equals_straight_run(data_dir, straight, tmp_path):
     out = str(tmp_path / "run")
     res = ok(train(data_dir, out, f"--halt_at_iter={N // 2}"), EXIT_STOPPED)  # stopped is not success
@@ -162,6 +163,7 @@ def test_halt_then_resume_equals_straight_run(data_dir, straight, tmp_path):
         assert f.read() == final
 
 
+@pytest.mark.slow
 def test_sigterm_then_resume_equals_straight_run(data_dir, straight, tmp_path):
     out = str(tmp_path / "run")
     os.makedirs(out)
@@ -236,6 +238,7 @@ def test_resume_into_a_different_model_is_refused(data_dir, straight, tmp_path):
     assert sorted(os.listdir(out)) == sorted(os.listdir(straight)), "a refused resume wrote files"
 
 
+@pytest.mark.slow
 def test_checkpoint_from_before_a_new_model_setting_resumes(data_dir, straight, tmp_path):
     """A checkpoint written before a model setting existed (attn_mult here) holds no value for
     it: it had the setting's default then, so a run with the default resumes, and a run with
@@ -252,6 +255,7 @@ def test_checkpoint_from_before_a_new_model_setting_resumes(data_dir, straight, 
     assert "resuming from" in res.stdout
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_is_one_line_then_previous_one_resumes(data_dir, straight, tmp_path):
     out = str(tmp_path / "run")
     shutil.copytree(straight, out)
@@ -307,6 +311,7 @@ def steps_in(out):
     return [load(p)["iter_num"] for p in list_checkpoints(out)]
 
 
+@pytest.mark.slow
 def test_a_users_copy_is_not_a_checkpoint_and_pruning_keeps_newer(data_dir, tmp_path):
     """Issue example: ckpt_copy.pt (a backup of step 2) was taken as the latest, resumed from,
     and the real step 3 and 6 checkpoints pruned."""

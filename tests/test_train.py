@@ -106,6 +106,7 @@ def test_sample_script_reads_checkpoint(char_data, tmp_path):
     assert "KING:" in r.stdout and "completep" in r.stdout
 
 
+@pytest.mark.slow
 def test_ddp_matches_single_process(char_data, tmp_path):
     """2 gloo ranks x 1 micro-step equal 1 process x 2 micro-steps for the same global batch."""
     if shutil.which("torchrun") is None:
@@ -128,6 +129,7 @@ def test_ddp_matches_single_process(char_data, tmp_path):
     assert len(b["rng"]) == 2  # every rank's RNG state is saved
 
 
+@pytest.mark.slow
 def test_wandb_offline_needs_no_key(char_data, tmp_path):
     out = tmp_path / "run"
     env = {k: "" for k in ("WANDB_API_KEY",)}
@@ -145,6 +147,7 @@ def test_wandb_offline_needs_no_key(char_data, tmp_path):
     assert len(runs) == 2 and all(d.name.endswith(run_id) for d in runs)
 
 
+@pytest.mark.slow
 def test_fused_adamw_on_cpu_follows_the_same_trajectory(char_data, tmp_path):
     """--fused=True (bench.py --compare: faster on this CPU) changes the kernels, not the update."""
     rows = {}
