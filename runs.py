@@ -397,3 +397,20 @@ def stop_children(running, grace=STOP_GRACE_S):
             j["log"].close()
         if j.get("hold"):  # the point's claim outlives its child, never the other way round
             j["hold"].close()
+
+
+# scripts/slurm_train.sh asks these two whether a run it started stopped (its own record)
+def train_out_dir(argv):
+    """The out_dir train.py resolves from its arguments (config files, then --key=value), read
+    without torch; nanoGPT's alias names (train.py's NANOGPT_ALIASES: none sets out_dir) pass."""
+    import ast
+    import contextlib
+    import io
+    from configurator import parse  # here, not at the top: configurator imports this module
+    defaults, annotations = train_defaults()
+    with open(os.path.join(REPO, "train.py")) as f:
+        tree = ast.parse(f.read())
+    names = [k.value for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+             and getattr(node.targets[0], "id", None) == "NANOGPT_ALIASES" for k in node.value.keys]
+    with contextlib.redirect_stdout(io.StringIO()):  # parse's notes about the aliases
+        return parse(defaults, argv, annotations, dict.fromkeys(names, lambda v, c: ({}, "")))[0]["out_dir"]

@@ -36,11 +36,10 @@ GRACE=${SHUTDOWN_GRACE:-240}
 # arguments as train.py does ("none" without one; "" if they do not parse: train.py says why)
 record() {
     python - "$@" 2>/dev/null <<'EOF'
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("sweep_script", "scripts/sweep.py")
-sweep = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sweep)
-print(sweep.final_record(sweep.train_out_dir(sys.argv[1:])))
+import sys
+sys.path.insert(0, ".")
+import runs
+print(runs.final_record(runs.train_out_dir(sys.argv[1:])))
 EOF
 }
 BEFORE=$(record "$@")

@@ -46,9 +46,6 @@ This file reads the sweep file and the flags; the grid's points, their claims an
 are grid.py's (scripts/shapes.py runs its points through it too), the results file results.py's.
 """
 import argparse
-import ast
-import contextlib
-import io
 import os
 import re
 import shlex
@@ -61,24 +58,9 @@ sys.path.insert(0, REPO)
 from configurator import parse, read_config_file  # noqa: E402
 from grid import expand, run_local, state  # noqa: E402
 from results import axis_keys, check_header, columns, recorded  # noqa: E402
-from runs import (CONTROL, EXIT_STOPPED, UserError, final_record, run_cli, train_defaults,  # noqa: E402,F401
-                  write_atomic)  # final_record: scripts/slurm_train.sh reads it here
+from runs import CONTROL, EXIT_STOPPED, UserError, run_cli, train_defaults, write_atomic  # noqa: E402
 
 SPECIAL = ("base_config", "name", "out_root", "results", "order", "points")
-
-
-# --- what scripts/slurm_train.sh reads here: runs.final_record and train_out_dir ---
-
-def train_out_dir(argv):
-    """The out_dir train.py resolves from its arguments (config files, then --key=value), read
-    without torch; nanoGPT's alias names (train.py's NANOGPT_ALIASES: none sets out_dir) pass."""
-    defaults, annotations = train_defaults()
-    with open(os.path.join(REPO, "train.py")) as f:
-        tree = ast.parse(f.read())
-    names = [k.value for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
-             and getattr(node.targets[0], "id", None) == "NANOGPT_ALIASES" for k in node.value.keys]
-    with contextlib.redirect_stdout(io.StringIO()):  # parse's notes about the aliases
-        return parse(defaults, argv, annotations, dict.fromkeys(names, lambda v, c: ({}, "")))[0]["out_dir"]
 
 
 # --- the sweep file ---
