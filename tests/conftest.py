@@ -8,6 +8,10 @@ import signal
 import subprocess
 import sys
 
+# The export tests import Hugging Face tokenizers, whose thread pool would deadlock the worker
+# processes another test in the same pytest worker forks (data preparation): no pool, anywhere.
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
 import numpy as np
 import pytest
 import torch
