@@ -22,12 +22,13 @@ import itertools
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
-from configurator import parse
+from configurator import parse, read_config_file
 from results import COORDS, FINISHED, append_row, axis_keys, check_header, columns, recorded
 from runs import (EXIT_DIVERGED, EXIT_STOPPED, REPO, UserError, die_with_parent, final_stamp, git_commit,
                   has_checkpoint, lock_owner, log_tail, read_final, run_commit, stop_children)
@@ -376,3 +377,68 @@ def _run_queue(todo, settings, axes, results, header, args, running):
         return 1
     # a point that stopped is resumable: 4, so a SLURM array task (--index) is requeued
     return EXIT_STOPPED if stop["signal"] not in (None, "failures") or ends["stopped"] else 0
+
+
+# --- the sweep file (scripts/sweep.py's and search.py's --from_sweep lookup) ---
+
+SPECIAL = ("base_config", "name", "out_root", "results", "order", "points")
+
+
+def load_sweep(path, defaults):
+    """(settings, axes, fixed): special settings, {axis: values} in order, {key: value}."""
+    try:
+        ns = read_config_file(path)
+    except UserError as e:
+        raise UserError(str(e).replace("config file", "sweep file")) from None
+    settings = {k: ns.pop(k) for k in SPECIAL if k in ns}
+    base = settings.get("base_config", [])
+    base = [base] if isinstance(base, str) else base
+    if not isinstance(base, list) or not all(isinstance(b, str) for b in base):
+        raise UserError(f"{path}: base_config must be a path or a list of paths, got {base!r}")
+    settings["base_config"] = [b if os.path.isabs(b) else os.path.join(REPO, b) for b in base]
+    for b in settings["base_config"]:
+        if not os.path.isfile(b):
+            raise UserError(f"{path}: base_config {b} does not exist")
+    axes, fixed = {}, {}
+    for k, v in ns.items():
+        if k not in defaults:
+            raise UserError(f"{path}: {k!r} is not a train.py setting nor one of {', '.join(SPECIAL)}")
+        if isinstance(v, (list, tuple)):
+            if not v:
+                raise UserError(f"{path}: axis {k} is an empty list; give at least one value")
+            if len(set(map(repr, v))) != len(v):
+                raise UserError(f"{path}: axis {k} repeats a value: {v!r}")
+            axes[k] = list(v)
+        else:
+            fixed[k] = v
+    if "points" in settings:
+        axes["points"] = _points(path, settings.pop("points"), defaults, ns)
+    if not axes:
+        raise UserError(f"{path}: no axis; a sweep needs at least one list, e.g. seed = [0, 1]")
+    order = settings.get("order", ["seed"] if "seed" in axes else [])
+    if not isinstance(order, list) or any(k not in axes for k in order) or len(set(order)) != len(order):
+        raise UserError(f"{path}: order={order!r} must list axes of this file ({', '.join(axes)}) once each")
+    order = order + [k for k in axes if k not in order]
+    settings.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    if not isinstance(settings["name"], str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", settings["name"]):
+        raise UserError(f"{path}: name={settings['name']!r} must be letters, digits and _.+- only "
+                         "(it names directories and the SLURM job)")
+    return settings, {k: axes[k] for k in order}, fixed
+
+
+def _points(path, points, defaults, ns):
+    """Validate a `points` list: dicts with the same train.py settings, none also set elsewhere."""
+    if not isinstance(points, list) or not points or not all(isinstance(p, dict) and p for p in points):
+        raise UserError(f"{path}: points must be a non-empty list of dicts of settings, got {points!r}")
+    keys = list(points[0])
+    for p in points:
+        if list(p) != keys:
+            raise UserError(f"{path}: every point must set the same settings ({', '.join(keys)}), got {list(p)}")
+    for k in keys:
+        if k not in defaults:
+            raise UserError(f"{path}: points set {k!r}, which is not a train.py setting")
+        if k in ns:
+            raise UserError(f"{path}: {k} is set both in points and on its own; keep one")
+    if len(set(map(repr, points))) != len(points):
+        raise UserError(f"{path}: points repeats a point")
+    return points

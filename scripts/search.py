@@ -88,7 +88,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import results  # noqa: E402
-from grid import RUN_CONTROL, expand, wandb_names  # noqa: E402
+from grid import RUN_CONTROL, expand, load_sweep, wandb_names  # noqa: E402
 from configurator import parse  # noqa: E402
 from runs import (CONTROL, EXIT_DIVERGED, EXIT_STOPPED, UserError, append_line, die_with_parent,  # noqa: E402
                   has_checkpoint, lock_owner, log_tail, pid_alive, read_final, run_cli, stop_children,
@@ -332,15 +332,12 @@ def sweep_files():
     """{sweep name: [(file, {absolute out_dir: resolved config})]} of the sweep files in the tree
     (scripts/sweep.py's load_sweep and grid.expand, run for their default out_root); a .py there
     that is not a sweep file is skipped."""
-    spec = importlib.util.spec_from_file_location("sweep_script", os.path.join(REPO, "scripts", "sweep.py"))
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
     defaults, annotations = train_defaults()
     out = {}
     for path in sorted({p for pattern in SWEEP_DIRS for p in glob.glob(os.path.join(REPO, pattern))}):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                settings, axes, fixed = sweep.load_sweep(path, defaults)
+                settings, axes, fixed = load_sweep(path, defaults)
                 root = os.path.join(REPO, settings.get("out_root") or os.path.join("runs", settings["name"]))
                 points = expand(settings, axes, fixed, {}, defaults, annotations, root)
         except Exception:  # noqa: BLE001  not a sweep file (a searched_modules.py), or a broken one
