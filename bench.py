@@ -5,6 +5,7 @@ Training throughput of one model shape: forward, backward and AdamW step on rand
     python bench.py --n_layer=8 --n_embd=256 --batch_size=16 --block_size=128
     python bench.py --device=cuda --n_layer=12 --n_embd=768 --block_size=1024 --batch_size=16
     python bench.py --compare=True                    # our step against a plain nanoGPT-style step
+    python bench.py --blocks=True                     # the modern block against the GPT-2 block
 
 Prints ms per step and tokens/s (and MFU on CUDA, against util.PEAK_FLOPS). Figures are
 medians over `steps` timed steps after `warmup` untimed ones.
@@ -15,6 +16,13 @@ under 'sp' (no multipliers) with one AdamW group over every parameter; "ours" is
 configured parameterization with its per-role groups (lr_mult, weight decay, eps), plus the
 variants that may make it faster: fused AdamW, torch.compile. The ratio is tokens/s over the
 plain step's: the cost (or gain) of the parameterization, measured.
+
+--blocks=True times the GPT-2 block (LayerNorm, learned positions, GELU, biases) against the
+modern block (model.BLOCKS["modern"]: RMSNorm, QK-norm, RoPE, SwiGLU at hidden ceil(8/3 N), no
+biases) under the same parameterization, shape and AdamW groups, taking turns as --compare
+does; it prints each one's non-embedding parameters (SwiGLU's three matrices at 8/3 N hold the
+parameters of GELU's two at 4 N, up to the rounding and the biases) and tokens/s over the GPT-2
+block's.
 """
 import statistics
 import sys
@@ -24,7 +32,7 @@ import torch
 
 from configurator import configure
 from runs import UserError, available_memory, memory_estimate, out_of_memory, run_cli
-from model import GPT, GPTConfig
+from model import BLOCKS, GPT, GPTConfig
 from util import peak_flops, resolve_device
 
 n_layer = 4                 # the model shape, as in train.py
@@ -43,17 +51,19 @@ fused: bool | None = None   # fused AdamW; None: on for CUDA only
 warmup = 5                  # untimed steps first
 steps = 20                  # timed steps; the median is reported
 compare = False             # time our step against a plain nanoGPT-style step (see above)
+blocks = False              # time the modern block against the GPT-2 block (see above)
 repeats = 5                 # compare: rounds of `steps` steps per variant, taken in turn
 seed = 0                    # init and the random tokens
 
 
-def build(param, groups, use_fused, use_compile, dev):
+def build(param, groups, use_fused, use_compile, dev, block="gpt2"):
     """(step function, model) for one variant: param = parameterization, groups = 'roles'
-    (the parameterization's groups) or 'one' (a single AdamW group, nanoGPT-style)."""
+    (the parameterization's groups) or 'one' (a single AdamW group, nanoGPT-style), block a
+    name of model.BLOCKS."""
     torch.manual_seed(seed)
     try:
-        cfg = GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
-                        n_embd=n_embd, parameterization=param, base_n_layer=base_n_layer,
+        cfg = GPTConfig(**BLOCKS[block], block_size=block_size, vocab_size=vocab_size, n_layer=n_layer,
+                        n_head=n_head, n_embd=n_embd, parameterization=param, base_n_layer=base_n_layer,
                         base_n_embd=base_n_embd)
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -97,7 +107,9 @@ def main():
     use_fused = is_cuda if fused is None else fused
     # before anything is allocated: a shape that cannot fit is one line, not an allocator's
     # traceback (or the kernel's OOM killer); --compare keeps every variant's model at once
-    models = (5 if compile is not False else 3) if compare else 1
+    if compare and blocks:
+        raise UserError("compare=True and blocks=True are two benchmarks; give one")
+    models = (5 if compile is not False else 3) if compare else 2 if blocks else 1
     need, what = memory_estimate(n_layer, n_embd, n_head, vocab_size, block_size, batch_size)
     need += (models - 1) * memory_estimate(n_layer, n_embd, n_head, vocab_size, block_size, 0)[0]
     have = available_memory(device_type, dev)
@@ -125,6 +137,8 @@ def _bench(dev, device_type, dt, ctx, is_cuda, use_compile, use_fused):
     shape = f"{n_layer} layers x {n_embd} wide, batch {batch_size} x {block_size}, {dt}, {name}"
     tokens = batch_size * block_size
 
+    if blocks:
+        return _blocks(dev, x, y, ctx, sync, shape, tokens, use_fused, use_compile)
     if not compare:
         fwd, opt, model = build(parameterization, "roles", use_fused, use_compile, dev)
         timed(fwd, opt, x, y, ctx, warmup, sync)
@@ -155,6 +169,31 @@ def _bench(dev, device_type, dt, ctx, is_cuda, use_compile, use_fused):
     for k, t in times.items():
         m = statistics.median(t)
         print(f"  {k:<42} {1000 * m:8.1f} ms/step {tokens / m:>10,.0f} tokens/s  {base / m:5.2f}x")
+    return base
+
+
+def nonembedding(model):
+    """Parameters outside the token/position embeddings and the unembedding."""
+    skip = {id(model.transformer.wte.weight), id(model.lm_head.weight)}
+    skip |= {id(model.transformer.wpe.weight)} if hasattr(model.transformer, "wpe") else set()
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
+
+
+def _blocks(dev, x, y, ctx, sync, shape, tokens, use_fused, use_compile):
+    """The GPT-2 block against the modern block, same step otherwise, in turns."""
+    built = {name: build(parameterization, "roles", use_fused, use_compile, dev, block=name) for name in BLOCKS}
+    for fwd, opt, _ in built.values():
+        timed(fwd, opt, x, y, ctx, warmup, sync)
+    times = {k: [] for k in built}
+    for _ in range(repeats):
+        for k, (fwd, opt, _) in built.items():
+            times[k] += timed(fwd, opt, x, y, ctx, steps, sync)
+    base = statistics.median(times["gpt2"])
+    print(f"{shape}, {parameterization}; median of {repeats} x {steps} steps each, taken in turns")
+    for k, t in times.items():
+        m = statistics.median(t)
+        print(f"  {k + ' block':<14} {nonembedding(built[k][2]):>11,} non-embedding params {1000 * m:8.1f} ms/step "
+              f"{tokens / m:>10,.0f} tokens/s  {base / m:5.2f}x")
     return base
 
 

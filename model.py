@@ -40,16 +40,54 @@ PARAMETERIZATIONS = {
 }
 
 # Parameter roles. Every parameter gets exactly one, assigned where the model is built.
-ROLES = ("embedding", "hidden", "hidden_out", "hidden_bias", "block_norm", "final_norm",
+ROLES = ("embedding", "hidden", "hidden_out", "hidden_bias", "block_norm", "qk_norm", "final_norm",
          "unembedding")
 
 # Module types for per-module multipliers (`module_hparams`); a bias follows its module. Each
-# parameter gets one type, assigned where the model is built (GPT.__init__, Block.roles).
-MODULE_TYPES = ("embedding", "attn_qkv", "attn_out", "mlp_in", "mlp_out", "block_norm",
-                "final_norm", "unembedding")
-BLOCK_TYPES = ("attn_qkv", "attn_out", "mlp_in", "mlp_out", "block_norm")  # may have a depth profile
+# parameter gets one type, assigned where the model is built (GPT.__init__, Block.roles). Two
+# names cover several types: attn_qkv (attn_q, attn_k, attn_v; in the GPT-2 block, whose fused
+# c_attn is one tensor, it is the only one) and block_norm (attn_norm, mlp_norm).
+MODULE_TYPES = ("embedding", "attn_qkv", "attn_q", "attn_k", "attn_v", "attn_out", "qk_norm",
+                "block_norm", "attn_norm", "mlp_norm", "mlp_gate", "mlp_in", "mlp_out", "final_norm",
+                "unembedding")
+TYPE_GROUPS = {"attn_qkv": ("attn_q", "attn_k", "attn_v"), "block_norm": ("attn_norm", "mlp_norm")}
+BLOCK_TYPES = ("attn_qkv", "attn_q", "attn_k", "attn_v", "attn_out", "qk_norm", "block_norm", "attn_norm",
+               "mlp_norm", "mlp_gate", "mlp_in", "mlp_out")  # inside the blocks: may have a depth profile
+NORM_TYPES = ("qk_norm", "block_norm", "attn_norm", "mlp_norm", "final_norm")  # gains: no init std, no WD
 MODULE_HPARAMS = ("lr", "wd", "init_std", "eps", "beta1", "beta2")  # beta*: multiply 1 - beta
 RESIDUAL_BRANCHES = ("attn", "mlp")  # module_hparams["residual"]: per-branch multipliers
+# module_hparams["depth"]: {hyperparameter: one value per proxy layer}, multiplying every block
+# module type's value at that layer (the type x depth factorisation of arXiv 2512.22382)
+NORMS, POSITIONS, MLPS = ("layernorm", "rmsnorm"), ("learned", "rope"), ("gelu", "swiglu")
+NORM_EPS = {"layernorm": 1e-5, "rmsnorm": 1e-6}  # torch's LayerNorm default; Qwen3's rms_norm_eps
+# The two blocks by name, as GPTConfig block options (config/modern.py sets the same in train.py;
+# the coordinate check and the laziness script take --block)
+BLOCKS = {"gpt2": dict(norm="layernorm", qk_norm=False, pos="learned", mlp="gelu"),
+          "modern": dict(norm="rmsnorm", qk_norm=True, pos="rope", mlp="swiglu", bias=False)}
+
+
+def is_gpt2_block(cfg):
+    """The GPT-2 block: LayerNorm, learned positions, GELU MLP, no QK-norm. It keeps GPT-2's fused
+    c_attn (one tensor for q, k and v); every other block has separate c_q, c_k, c_v."""
+    return cfg.norm == "layernorm" and cfg.pos == "learned" and cfg.mlp == "gelu" and not cfg.qk_norm
+
+
+def mlp_hidden(cfg):
+    """The MLP's hidden width: ceil(mlp_ratio * n_embd); mlp_ratio None is 4 for GELU (GPT-2) and
+    8/3 for SwiGLU (its three matrices then hold about the parameters of GELU's two)."""
+    ratio = cfg.mlp_ratio if cfg.mlp_ratio is not None else (4.0 if cfg.mlp == "gelu" else 8.0 / 3.0)
+    return math.ceil(ratio * cfg.n_embd - 1e-9)
+
+
+def module_types(cfg):
+    """The module types the parameters of a model of these settings have, in MODULE_TYPES' order
+    (the group name block_norm, and attn_qkv outside the GPT-2 block, cover several of them)."""
+    fused = is_gpt2_block(cfg)
+    absent = {"block_norm", *(("attn_q", "attn_k", "attn_v") if fused else ("attn_qkv",))}
+    absent |= {"qk_norm"} if not cfg.qk_norm else set()
+    absent |= {"mlp_gate"} if cfg.mlp != "swiglu" else set()
+    absent |= {"unembedding"} if cfg.tie_embeddings else set()
+    return tuple(t for t in MODULE_TYPES if t not in absent)
 
 
 @dataclass(frozen=True)
@@ -81,11 +119,23 @@ class Parameterization:
         return self.attn_mult * head_dim ** -self.attn_exponent
 
     def module_mult(self, mtype, hp, layer=None):
-        """The multiplier module_hparams[mtype][hp] (1.0 when unset) at block `layer`. A list is
-        a depth profile over the proxy's layers: proxy layer i sits at i/(base_n_layer-1) and
-        layer j of this model at j/(n_layer-1) in [0, 1] (0.5 for a single layer), and the value
-        is linearly interpolated there, so the first and last layers keep the profile's ends."""
-        v = self.module_hparams.get(mtype, {}).get(hp, 1.0)
+        """The multiplier of hyperparameter `hp` for module type `mtype` at block `layer`:
+        module_hparams[mtype][hp], or its group's (attn_qkv, block_norm) when the type has none,
+        or 1.0; for a block type times module_hparams["depth"][hp] at that layer (the type x
+        depth factorisation). A list is a depth profile, read at the layer by `at_layer`."""
+        mh = self.module_hparams
+        group = next((g for g, members in TYPE_GROUPS.items() if mtype in members), None)
+        v = mh.get(mtype, {}).get(hp, mh.get(group, {}).get(hp, 1.0))
+        v = self.at_layer(v, layer)
+        if mtype in BLOCK_TYPES and hp in mh.get("depth", {}):
+            v = v * self.at_layer(mh["depth"][hp], layer)
+        return v
+
+    def at_layer(self, v, layer):
+        """A depth profile's value at block `layer` (a number is the same everywhere). Proxy
+        layer i sits at i/(base_n_layer-1) and layer j of this model at j/(n_layer-1) in [0, 1]
+        (0.5 for a single layer), and the value is linearly interpolated there, so the first and
+        last layers keep the profile's ends."""
         if not isinstance(v, list):
             return v
         nb, n = len(v), self.n_layer
@@ -112,29 +162,46 @@ def _check_module_hparams(mh, cfg):
                           + (f"; did you mean {hint[0]!r}?" if hint else f"; use one of {', '.join(choices)}"))
     if not isinstance(mh, dict):
         raise ValueError(f"module_hparams must be a dict like {{'attn_qkv': {{'lr': 1.6}}}}, got {mh!r}")
+    present = module_types(cfg)
     out = {}
     for mtype, hps in mh.items():
-        if mtype not in MODULE_TYPES + ("residual",):
-            raise name_error("module type", mtype, MODULE_TYPES + ("residual",))
+        if mtype not in MODULE_TYPES + ("residual", "depth"):
+            raise name_error("module type", mtype, MODULE_TYPES + ("residual", "depth"))
         names = RESIDUAL_BRANCHES if mtype == "residual" else MODULE_HPARAMS
         if not isinstance(hps, dict):
             raise ValueError(f"module_hparams[{mtype!r}] must be a dict of multipliers like "
-                             f"{{{names[0]!r}: 1.5}}, got {hps!r}")
+                             f"{{{names[0]!r}: {'[1.0, 0.8]' if mtype == 'depth' else '1.5'}}}, got {hps!r}")
         if mtype == "unembedding" and cfg.tie_embeddings:
             raise ValueError("module_hparams['unembedding'] needs tie_embeddings=False (tied, the "
                              "shared tensor is the 'embedding')")
+        if mtype in ("attn_q", "attn_k", "attn_v") and "attn_q" not in present:
+            raise ValueError(f"module_hparams[{mtype!r}]: the GPT-2 block's fused c_attn is one tensor for q, k "
+                             "and v; use 'attn_qkv', or a block with separate q, k, v (any of norm='rmsnorm', "
+                             "qk_norm=True, pos='rope', mlp='swiglu')")
+        if mtype in ("qk_norm", "mlp_gate") and mtype not in present:
+            raise ValueError(f"module_hparams[{mtype!r}]: this model has no {mtype} "
+                             f"({'set qk_norm=True' if mtype == 'qk_norm' else 'set mlp=' + repr('swiglu')}, or remove it)")
         out[mtype] = {}
         for hp, v in hps.items():
             if hp not in names:
                 raise name_error("branch" if mtype == "residual" else "hyperparameter", hp, names, f" of {mtype}")
-            if mtype in ("block_norm", "final_norm") and hp in ("init_std", "wd"):
-                raise ValueError(f"module_hparams[{mtype!r}][{hp!r}]: LayerNorms start at 1/0 and have "
+            if mtype in NORM_TYPES and hp in ("init_std", "wd"):
+                raise ValueError(f"module_hparams[{mtype!r}][{hp!r}]: norm gains start at 1 (biases 0) and have "
                                  "no weight decay; remove it")
             where = f"module_hparams[{mtype!r}][{hp!r}]"
+            group = next((g for g, members in TYPE_GROUPS.items() if mtype in members), None)
+            theirs = mh.get(group) if group else None
+            if isinstance(theirs, dict) and hp in theirs:
+                raise ValueError(f"{where} and module_hparams[{group!r}][{hp!r}] both set {mtype}'s {hp}; "
+                                 f"{group} covers {', '.join(TYPE_GROUPS[group])}: give it once")
+            if mtype == "depth" and not isinstance(v, (list, tuple)):
+                raise ValueError(f"{where}: the depth factor has one value per proxy layer ({cfg.base_n_layer}, "
+                                 f"base_n_layer), like [1.0, 0.8]; a multiplier for every layer is the "
+                                 "hyperparameter itself")
             if isinstance(v, (list, tuple)):
-                if mtype not in BLOCK_TYPES + ("residual",):
+                if mtype not in BLOCK_TYPES + ("residual", "depth"):
                     raise ValueError(f"{where}: a per-layer profile needs a block module "
-                                     f"({', '.join(BLOCK_TYPES + ('residual',))}); give {mtype} one number")
+                                     f"({', '.join(BLOCK_TYPES + ('residual', 'depth'))}); give {mtype} one number")
                 if len(v) != cfg.base_n_layer:
                     raise ValueError(f"{where}: a per-layer profile has one value per proxy layer: "
                                      f"{cfg.base_n_layer} (base_n_layer), got {len(v)}")
@@ -203,6 +270,9 @@ def resolve_parameterization(cfg):
         "hidden_out":  RoleRule(proj_std, hidden.lr_mult, hidden.wd_mult, hidden.eps_mult),
         "hidden_bias": RoleRule(0.0, inblock_lr, 0.0, inblock_eps),
         "block_norm":  RoleRule(None, inblock_lr, 0.0, inblock_eps),
+        # QK-norm gains (one per head dimension, shared by the heads): the in-block LR, WD 0, and
+        # eps * m_L^(-alpha) with no width factor (arXiv 2512.22382's table, as transcribed)
+        "qk_norm":     RoleRule(None, inblock_lr, 0.0, d ** (-alpha)),
         "final_norm":  RoleRule(None, 1.0, 0.0, 1.0),
         "unembedding": RoleRule(sigma / u, 1.0 / u, u, 1.0),  # used only when untied
     }
@@ -243,6 +313,14 @@ class GPTConfig:
     attn_mult: float = 1.0         # muP family: attention logits attn_mult * q.k / d_head
     tie_embeddings: bool = True
     module_hparams: dict = field(default_factory=dict)  # per-module multipliers (MODULE_TYPES)
+    # the block (docs/parameterization.md section 2c); the defaults are GPT-2's
+    norm: str = "layernorm"        # 'layernorm' | 'rmsnorm' (block and final norms)
+    qk_norm: bool = False          # RMSNorm over each head's q and k, one gain vector shared by the heads
+    pos: str = "learned"           # 'learned' (wpe) | 'rope' (rotary, no wpe)
+    rope_theta: float = 10000.0    # RoPE base
+    mlp: str = "gelu"              # 'gelu' | 'swiglu'
+    mlp_ratio: Optional[float] = None  # MLP hidden width ceil(mlp_ratio * n_embd); None: 4 (gelu), 8/3 (swiglu)
+    z_loss: float = 0.0            # training loss + z_loss * mean(logsumexp(logits)^2); eval stays cross-entropy
 
     def __post_init__(self):
         for k in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -258,7 +336,43 @@ class GPTConfig:
         for k in ("input_mult", "output_mult", "attn_mult"):  # 0: the model never sees its input, or logits are 0
             if not (math.isfinite(getattr(self, k)) and getattr(self, k) > 0):
                 raise ValueError(f"{k}={getattr(self, k)} must be a positive finite number")
+        for k, choices in (("norm", NORMS), ("pos", POSITIONS), ("mlp", MLPS)):
+            if getattr(self, k) not in choices:
+                raise ValueError(f"{k}={getattr(self, k)!r} is not one of {', '.join(map(repr, choices))}")
+        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"pos='rope' rotates pairs of dimensions: the head size n_embd/n_head = "
+                             f"{self.n_embd // self.n_head} must be even")
+        if not (math.isfinite(self.rope_theta) and self.rope_theta > 1):
+            raise ValueError(f"rope_theta={self.rope_theta} must be a finite number above 1 (10000 is usual)")
+        if self.mlp_ratio is not None and not (math.isfinite(self.mlp_ratio) and self.mlp_ratio > 0):
+            raise ValueError(f"mlp_ratio={self.mlp_ratio} must be a positive number (or None for the default)")
+        if not (math.isfinite(self.z_loss) and self.z_loss >= 0):
+            raise ValueError(f"z_loss={self.z_loss} must be 0 (off) or a positive coefficient such as 1e-4")
         resolve_parameterization(self)  # validate now, with one-line errors
+
+
+def make_norm(cfg, dim):
+    """A block, final or QK norm: LayerNorm (bias per cfg.bias) or RMSNorm (a gain only)."""
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(dim, eps=NORM_EPS["rmsnorm"])
+    return nn.LayerNorm(dim, eps=NORM_EPS["layernorm"], bias=cfg.bias)
+
+
+def rope_tables(head_dim, n_pos, theta):
+    """cos, sin of shape (n_pos, head_dim) for rotary positions: frequency i = theta^(-2i/d),
+    each repeated for the two halves of the head (the rotate-half layout Hugging Face's Llama
+    and Qwen3 use, computed as they do, in fp32)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    freqs = torch.outer(torch.arange(n_pos, dtype=torch.int64).float(), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x, cos, sin):
+    """x (B, nh, T, hs) rotated by the positions' cos, sin (T, hs): x cos + rotate_half(x) sin."""
+    h = x.size(-1) // 2
+    rotated = torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
 class CausalSelfAttention(nn.Module):
@@ -266,24 +380,49 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg, p):
         super().__init__()
         self.n_head = cfg.n_head
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.fused = is_gpt2_block(cfg)
+        if self.fused:  # GPT-2: one tensor for q, k and v
+            self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        else:
+            self.c_q = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+            self.c_k = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+            self.c_v = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        if cfg.qk_norm:  # over each head's q and k; one gain vector shared by the heads
+            hs = cfg.n_embd // cfg.n_head
+            self.q_norm = nn.RMSNorm(hs, eps=NORM_EPS["rmsnorm"])
+            self.k_norm = nn.RMSNorm(hs, eps=NORM_EPS["rmsnorm"])
+        self.qk_norm = cfg.qk_norm
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_dropout = nn.Dropout(cfg.dropout)
         self.dropout = cfg.dropout
         self.scale = p.attn_scale(cfg.n_embd // cfg.n_head)
         self.kv_cache = None  # a dict while GPT.generate runs with use_cache
 
-    def forward(self, x):
-        """With self.kv_cache a dict (generation only, GPT.generate sets it): this layer's keys
-        and values are kept there; the first call fills it from the prompt, each later call adds
-        one position. It lives on the module, not in the call's arguments, so wrappers that copy
+    def heads(self, x, rope=None):
+        """The queries, keys and values attention uses, (B, n_head, T, head_size) each: projected,
+        QK-normed (before RoPE, as Qwen3), rotated. The coordinate check reads q and k here."""
+        B, T, C = x.size()
+        if self.fused:
+            q, k, v = self.c_attn(x).split(C, dim=2)
+        else:
+            q, k, v = self.c_q(x), self.c_k(x), self.c_v(x)
+        q, k, v = (z.view(B, T, self.n_head, C // self.n_head) for z in (q, k, v))
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
+
+    def forward(self, x, rope=None):
+        """rope: (cos, sin) of this call's positions, or None (learned positions). With
+        self.kv_cache a dict (generation only, GPT.generate sets it): this layer's keys and values
+        are kept there; the first call fills it from the prompt, each later call adds one
+        position. It lives on the module, not in the call's arguments, so wrappers that copy
         arguments (FSDP, compile) cannot lose it."""
         cache = self.kv_cache
         B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q, k, v = self.heads(x, rope)
         if cache is not None:
             if "k" in cache:  # one new position: it sees every cached one
                 assert T == 1, "a filled KV cache takes one position at a time"
@@ -297,25 +436,31 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
+    """GELU: c_proj(gelu(c_fc x)); SwiGLU: c_proj(silu(c_gate x) * c_fc x)."""
 
     def __init__(self, cfg):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        hidden = mlp_hidden(cfg)
+        self.swiglu = cfg.mlp == "swiglu"
+        if self.swiglu:
+            self.c_gate = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
+        self.c_fc = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
         self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        h = F.silu(self.c_gate(x)) * self.c_fc(x) if self.swiglu else self.gelu(self.c_fc(x))
+        return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
 
     def __init__(self, cfg, p, layer):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln_1 = make_norm(cfg, cfg.n_embd)
         self.attn = CausalSelfAttention(cfg, p)
-        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln_2 = make_norm(cfg, cfg.n_embd)
         self.mlp = MLP(cfg)
         self.layer = layer
         self.residual_mult = p.residual_mult  # m_L^(-alpha), depth family only
@@ -323,24 +468,28 @@ class Block(nn.Module):
         self.attn_mult = p.module_mult("residual", "attn", layer)
         self.mlp_mult = p.module_mult("residual", "mlp", layer)
 
-    def forward(self, x):
-        # x + m_L^(-alpha) * branch multiplier * f(LN(x)); a factor of exactly 1 is skipped (the
+    def forward(self, x, rope=None):
+        # x + m_L^(-alpha) * branch multiplier * f(norm(x)); a factor of exactly 1 is skipped (the
         # result is the same bits, one multiplication fewer)
         a, m = self.residual_mult * self.attn_mult, self.residual_mult * self.mlp_mult
-        h = self.attn(self.ln_1(x))
+        h = self.attn(self.ln_1(x), rope)
         x = x + (h if a == 1.0 else a * h)
         h = self.mlp(self.ln_2(x))
         return x + (h if m == 1.0 else m * h)
 
     def roles(self):
-        """Module type and roles of each Linear/LayerNorm of the block:
+        """Module type and roles of each Linear/norm of the block:
         (module, module type, weight role, bias role)."""
-        return [(self.ln_1, "block_norm", "block_norm", "block_norm"),
-                (self.attn.c_attn, "attn_qkv", "hidden", "hidden_bias"),
-                (self.attn.c_proj, "attn_out", "hidden_out", "hidden_bias"),
-                (self.ln_2, "block_norm", "block_norm", "block_norm"),
-                (self.mlp.c_fc, "mlp_in", "hidden", "hidden_bias"),
-                (self.mlp.c_proj, "mlp_out", "hidden_out", "hidden_bias")]
+        attn, mlp = self.attn, self.mlp
+        qkv = ([(attn.c_attn, "attn_qkv", "hidden", "hidden_bias")] if attn.fused else
+               [(getattr(attn, f"c_{z}"), f"attn_{z}", "hidden", "hidden_bias") for z in "qkv"])
+        qk = [(attn.q_norm, "qk_norm", "qk_norm", None), (attn.k_norm, "qk_norm", "qk_norm", None)] if attn.qk_norm else []
+        gate = [(mlp.c_gate, "mlp_gate", "hidden", "hidden_bias")] if mlp.swiglu else []
+        return ([(self.ln_1, "attn_norm", "block_norm", "block_norm")] + qkv + qk
+                + [(attn.c_proj, "attn_out", "hidden_out", "hidden_bias"),
+                   (self.ln_2, "mlp_norm", "block_norm", "block_norm")]
+                + gate + [(mlp.c_fc, "mlp_in", "hidden", "hidden_bias"),
+                          (mlp.c_proj, "mlp_out", "hidden_out", "hidden_bias")])
 
 
 class GPT(nn.Module):
@@ -349,20 +498,24 @@ class GPT(nn.Module):
         super().__init__()
         self.config = cfg
         self.parameterization = p = resolve_parameterization(cfg)  # the resolved multipliers
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
-            wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
-            drop=nn.Dropout(cfg.dropout),
-            h=nn.ModuleList([Block(cfg, p, i) for i in range(cfg.n_layer)]),
-            ln_f=nn.LayerNorm(cfg.n_embd, bias=cfg.bias),
-        ))
+        modules = dict(wte=nn.Embedding(cfg.vocab_size, cfg.n_embd))
+        if cfg.pos == "learned":
+            modules["wpe"] = nn.Embedding(cfg.block_size, cfg.n_embd)
+        modules.update(drop=nn.Dropout(cfg.dropout),
+                       h=nn.ModuleList([Block(cfg, p, i) for i in range(cfg.n_layer)]),
+                       ln_f=make_norm(cfg, cfg.n_embd))
+        self.transformer = nn.ModuleDict(modules)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight
+        if cfg.pos == "rope":  # not saved: a function of the settings
+            cos, sin = rope_tables(cfg.n_embd // cfg.n_head, cfg.block_size, cfg.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
 
         # roles, module types and layers, by parameter name; checked to cover every parameter once
-        sites = [(self.transformer.wte, "embedding", "embedding", None, None),
-                 (self.transformer.wpe, "embedding", "embedding", None, None)]
+        sites = [(self.transformer[k], "embedding", "embedding", None, None) for k in ("wte", "wpe")
+                 if k in self.transformer]
         for block in self.transformer.h:
             sites += [(m, t, w, b, block.layer) for m, t, w, b in block.roles()]
         sites.append((self.transformer.ln_f, "final_norm", "final_norm", "final_norm", None))
@@ -407,34 +560,45 @@ class GPT(nn.Module):
 
     def get_num_params(self, non_embedding=True):
         n = sum(t.numel() for t in self.parameters())
-        if non_embedding:  # wpe only: wte doubles as (or sits beside) the unembedding matmul
+        if non_embedding and "wpe" in self.transformer:  # wpe only: wte doubles as (or sits beside) the unembedding matmul
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def forward(self, idx, targets=None, return_hidden=False):
-        """While generate() keeps a KV cache, idx continues the cached positions."""
+    def forward(self, idx, targets=None, return_hidden=False, return_parts=False):
+        """While generate() keeps a KV cache, idx continues the cached positions. The loss is the
+        training objective: cross-entropy, plus z_loss * mean(logsumexp(logits)^2) in training
+        mode when z_loss > 0 (in eval mode cross-entropy alone). return_parts adds
+        dict(ce=cross-entropy, z=the z-loss term) after the loss."""
         B, T = idx.size()
         cache = self.transformer.h[0].attn.kv_cache
         start = cache["k"].size(2) if cache and "k" in cache else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of length {start + T} is longer than block_size="
                              f"{self.config.block_size}")
-        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if "wpe" in self.transformer:
+            x = x + self.transformer.wpe(torch.arange(start, start + T, dtype=torch.long, device=idx.device))
+        else:
+            rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])
         x = self.transformer.drop(self.parameterization.input_mult * x)
         for block in self.transformer.h:
-            x = block(x)
+            x = block(x, rope)
         hidden = x  # residual stream after the last block, before ln_f
         x = self.transformer.ln_f(x)
         # the logit multiplier belongs to the model: training, eval and generation share it
         logits = self.parameterization.logit_mult * self.lm_head(x)  # (B, T, vocab)
-        loss = None
+        loss = parts = None
         if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=-1)
-        if return_hidden:
-            return logits, loss, hidden
-        return logits, loss
+            flat, tflat = logits.float().view(-1, logits.size(-1)), targets.reshape(-1)
+            loss = F.cross_entropy(flat, tflat, ignore_index=-1)
+            parts = dict(ce=loss, z=torch.zeros((), device=loss.device))
+            if self.config.z_loss > 0 and self.training:
+                counted = (tflat != -1).to(flat.dtype)
+                parts["z"] = self.config.z_loss * (torch.logsumexp(flat, dim=-1).square() * counted).sum() / counted.sum()
+                loss = loss + parts["z"]
+        out = (logits, loss) + ((parts,) if return_parts else ()) + ((hidden,) if return_hidden else ())
+        return out
 
     def param_groups(self, learning_rate, weight_decay, eps, betas=(0.9, 0.95), m_B=1.0, m_D=1.0):
         """AdamW groups with their lr_mult and effective lr, wd, eps and betas: one per role, split

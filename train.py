@@ -96,8 +96,16 @@ output_mult = 1.0            # muP forward multiplier on the logits (times 1/m_N
 attn_mult = 1.0              # muP forward multiplier on the attention logits (times 1/d_head)
 tie_embeddings = True        # lm_head shares wte's weight (nanoGPT's default)
 module_hparams = {}          # per-module base multipliers, e.g. {"attn_qkv": {"lr": 1.6}} (README)
+norm = "layernorm"           # 'layernorm' | 'rmsnorm' (block and final norms)
+qk_norm = False              # RMSNorm over each head's q and k (one gain vector shared by the heads)
+pos = "learned"              # 'learned' position embeddings | 'rope' (rotary)
+rope_theta = 10000.0         # RoPE base
+mlp = "gelu"                 # 'gelu' | 'swiglu'
+mlp_ratio: float | None = None  # MLP hidden width ceil(mlp_ratio * n_embd); None: 4 (gelu), 8/3 (swiglu)
+z_loss = 0.0                 # + z_loss * mean(logsumexp(logits)^2) in the training loss (eval: cross-entropy)
 base_batch_size: int | None = None  # completedp: sequences per step of the proxy (None: m_B = 1)
 base_tokens: int | None = None      # completedp: training tokens of the proxy (None: m_D = 1)
+base_block_size: int | None = None  # completedp: the proxy's context; another block_size is refused (m_B counts its sequences)
 # AdamW (base values: eta, lambda, eps at the base shape)
 learning_rate = 1e-2         # eta, the peak LR of the schedule at the base shape
 max_iters = 1200             # optimizer steps; overridden by max_tokens when that is > 0
@@ -204,12 +212,18 @@ def check_config(c, world_size):
             raise UserError(f"{k}={c[k]} must be {'positive' if k == 'learning_rate' else '>= 0'}")
     if c["beta1"] >= 1 or c["beta2"] >= 1:
         raise UserError(f"beta1={c['beta1']} and beta2={c['beta2']} must be below 1")
-    for k in ("base_batch_size", "base_tokens"):
+    for k in ("base_batch_size", "base_tokens", "base_block_size"):
         if c[k] is not None and c[k] <= 0:
             raise UserError(f"{k}={c[k]} must be positive (or None)")
         if c[k] is not None and not PARAMETERIZATIONS.get(c["parameterization"], {}).get("batch_duration"):
             raise UserError(f"{k}={c[k]} has no meaning for parameterization={c['parameterization']!r}; "
                               "remove it or use parameterization='completedp'")
+    if c["base_block_size"] is not None and c["base_block_size"] != c["block_size"]:
+        # m_B = global_batch_size / base_batch_size counts sequences: at another context the same m_B
+        # is another batch in tokens, and the batch rules were fitted at the proxy's context
+        raise UserError(f"block_size={c['block_size']} differs from the proxy's base_block_size={c['base_block_size']}: "
+                        "Complete(d)P's m_B counts sequences of the proxy's context; train at "
+                        f"block_size={c['base_block_size']}, or tune a proxy at this context")
 
 
 def provenance(device_type, device_name):
@@ -355,7 +369,8 @@ def eval_sets(data, c, proc):
 # the settings that are GPTConfig's fields (vocab_size comes from the data)
 MODEL_SETTINGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "parameterization",
                   "base_n_embd", "base_n_layer", "depth_alpha", "init_std", "input_mult", "output_mult",
-                  "attn_mult", "tie_embeddings", "module_hparams")
+                  "attn_mult", "tie_embeddings", "module_hparams", "norm", "qk_norm", "pos", "rope_theta", "mlp",
+                  "mlp_ratio", "z_loss")
 
 
 def model_config(c, vocab):
@@ -644,22 +659,24 @@ def evaluate(model, evals, proc):
 def forward_backward(model, raw_model, optimizer, loader, lr_t, grad_accum, grad_clip, proc):
     """One global batch: each group's LR set to lr_t * lr_mult, the micro-steps' gradients
     accumulated (synced on the last one only), clipped by the global norm. Returns the batch's
-    loss on this rank and the gradient norm (before clipping)."""
+    cross-entropy and z-loss term on this rank and the gradient norm (before clipping)."""
     for g in optimizer.param_groups:
         g["lr"] = lr_t * g["lr_mult"]  # schedules multiply; never set a group's LR absolutely
-    loss_sum = torch.zeros((), device=proc.dev)
+    loss_sum, z_sum = torch.zeros((), device=proc.dev), torch.zeros((), device=proc.dev)
     for micro, (x, y) in enumerate(loader.next_step()):
         if proc.fsdp:  # reduce-scatter gradients on the last micro-step only
             raw_model.set_requires_gradient_sync(micro == grad_accum - 1)
         elif proc.ddp:  # sync gradients on the last micro-step only
             model.require_backward_grad_sync = micro == grad_accum - 1
         with proc.autocast:
-            _, loss = model(x.to(proc.dev, non_blocking=True), y.to(proc.dev, non_blocking=True))
+            _, loss, parts = model(x.to(proc.dev, non_blocking=True), y.to(proc.dev, non_blocking=True),
+                                   return_parts=True)
             loss = loss / grad_accum
         loss.backward()
-        loss_sum += loss.detach()
+        loss_sum += (parts["ce"] / grad_accum).detach()
+        z_sum += (parts["z"] / grad_accum).detach()
     grad_norm = full(torch.nn.utils.clip_grad_norm_(raw_model.parameters(), grad_clip or float("inf")))  # global
-    return loss_sum, grad_norm
+    return loss_sum, z_sum, grad_norm
 
 
 def any_rank(flag, proc):
@@ -813,7 +830,7 @@ def main():
         # one optimizer step at the schedule's LR; a non-finite gradient norm ends the run (exit 3)
         lr_t = learning_rate * lr_multiplier(iter_num, total_iters, lr_schedule, warmup_frac,
                                              decay_frac, min_lr_frac)
-        loss_sum, grad_norm = guard(forward_backward)(model, raw_model, optimizer, loader, lr_t, grad_accum,
+        loss_sum, z_sum, grad_norm = guard(forward_backward)(model, raw_model, optimizer, loader, lr_t, grad_accum,
                                                       grad_clip, proc)
         if not torch.isfinite(grad_norm):
             if master:
@@ -839,6 +856,8 @@ def main():
             row = dict(iter=iter_num, loss=lossf, lr=lr_t, grad_norm=grad_norm.item(),
                        tok_per_s=tokens_since / dt, ms_per_step=1000 * dt / steps_since,
                        tokens=iter_num * tokens_per_step, wall_s=round(elapsed, 3))
+            if z_loss > 0:  # the z-loss term on its own; 'loss' stays the cross-entropy
+                row["z_loss"] = mean_over_ranks(z_sum, proc)
             if flops_peak:
                 row["mfu"] = raw_model.flops_per_token() * row["tok_per_s"] / (flops_peak * proc.world_size)
             if master:

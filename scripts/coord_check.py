@@ -15,13 +15,14 @@ step 1 is the initialization, as in the paper's plots), on a fixed probe batch:
     resid_delta_abs         mean |h_t - h_1|: its change since initialization (same probe)
     attn_abs / mlp_abs      mean |f(LN(x))| of the two branches, BEFORE the residual multiplier
     attn_logit_abs          mean |q.k * scale| over causal (query, key) pairs, on a subsample
-                            of positions, computed from the c_attn output
+                            of positions, from the q and k attention uses (after QK-norm
+                            and RoPE in the modern block: CausalSelfAttention.heads)
     logits_abs (layer -1)   mean |output logits| (after the logit multiplier)
     loss (layer -1)         the training loss of step t
 The probe batch is separate from the training batches so that "change since initialization"
 compares the same inputs; measuring it costs one extra no-grad forward of probe_batch sequences.
 
-Hooks attach by role to the uncompiled modules (block, block.attn, block.mlp, attn.c_attn),
+Hooks attach by role to the uncompiled modules (block, block.attn, block.mlp),
 found through torch.compile's `_orig_mod` and DDP's `module`, so they see the same tensors
 whichever wrapper runs the forward.
 
@@ -47,7 +48,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from util import signed  # noqa: E402
 from runs import UserError, run_cli  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
+from model import BLOCKS, GPT, GPTConfig  # noqa: E402
 from runs import append_line, available_memory, memory_estimate, out_of_memory, regular_file, write_atomic  # noqa: E402
 
 CSV_FIELDS = ("param", "sweep", "size", "seed", "step", "layer", "quantity", "value")
@@ -107,7 +108,7 @@ class Recorder:
                 block.register_forward_hook(partial(self._resid, i)),
                 block.attn.register_forward_hook(partial(self._branch, i, "attn_abs")),
                 block.mlp.register_forward_hook(partial(self._branch, i, "mlp_abs")),
-                block.attn.c_attn.register_forward_hook(partial(self._attn_logits, i, block.attn)),
+                block.attn.register_forward_pre_hook(partial(self._attn_logits, i)),
             ]
 
     def remove(self):
@@ -131,17 +132,14 @@ class Recorder:
             self.stats[(i, name)] = out.detach().float().abs().mean().item()
 
     @torch.no_grad()
-    def _attn_logits(self, i, attn, module, inputs, qkv):
+    def _attn_logits(self, i, attn, inputs):
         if not self.enabled:
             return
-        B, T, C3 = qkv.shape
-        C = C3 // 3
-        nh, hs = attn.n_head, C // attn.n_head
-        q, k, _ = qkv.detach().float().split(C, dim=2)
+        q, k, _ = attn.heads(*inputs)  # what attention uses: projected, QK-normed, rotated
+        T = q.shape[2]
         # a subsample of positions keeps this O(P^2) rather than O(T^2)
         pos = torch.linspace(0, T - 1, min(T, self.attn_positions)).round().long().unique()
-        q = q[:, pos].view(B, len(pos), nh, hs).transpose(1, 2)  # (B, nh, P, hs)
-        k = k[:, pos].view(B, len(pos), nh, hs).transpose(1, 2)  # (B, nh, P, hs)
+        q, k = q[:, :, pos].float(), k[:, :, pos].float()            # (B, nh, P, hs)
         logits = (q @ k.transpose(-2, -1)) * attn.scale          # (B, nh, P, P)
         causal = pos[None, :] <= pos[:, None]                    # key <= query
         self.stats[(i, "attn_logit_abs")] = logits.abs()[..., causal].mean().item()
@@ -151,15 +149,15 @@ class Recorder:
 # one run and a sweep
 
 def model_config(param, sweep, size, width, depth, head_size, base, vocab_size, seq_len,
-                 input_mult=1.0):
+                 input_mult=1.0, block="gpt2"):
     """GPTConfig of one point of the sweep: the swept dimension is `size`, the base shape is
     the first point of the sweep (docs/parameterization.md section 1: multipliers are derived from the base shape)."""
     n_embd, n_layer = (width, size) if sweep == "depth" else (size, depth)
     base_n_embd, base_n_layer = (width, base) if sweep == "depth" else (base, depth)
     if n_embd % head_size:
         raise ValueError(f"width {n_embd} is not a multiple of head_size={head_size}")
-    return GPTConfig(block_size=seq_len, vocab_size=vocab_size, n_layer=n_layer,
-                     n_head=n_embd // head_size, n_embd=n_embd, dropout=0.0, bias=True,
+    return GPTConfig(**{**dict(bias=True), **BLOCKS[block]}, block_size=seq_len, vocab_size=vocab_size,
+                     n_layer=n_layer, n_head=n_embd // head_size, n_embd=n_embd, dropout=0.0,
                      parameterization=param, base_n_embd=base_n_embd, base_n_layer=base_n_layer,
                      input_mult=input_mult if param != "sp" else 1.0)  # SP has no input_mult
 
@@ -211,7 +209,7 @@ def run_one(cfg, tokens, seed, *, steps, lr, wd=0.1, betas=(0.9, 0.95), eps=1e-1
 
 def sweep(sweep_kind, params, sizes, tokens, vocab_size, *, seeds, steps, lr, width=256, depth=2,
           head_size=64, batch=8, seq_len=1024, wd=0.1, betas=(0.9, 0.95), eps=1e-12, clip=1.0,
-          probe_batch=2, attn_positions=64, done=(), on_run=None, log=print, input_mult=1.0):
+          probe_batch=2, attn_positions=64, done=(), on_run=None, log=print, input_mult=1.0, block="gpt2"):
     """Every (param, size, seed) point; returns the long-format rows (dicts of CSV_FIELDS).
     `done` holds (param, size, seed) keys to skip; `on_run(rows)` is called after each run."""
     rows = []
@@ -222,7 +220,7 @@ def sweep(sweep_kind, params, sizes, tokens, vocab_size, *, seeds, steps, lr, wi
                 if (param, size, seed) in done:
                     continue
                 cfg = model_config(param, sweep_kind, size, width, depth, head_size, sizes[0],
-                                   vocab_size, seq_len, input_mult)
+                                   vocab_size, seq_len, input_mult, block)
                 t0 = time.time()
                 out = run_one(cfg, tokens, seed, steps=steps, lr=lr, wd=wd, betas=betas, eps=eps, clip=clip,
                               batch=batch, probe_batch=probe_batch, attn_positions=attn_positions)
@@ -437,6 +435,8 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweep", choices=("depth", "width"), required=True)
     ap.add_argument("--small", action="store_true", help="CPU-sized defaults (a minute or two)")
+    ap.add_argument("--block", choices=tuple(BLOCKS), default="gpt2",
+                    help="gpt2 (LayerNorm, learned positions, GELU) or modern (RMSNorm, QK-norm, RoPE, SwiGLU, no biases)")
     ap.add_argument("--params", help="comma list of parameterizations")
     ap.add_argument("--sizes", help="comma list of depths (or widths); the first is the base")
     ap.add_argument("--width", type=int, help="n_embd of the depth sweep")
@@ -494,7 +494,7 @@ def main(argv=None):
         for p in params:
             for size in sizes:
                 model_config(p, a.sweep, size, s["width"], s["depth"], s["head_size"], sizes[0], 1, s["seq_len"],
-                             a.input_mult)
+                             a.input_mult, a.block)
     except ValueError as e:
         raise UserError(f"{e}; choose --sizes, --width or --depth and --head_size that fit") from None
     try:
@@ -517,7 +517,7 @@ def main(argv=None):
         os.makedirs(a.out_dir, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create --out_dir {a.out_dir} ({e.strerror or e}); choose another") from None
-    tag = a.tag or a.sweep
+    tag = a.tag or (a.sweep if a.block == "gpt2" else f"{a.sweep}_{a.block}")
     csv_path = os.path.join(a.out_dir, f"{tag}.csv")
     done = set()
     if a.analyze_only:
@@ -531,7 +531,7 @@ def main(argv=None):
     settings = (f"sweep={a.sweep} params={','.join(params)} sizes={','.join(map(str, sizes))} "
                 f"width={s['width']} depth={s['depth']} head_size={s['head_size']} batch={s['batch']} "
                 f"seq_len={s['seq_len']} steps={s['steps']} seeds={s['seeds']} lr={s['lr']} wd={a.wd} "
-                f"betas=({a.beta1},{a.beta2}) eps={a.eps} clip={a.clip} input_mult={a.input_mult} "
+                f"betas=({a.beta1},{a.beta2}) eps={a.eps} clip={a.clip} input_mult={a.input_mult} block={a.block} "
                 f"probe_batch={a.probe_batch} "
                 f"data={os.path.relpath(a.data, REPO)} torch={torch.__version__} "
                 f"threads={torch.get_num_threads()}")
@@ -544,7 +544,7 @@ def main(argv=None):
                   seq_len=s["seq_len"], wd=a.wd, betas=(a.beta1, a.beta2), eps=a.eps, clip=a.clip,
                   probe_batch=a.probe_batch, attn_positions=a.attn_positions, done=done,
                   on_run=partial(append_rows, csv_path), log=lambda m: print(m, flush=True),
-                  input_mult=a.input_mult)
+                  input_mult=a.input_mult, block=a.block)
         except (MemoryError, RuntimeError) as e:  # an allocation the estimate let through
             if not out_of_memory(e):
                 raise

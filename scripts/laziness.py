@@ -20,7 +20,8 @@ What "one optimizer step" means here (the choice the reference leaves open):
   the WHOLE model, from the initialization. A step taken on one block alone would need a loss
   defined on that block's output, which is not what training does.
 - Then each branch is measured as a function of its own parameters only: theta = the
-  branch's LayerNorm and Linears (attention: ln_1, c_attn, c_proj; MLP: ln_2, c_fc, c_proj),
+  branch's norm and Linears (attention: ln_1, c_attn or c_q/c_k/c_v, q/k norms, c_proj; MLP: ln_2,
+  c_fc, c_gate, c_proj),
   with the branch INPUT held at its value before the step (recorded with a forward pre-hook on
   the LayerNorm). So the number is the branch's own nonlinearity in its parameters, not the
   effect of the other blocks having moved.
@@ -63,7 +64,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from util import signed  # noqa: E402
 from runs import UserError, available_memory, memory_estimate, out_of_memory, run_cli, write_atomic  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
+from model import BLOCKS, GPT, GPTConfig  # noqa: E402
 
 PARAMS = {"depth_mup": 0.5, "completep": 1.0, "mup": None}  # name -> depth exponent alpha
 GPT_SEQ, GPT_BATCH = 32, 4  # the GPT's batch: sequences of tokens
@@ -90,25 +91,27 @@ def gap(module, params0, params1, x):
 # the GPT
 
 class Branch(nn.Module):
-    """f(LN(x)) of one block: the branch output before the residual multiplier."""
+    """f(norm(x)) of one block: the branch output before the residual multiplier. `rope`: the
+    attention branch's (cos, sin) in the modern block (fixed tables, not parameters)."""
 
-    def __init__(self, ln, f):
+    def __init__(self, ln, f, rope=None):
         super().__init__()
-        self.ln, self.f = ln, f
+        self.ln, self.f, self.rope = ln, f, rope
 
     def forward(self, x):
-        return self.f(self.ln(x))
+        return self.f(self.ln(x), self.rope) if self.rope is not None else self.f(self.ln(x))
 
 
 def gpt_laziness(param, depth, seed, width=64, head_size=16, base_depth=2, seq_len=32, batch=4,
-                 vocab=64, lr=1e-2, wd=0.1, tokens=None):
+                 vocab=64, lr=1e-2, wd=0.1, tokens=None, block="gpt2"):
     """rel and rel_change for both branches of every block after one AdamW step of the GPT.
     Returns a list of dicts (block, branch, rel, rel_change)."""
     torch.manual_seed(seed)
-    cfg = GPTConfig(block_size=seq_len, vocab_size=vocab, n_layer=depth, n_head=width // head_size,
-                    n_embd=width, parameterization=param, base_n_embd=width,
+    cfg = GPTConfig(**BLOCKS[block], block_size=seq_len, vocab_size=vocab, n_layer=depth,
+                    n_head=width // head_size, n_embd=width, parameterization=param, base_n_embd=width,
                     base_n_layer=base_depth)
     model = GPT(cfg).double()
+    rope = (model.rope_cos[:seq_len], model.rope_sin[:seq_len]) if cfg.pos == "rope" else None
     gen = torch.Generator().manual_seed(1000 + seed)
     if tokens is None:  # synthetic tokens: a fixed random batch
         data = torch.randint(vocab, (batch, seq_len + 1), generator=gen)
@@ -123,7 +126,7 @@ def gpt_laziness(param, depth, seed, width=64, head_size=16, base_depth=2, seq_l
     branches = {}
     for i, block in enumerate(model.transformer.h):
         for name, ln, f in (("attn", block.ln_1, block.attn), ("mlp", block.ln_2, block.mlp)):
-            branches[(i, name)] = Branch(ln, f)
+            branches[(i, name)] = Branch(ln, f, rope if name == "attn" else None)
             handles.append(ln.register_forward_pre_hook(
                 lambda mod, args, key=(i, name): inputs.__setitem__(key, args[0].detach())))
     opt = model.configure_optimizers(wd, lr, (0.9, 0.95), 1e-12)
@@ -305,6 +308,8 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="depths 2..16, 2 seeds (seconds)")
     ap.add_argument("--gpt_width", type=int, default=64)
+    ap.add_argument("--block", choices=tuple(BLOCKS), default="gpt2",
+                    help="the GPT's block: gpt2, or modern (RMSNorm, QK-norm, RoPE, SwiGLU, no biases)")
     ap.add_argument("--gpt_lr", type=float, default=1e-2)
     ap.add_argument("--toy_width", type=int, default=256)
     ap.add_argument("--toy_lr", type=float, default=2e-2)
@@ -359,10 +364,10 @@ def main(argv=None):
                             f"more than the {have / 2 ** 30:,.1f} GiB of this machine; lower --{m}_width or --depths")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     gpt_kw = dict(width=a.gpt_width, base_depth=depths[0], lr=a.gpt_lr, tokens=tokens, vocab=vocab,
-                  seq_len=GPT_SEQ, batch=GPT_BATCH)
+                  seq_len=GPT_SEQ, batch=GPT_BATCH, block=a.block)
     toy_kw = dict(width=a.toy_width, base_depth=depths[0], lr=a.toy_lr)
     settings = (f"models={','.join(models)} params={','.join(params)} depths={a.depths} "
-                f"seeds={a.seeds} gpt: width {a.gpt_width} head 16 batch {GPT_BATCH}x{GPT_SEQ} "
+                f"seeds={a.seeds} gpt: {a.block} block, width {a.gpt_width} head 16 batch {GPT_BATCH}x{GPT_SEQ} "
                 f"{'tokens ' + a.data if a.data else 'synthetic tokens'} AdamW lr {a.gpt_lr} wd 0.1; "
                 f"toy: width {a.toy_width} d_in 32 batch 64 Adam lr {a.toy_lr}; float64, one step "
                 f"from init; torch {torch.__version__}")

@@ -22,9 +22,15 @@ at the proxy's settings is one line naming what its nearest rows differ in, the 
 runs this proxy (or that none does) and the proxy config under config/ its rows ran.
 
 What is searched (--space): a comma list of items; `lr`, `wd`, `init_std`, `eps`, `beta1`,
-`beta2` (that multiplier for every module type it applies to), `lr:attn_qkv` (one module type),
-`residual` (both branch multipliers) or `residual:attn`. Each is a log2-multiplier in
-[-bound, bound] (multiplier 2^x, x = 0 at the start point). Default: `lr,residual`.
+`beta2` (that multiplier for every module type of the proxy's model it applies to: the GPT-2
+block's fused attn_qkv, the modern block's attn_q, attn_k, attn_v, the two block norms apart;
+norm gains have no init_std or wd), `lr:attn_q` (one module type, or a group name: attn_qkv,
+block_norm), `residual` (both branch multipliers) or `residual:attn`, and `depth:lr` (the type x
+depth factorisation: one factor per proxy layer, multiplying every block type's lr there; any
+hyperparameter). Each is a log2-multiplier in [-bound, bound] (multiplier 2^x, x = 0 at the start
+point). Default: `lr,init_std,wd,residual,depth:lr`, the paper's space (arXiv 2512.22382: module
+types x LR, init and WD, residual multipliers, a depth factor) without its eps and betas, which
+`eps,beta1,beta2` add: the paper's full text was not readable here (docs/parameterization.md 2c).
 
 The method (--sampler trust_region, the default): a local trust-region random search in log
 space around the best point so far, as the paper proposes for the jagged per-module landscape.
@@ -107,26 +113,41 @@ SAMPLERS = ("trust_region", "cmaes", "random")
 NOT_EVALUATED = ("stopped", "lost")  # FAIL trials that never produced a result: queued again
 SEARCH_SETS = ("learning_rate", "init_std", "module_hparams", "out_dir")  # per trial, not --set
 MAX_ERRORS_IN_A_ROW = 3
-LN_TYPES = ("block_norm", "final_norm")  # no init_std and no wd multiplier (model.py refuses them)
 
 
 def model_constants():
-    """MODULE_TYPES, MODULE_HPARAMS and RESIDUAL_BRANCHES of model.py, read without importing torch."""
+    """Module-type names of model.py, read without importing torch: MODULE_TYPES, TYPE_GROUPS,
+    NORM_TYPES, MODULE_HPARAMS, RESIDUAL_BRANCHES."""
     path = os.path.join(REPO, "model.py")
     with open(path) as f:
         tree = ast.parse(f.read(), path)
-    wanted = ("MODULE_TYPES", "MODULE_HPARAMS", "RESIDUAL_BRANCHES")
+    wanted = ("MODULE_TYPES", "TYPE_GROUPS", "NORM_TYPES", "MODULE_HPARAMS", "RESIDUAL_BRANCHES")
     out = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and getattr(node.targets[0], "id", None) in wanted:
             out[node.targets[0].id] = ast.literal_eval(node.value)
-    return out["MODULE_TYPES"], out["MODULE_HPARAMS"], out["RESIDUAL_BRANCHES"]
+    return tuple(out[k] for k in wanted)
 
 
-MODULE_TYPES, MODULE_HPARAMS, RESIDUAL_BRANCHES = model_constants()
+MODULE_TYPES, TYPE_GROUPS, NORM_TYPES, MODULE_HPARAMS, RESIDUAL_BRANCHES = model_constants()
+DEFAULT_SPACE = "lr,init_std,wd,residual,depth:lr"
 
 
-# --- the search space: log2-multipliers named "<module type>.<hp>" or "residual.<branch>" ---
+def present_types(config):
+    """The concrete module types of the proxy's model (model.module_types: the GPT-2 block's fused
+    attn_qkv or the modern block's attn_q/k/v, qk_norm and mlp_gate where present, the unembedding
+    when untied), as the proxy's settings make it."""
+    import model  # torch: only where a space is built
+    keys = ("norm", "qk_norm", "pos", "mlp", "tie_embeddings")
+    try:
+        cfg = model.GPTConfig(**{k: config[k] for k in keys if k in config})
+    except ValueError as e:
+        raise UserError(f"the proxy config: {e}") from None
+    return model.module_types(cfg)
+
+
+# --- the search space: log2-multipliers named "<module type>.<hp>", "residual.<branch>" or
+# "depth.<hp>.<proxy layer>" ---
 
 def _unknown(kind, name, choices):
     hint = difflib.get_close_matches(name, choices, n=1)
@@ -139,7 +160,7 @@ def build_space(spec, config, bound):
     items = [s.strip() for s in spec.split(",")]
     if not spec.strip() or not all(items):
         raise UserError(f"--space {spec!r} has an empty item; give a comma list like lr,residual")
-    types = [t for t in MODULE_TYPES if t != "unembedding" or not config["tie_embeddings"]]
+    types = present_types(config)
     names = []
     for item in items:
         what, colon, only = item.partition(":")
@@ -148,23 +169,40 @@ def build_space(spec, config, bound):
                 raise _unknown("residual branch", only, RESIDUAL_BRANCHES)
             names += [f"residual.{b}" for b in ([only] if colon else RESIDUAL_BRANCHES)]
             continue
+        if what == "depth":  # the type x depth factorisation: one factor per proxy layer
+            if only not in MODULE_HPARAMS:
+                raise (UserError("--space depth needs a hyperparameter, like depth:lr (one log2-factor per "
+                                 "proxy layer, shared by the block's module types)") if not only
+                       else _unknown("depth hyperparameter", only, MODULE_HPARAMS))
+            names += [f"depth.{only}.{i}" for i in range(config["base_n_layer"])]
+            continue
         if what not in MODULE_HPARAMS:
-            raise _unknown("item", what, MODULE_HPARAMS + ("residual",))
+            raise _unknown("item", what, MODULE_HPARAMS + ("residual", "depth"))
         if colon:
             if only not in MODULE_TYPES:
                 raise _unknown("module type", only, MODULE_TYPES)
             if only == "unembedding" and config["tie_embeddings"]:
                 raise UserError(f"--space {item}: the proxy ties its embeddings (no unembedding module); "
                                 "set tie_embeddings = False in the proxy config or drop the item")
-            if only in LN_TYPES and what in ("init_std", "wd"):
-                raise UserError(f"--space {item}: LayerNorms have no {what} multiplier (they start at 1/0, without "
+            if only not in types and not set(TYPE_GROUPS.get(only, ())) & set(types):
+                raise UserError(f"--space {item}: the proxy's model has no {only} (its module types: "
+                                f"{', '.join(types)})")
+            if only in NORM_TYPES and what in ("init_std", "wd"):
+                raise UserError(f"--space {item}: norm gains have no {what} multiplier (they start at 1/0, without "
                                 "weight decay)")
             names.append(f"{only}.{what}")
         else:
-            names += [f"{t}.{what}" for t in types if not (t in LN_TYPES and what in ("init_std", "wd"))]
+            names += [f"{t}.{what}" for t in types if not (t in NORM_TYPES and what in ("init_std", "wd"))]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise UserError(f"--space {spec!r} names {', '.join(dup)} twice; give each once")
+    for group, members in TYPE_GROUPS.items():
+        for n in names:
+            mtype, _, hp = n.partition(".")
+            both = [m for m in members if f"{m}.{hp}" in names]
+            if mtype == group and both:
+                raise UserError(f"--space {spec!r} names {n} and {both[0]}.{hp}: {group} covers "
+                                f"{', '.join(members)}; give the group or its members")
     space = {}
     for n in names:
         hp = n.split(".")[1]
@@ -179,11 +217,17 @@ def build_space(spec, config, bound):
 
 
 def module_hparams(params):
-    """The train.py setting for a point: {type: {hp: 2**x}}, sorted, floats exact."""
-    out = {}
+    """The train.py setting for a point: {type: {hp: 2**x}}, sorted, floats exact; the depth items
+    depth.<hp>.<i> become {"depth": {hp: [one value per proxy layer]}}."""
+    out, depth = {}, {}
     for name in sorted(params):
-        mtype, hp = name.split(".")
-        out.setdefault(mtype, {})[hp] = 2.0 ** float(params[name])
+        mtype, hp, *layer = name.split(".")
+        if mtype == "depth":
+            depth.setdefault(hp, {})[int(layer[0])] = 2.0 ** float(params[name])
+        else:
+            out.setdefault(mtype, {})[hp] = 2.0 ** float(params[name])
+    if depth:
+        out["depth"] = {hp: [v[i] for i in sorted(v)] for hp, v in sorted(depth.items())}
     return out
 
 
@@ -1032,7 +1076,7 @@ def parse_args(argv):
     ap.add_argument("--from_sweep", metavar="CSV", help="start from the best done setting of a sweep's results.csv")
     ap.add_argument("--learning_rate", help="start from this base LR (default: the proxy config's)")
     ap.add_argument("--init_std", help="start from this base init std (default: the proxy config's)")
-    ap.add_argument("--space", default="lr,residual", help="what to search (default lr,residual)")
+    ap.add_argument("--space", default=DEFAULT_SPACE, help=f"what to search (default {DEFAULT_SPACE})")
     ap.add_argument("--bound", type=float, default=3.0, help="log2-multipliers stay in [-bound, bound] (default 3)")
     ap.add_argument("--sampler", default="trust_region", help="trust_region (default), cmaes or random")
     ap.add_argument("--radius", type=float, default=1.0, help="initial trust-region radius in log2 units "

@@ -80,8 +80,10 @@ SETTINGS = {
     "n_layer": "target", "n_head": "target", "n_embd": "target",
     "dropout": "recipe", "bias": "recipe", "parameterization": "recipe", "depth_alpha": "recipe",
     "input_mult": "recipe", "output_mult": "recipe", "attn_mult": "recipe", "tie_embeddings": "recipe",
+    "norm": "recipe", "qk_norm": "recipe", "pos": "recipe", "rope_theta": "recipe", "mlp": "recipe",
+    "mlp_ratio": "recipe", "z_loss": "recipe",
     "base_n_embd": "tuned", "base_n_layer": "tuned", "init_std": "tuned", "module_hparams": "tuned",
-    "base_batch_size": "tuned", "base_tokens": "tuned",
+    "base_batch_size": "tuned", "base_tokens": "tuned", "base_block_size": "tuned",
     # AdamW and the schedule (fractions of the run): the proxy's, the length the target's
     "learning_rate": "tuned", "max_iters": "target", "max_tokens": "target",
     "weight_decay": "recipe", "beta1": "recipe", "beta2": "recipe", "eps": "recipe", "grad_clip": "recipe",
@@ -90,7 +92,8 @@ SETTINGS = {
     "device": "target", "dtype": "target", "compile": "target", "fused": "target", "parallel": "target",
     "seed": "carried",                   # the proxy's draw (its loss is that seed's); any seed is the same recipe
 }
-TUNED = ("learning_rate", "init_std", "module_hparams", "base_n_layer", "base_n_embd", "base_batch_size", "base_tokens")
+TUNED = ("learning_rate", "init_std", "module_hparams", "base_n_layer", "base_n_embd", "base_batch_size", "base_tokens",
+         "base_block_size")
 assert set(TUNED) == {k for k, v in SETTINGS.items() if v == "tuned"}
 
 
@@ -298,7 +301,7 @@ def compose(recorded, target, sources, defaults, allow, proxy_src):
                         f"target, or pass {' '.join('--allow ' + k for k in refused)} to change {them}")
     # Complete(d)P's base batch and tokens: the proxy's own where it was its own base (None there)
     if batch_duration(config):
-        for k, own in (("base_batch_size", proxy["global_batch_size"]),
+        for k, own in (("base_batch_size", proxy["global_batch_size"]), ("base_block_size", proxy["block_size"]),
                        ("base_tokens", total_iters(proxy) * proxy["global_batch_size"] * proxy["block_size"])):
             if config[k] is None and part[k] == "tuned":
                 config[k] = own

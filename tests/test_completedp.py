@@ -228,7 +228,7 @@ def test_depth_profile_is_interpolated_to_a_deeper_model():
     ({"attn_qkv": {"lr": -1.0}}, "positive"),
     ({"attn_qkv": {"lr": [1.0, 2.0, 3.0]}}, "one value per proxy layer"),
     ({"embedding": {"lr": [1.0, 2.0]}}, "block module"),
-    ({"final_norm": {"init_std": 2.0}}, "LayerNorms"),
+    ({"final_norm": {"init_std": 2.0}}, "norm gains start at 1"),
     ({"unembedding": {"lr": 2.0}}, "tie_embeddings=False"),
     ({"attn_qkv": 2.0}, "must be a dict"),
 ])

@@ -49,6 +49,17 @@ def test_depth_check_separates(depth_rows):
     assert v["mup"]["slopes"][1] > 0.2
 
 
+def test_depth_check_separates_with_the_modern_block(tokens):
+    """RMSNorm, QK-norm, RoPE, SwiGLU: the same verdicts (seeds 0..2: mup's last-step slope
+    0.52-0.74, the flat ones within 0.11)."""
+    rows = cc.sweep("depth", ["mup", "depth_mup", "completep"], [2, 4, 8, 16], tokens, VOCAB,
+                    seeds=[0], steps=4, lr=1e-3, log=lambda m: None, block="modern", **DEPTH)
+    v = verdict_of(rows, "depth")
+    for p in ("completep", "depth_mup"):
+        assert v[p]["verdict"] == "flat", (p, v[p]["slopes"])
+    assert v["mup"]["verdict"] == "grows", v["mup"]["slopes"]
+
+
 def test_width_check_separates(tokens):
     rows = cc.sweep("width", ["sp", "mup"], [32, 64, 128, 256], tokens, VOCAB, seeds=[0, 1],
                     steps=4, lr=1e-2, log=lambda m: None, **WIDTH)
@@ -119,6 +130,32 @@ def test_attention_logits_match_explicit_computation():
         q, k, _ = a.c_attn(model.transformer.h[0].ln_1(model.transformer.wte(x) + model.transformer.wpe(torch.arange(8)))).split(32, 2)
         q, k = (t.view(1, 8, 2, 16).transpose(1, 2) for t in (q, k))
         logits = q @ k.transpose(-2, -1) / 16  # muP: q.k / d_head
+        want = logits.abs()[..., torch.ones(8, 8).tril().bool()].mean().item()
+    assert rec.stats[(0, "attn_logit_abs")] == pytest.approx(want, rel=1e-5)
+
+
+def test_attention_logits_of_the_modern_block_are_after_qk_norm_and_rope():
+    cfg = cc.model_config("mup", "width", 32, 32, 1, 16, 32, VOCAB, 8, block="modern")
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    attn = model.transformer.h[0].attn
+    with torch.no_grad():  # gains away from 1, so that a probe skipping the QK-norm differs
+        attn.q_norm.weight.uniform_(0.5, 2.0)
+        attn.k_norm.weight.uniform_(0.5, 2.0)
+    rec = cc.Recorder(model, attn_positions=8)
+    x = torch.randint(VOCAB, (1, 8))
+    rec.enabled = True
+    with torch.no_grad():
+        model(x)
+        h = model.transformer.h[0].ln_1(model.transformer.wte(x))
+        q, k = (lin(h).view(1, 8, 2, 16) for lin in (attn.c_q, attn.c_k))
+        rms = lambda t, g: t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + 1e-6) * g  # noqa: E731
+        q, k = rms(q, attn.q_norm.weight).transpose(1, 2), rms(k, attn.k_norm.weight).transpose(1, 2)
+        # RoPE, rotate-half form: channel i pairs with i + 8, angle pos * 10000^(-i/8)
+        ang = torch.arange(8.0)[:, None] * 10000.0 ** (-torch.arange(8.0) / 8)
+        cos, sin = torch.cat((ang.cos(), ang.cos()), -1), torch.cat((ang.sin(), ang.sin()), -1)
+        rot = lambda t: t * cos + torch.cat((-t[..., 8:], t[..., :8]), -1) * sin  # noqa: E731
+        logits = rot(q) @ rot(k).transpose(-2, -1) / 16  # muP: q.k / d_head
         want = logits.abs()[..., torch.ones(8, 8).tril().bool()].mean().item()
     assert rec.stats[(0, "attn_logit_abs")] == pytest.approx(want, rel=1e-5)
 

@@ -35,11 +35,16 @@ def _args(*argv):
 
 
 def mults(params):
-    """The module_hparams a point means, computed here: {type: {hp: 2**x}}."""
+    """The module_hparams a point means, computed here: {type: {hp: 2**x}}, and depth.<hp>.<i>
+    as {"depth": {hp: [2**x per layer]}}."""
     out = {}
     for name, x in params.items():
-        mtype, hp = name.split(".")
-        out.setdefault(mtype, {})[hp] = 2.0 ** x
+        mtype, hp, *layer = name.split(".")
+        if layer:
+            prof = out.setdefault(mtype, {}).setdefault(hp, [None, None])
+            prof[int(layer[0])] = 2.0 ** x
+        else:
+            out.setdefault(mtype, {})[hp] = 2.0 ** x
     return out
 
 
@@ -141,6 +146,25 @@ def _search(proxy, out_root, *extra):
 
 
 @pytest.mark.slow
+def test_default_space_is_every_type_of_the_model_times_lr_init_wd_plus_depth(proxy):
+    def names(*sets):
+        return list(search.build_space(search.DEFAULT_SPACE, _args(proxy, *sets).config, 3))
+    gpt2 = ["embedding", "attn_qkv", "attn_out", "attn_norm", "mlp_norm", "mlp_in", "mlp_out", "final_norm",
+            "unembedding"]
+    modern = ["embedding", "attn_q", "attn_k", "attn_v", "attn_out", "qk_norm", "attn_norm", "mlp_norm", "mlp_gate",
+              "mlp_in", "mlp_out", "final_norm", "unembedding"]
+    for types, sets in ((gpt2, ()), (modern, ("--set", "norm='rmsnorm'", "--set", "qk_norm=True", "--set",
+                                               "mlp='swiglu'", "--set", "pos='rope'"))):
+        weights = [t for t in types if "norm" not in t]  # norm gains: no init_std, no wd
+        assert names(*sets) == ([f"{t}.lr" for t in types] + [f"{t}.init_std" for t in weights]
+                                + [f"{t}.wd" for t in weights] + ["residual.attn", "residual.mlp"]
+                                + ["depth.lr.0", "depth.lr.1"])
+    # the depth items are one factor per proxy layer, in layer order, as train.py reads them
+    point = {"attn_q.lr": 1.0, "depth.lr.1": -1.0, "depth.lr.0": 0.5, "depth.wd.0": 0.0, "depth.wd.1": 2.0}
+    assert search.module_hparams(point) == {"attn_q": {"lr": 2.0},
+                                            "depth": {"lr": [2 ** 0.5, 0.5], "wd": [1.0, 4.0]}} == mults(point)
+
+
 def test_restarted_search_continues_its_storage(proxy, tmp_path):
     out = tmp_path / "s"
     first = _search(proxy, out, "--trials", "2", "--jobs", "2", "--threads", "2", "--seed", "1")
@@ -377,8 +401,8 @@ def test_dry_run_plans_without_training_or_storage(proxy, tmp_path, capsys):
     for sampler in ("trust_region", "cmaes"):
         assert search.main([proxy, "--out_root", str(out), "--dry_run", "--show", "3", "--sampler", sampler]) == 0
         text = capsys.readouterr().out
-        assert "trial 0: " in text and "trial 2: " in text and "space: 10 log2-multipliers" in text
-        assert "residual.mlp" in text and "--module_hparams=" in text
+        assert "trial 0: " in text and "trial 2: " in text and "space: 25 log2-multipliers" in text
+        assert "residual.mlp" in text and "--module_hparams=" in text and '"depth": {"lr": [' in text
     assert not out.exists()
 
 
@@ -386,7 +410,12 @@ def test_dry_run_plans_without_training_or_storage(proxy, tmp_path, capsys):
     (["--trials", "0"], "--trials=0 must be at least 1"),
     (["--sampler", "cmaess"], "did you mean 'cmaes'"),
     (["--space", "lr,wdd"], "did you mean 'wd'"),
-    (["--space", "init_std:block_norm"], "LayerNorms have no init_std multiplier"),
+    (["--space", "init_std:block_norm"], "norm gains have no init_std multiplier"),
+    (["--space", "lr:attn_q"], "the proxy's model has no attn_q"),
+    (["--space", "lr:qk_norm"], "the proxy's model has no qk_norm"),
+    (["--space", "depth"], "needs a hyperparameter, like depth:lr"),
+    (["--space", "depth:learning_rate"], "unknown depth hyperparameter"),
+    (["--space", "lr:attn_qkv,lr:attn_k", "--set", "norm='rmsnorm'"], "attn_qkv covers attn_q, attn_k, attn_v"),
     (["--space", "lr,lr:attn_qkv"], "attn_qkv.lr twice"),
     (["--space", "lr:attn"], "unknown module type 'attn'"),
     (["--learning_rate", "-1"], "must be a positive number"),
