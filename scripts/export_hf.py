@@ -6,18 +6,39 @@ Export a checkpoint of train.py as a Hugging Face `transformers` model directory
     python scripts/export_hf.py out --out hf_model                # an out_dir: its best checkpoint
     python scripts/export_hf.py out --out hf_model --gpt2_ranks gpt2.tiktoken
 
-Every multiplier of the forward pass (model.resolve_parameterization) is folded into the weights
-of a standard `GPT2LMHeadModel`, so that the plain GPT-2 forward computes the same logits:
-  input_mult                      -> wte and wpe
+Which class: the block's settings decide, and nothing else is tried.
+  GPT-2 block (norm='layernorm', qk_norm=False, pos='learned', mlp='gelu')   -> GPT2LMHeadModel
+  modern block with QK-norm (norm='rmsnorm', qk_norm=True, pos='rope', mlp='swiglu', bias=False)
+                                                                              -> Qwen3ForCausalLM
+  the same without QK-norm (qk_norm=False; bias True or False)               -> LlamaForCausalLM
+Every other combination is refused in one line naming the option, because no stock class computes
+it: norm='layernorm' with rope / swiglu / qk_norm (Llama and Qwen3 have RMSNorm only, GPT-2 has no
+rotary, SwiGLU or q/k norm), pos='learned' outside the GPT-2 block (Llama and Qwen3 have no
+position embeddings), mlp='gelu' outside it (their MLP is SwiGLU), and bias=True with qk_norm=True
+(Qwen3 has attention_bias but its gate/up/down projections have no biases). mlp_ratio (the MLP
+width) and rope_theta go into the config; z_loss is a training loss with nothing to export.
+
+Every multiplier of the forward pass (model.resolve_parameterization) is folded into the weights,
+so that the plain forward of the target class computes the same logits:
+  input_mult                      -> wte and wpe (GPT-2); embed_tokens (Llama / Qwen3)
   m_L^(-alpha) x module_hparams['residual'][branch] at each layer (depth profiles included)
-                                  -> that branch's c_proj weight and bias
-  attn_mult / d_head^exponent     -> the query third of c_attn (weight and bias), so that GPT-2's
-                                     1/sqrt(d_head) (scale_attn_weights=True) gives it back
+                                  -> that branch's output projection, weight and bias: c_proj
+                                     (GPT-2); o_proj and down_proj (Llama / Qwen3)
+  attn_mult / d_head^exponent     -> times sqrt(d_head), so that the class's 1/sqrt(d_head) gives
+                                     it back: the query third of c_attn (GPT-2,
+                                     scale_attn_weights=True) or q_proj (Llama), weight and bias;
+                                     with QK-norm (Qwen3) the q_norm gains instead (the norm comes
+                                     before RoPE, which is linear, and after q_proj)
   logit_mult (output_mult / m_N; completedp: output_mult)
                                   -> lm_head; the embeddings are untied whenever the input and
                                      output scales differ (tie_word_embeddings=False)
-HF's Conv1D stores weights as (in, out), the transpose of nn.Linear; bias=False models get zero
-biases (HF GPT-2 always has them); model.py's exact GELU is activation_function='gelu'.
+GPT-2: HF's Conv1D stores weights as (in, out), the transpose of nn.Linear; bias=False models get
+zero biases (HF GPT-2 always has them); model.py's exact GELU is activation_function='gelu'.
+Llama / Qwen3: nn.Linear layouts as they are (c_q/c_k/c_v/c_proj -> q/k/v/o_proj, c_gate/c_fc/
+c_proj -> gate/up/down_proj, ln_1/ln_2/ln_f -> input_layernorm/post_attention_layernorm/norm),
+rms_norm_eps 1e-6 (model.NORM_EPS), head_dim = n_embd/n_head, one key/value head per query head,
+rope_parameters {'rope_type': 'default', 'rope_theta': rope_theta} (the same rotate-half tables as
+model.rope_tables), intermediate_size = model.mlp_hidden, hidden_act 'silu'.
 The tokenizer goes with it (a character vocabulary as a tokenizers WordLevel model, GPT-2 BPE
 from tiktoken's ranks where they are at hand offline), and a model card README.md.
 Only this script imports transformers / safetensors / tokenizers (requirements.txt pins them).
@@ -36,12 +57,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from runs import UserError, git_commit, run_cli, run_commit  # noqa: E402
 
-# The GPTConfig fields of the GPT-2 block this exporter knows. A field added later (a modern
-# block's norm / qk_norm / pos / mlp ...) is refused unless it has its default value.
+# The GPTConfig fields of the GPT-2 block, and of the block options (MODERN_FIELDS), this exporter
+# knows. A field added later is refused unless it has its default value.
 GPT2_FIELDS = {"block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias",
                "parameterization", "base_n_embd", "base_n_layer", "depth_alpha", "init_std",
                "input_mult", "output_mult", "attn_mult", "tie_embeddings", "module_hparams"}
+MODERN_FIELDS = {"norm", "qk_norm", "pos", "rope_theta", "mlp", "mlp_ratio", "z_loss"}
 LN_EPS = 1e-5  # torch.nn.LayerNorm's default, which model.py uses
+CLASSES = {"gpt2": "GPT2LMHeadModel", "qwen3": "Qwen3ForCausalLM", "llama": "LlamaForCausalLM"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,31 +93,66 @@ def resolve_checkpoint(path):
 
 
 def check_exportable(model_config):
-    """Refuse, in one line naming the option, settings the GPT-2 block cannot express."""
+    """The target of a checkpoint's model_config: 'gpt2', 'qwen3' or 'llama' (CLASSES); settings
+    no stock class computes exactly are refused, in one line naming the option."""
     from model import GPTConfig
     defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
                 for f in dataclasses.fields(GPTConfig) if f.default is not dataclasses.MISSING
                 or f.default_factory is not dataclasses.MISSING}
     for k, v in model_config.items():
-        if k not in GPT2_FIELDS and k in defaults and v != defaults[k]:
-            raise UserError(f"option {k}={v!r} is not a GPT-2 block; GPT2LMHeadModel cannot express it "
-                            f"(export supports the GPT-2 block only: leave {k} at {defaults[k]!r})")
+        if k not in GPT2_FIELDS | MODERN_FIELDS and k in defaults and v != defaults[k]:
+            raise UserError(f"option {k}={v!r} is not a GPT-2 block or modern block setting the exporter knows; "
+                            f"no Hugging Face class is known to express it (leave {k} at {defaults[k]!r})")
+    c = {**defaults, **model_config}
+    norm, qk, pos, mlp, bias = c["norm"], bool(c["qk_norm"]), c["pos"], c["mlp"], bool(c["bias"])
+    if (norm, qk, pos, mlp) == ("layernorm", False, "learned", "gelu"):
+        return "gpt2"
+    modern = ", ".join(f"{k}={c[k]!r}" for k, d in (("norm", "layernorm"), ("qk_norm", False), ("pos", "learned"),
+                                                    ("mlp", "gelu")) if c[k] != d)
+    hint = "use the modern block (norm='rmsnorm', pos='rope', mlp='swiglu') or the GPT-2 block"
+    if norm != "rmsnorm":
+        raise UserError(f"option norm={norm!r} with {modern}: LlamaForCausalLM / Qwen3ForCausalLM have RMSNorm only "
+                        f"and GPT2LMHeadModel has no rotary, SwiGLU or q/k norm, so no class expresses it; {hint}")
+    if pos != "rope":
+        raise UserError(f"option pos={pos!r} with {modern}: LlamaForCausalLM / Qwen3ForCausalLM have rotary "
+                        f"positions only (no position embeddings), GPT2LMHeadModel has LayerNorm; {hint}")
+    if mlp != "swiglu":
+        raise UserError(f"option mlp={mlp!r} with {modern}: the MLP of LlamaForCausalLM / Qwen3ForCausalLM is "
+                        f"SwiGLU (gate/up/down), GPT2LMHeadModel has LayerNorm and learned positions; {hint}")
+    if qk and bias:
+        raise UserError("option bias=True with qk_norm=True: Qwen3ForCausalLM (the class with per-head q/k RMSNorm) "
+                        "has attention biases but no MLP biases; train with bias=False, or qk_norm=False "
+                        "(LlamaForCausalLM has both)")
+    return "qwen3" if qk else "llama"
 
 
 @dataclasses.dataclass
 class Folded:
-    config: object          # transformers.GPT2Config
+    config: object          # transformers.GPT2Config / Qwen3Config / LlamaConfig
     state_dict: dict        # HF names -> fp32 tensors
     tied: bool
+    kind: str = "gpt2"      # a key of CLASSES
 
 
 def fold(model):
-    """The GPT2Config and state dict of a GPT2LMHeadModel computing `model`'s logits."""
+    """The config and state dict of the Hugging Face model (CLASSES) computing `model`'s logits."""
     import torch
+    cfg = model.config
+    kind = check_exportable(dataclasses.asdict(cfg))
+    sd = {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
+    return (_fold_gpt2 if kind == "gpt2" else _fold_modern)(model, sd, kind)
+
+
+def _branch_mults(block):
+    """The residual multiplier of each branch at this block: m_L^(-alpha) x module_hparams residual."""
+    return {"attn": block.residual_mult * block.attn_mult, "mlp": block.residual_mult * block.mlp_mult}
+
+
+def _fold_gpt2(model, sd, kind):
+    import torch
+    from model import mlp_hidden
     from transformers import GPT2Config
     cfg, p = model.config, model.parameterization
-    check_exportable(dataclasses.asdict(cfg))
-    sd = {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
     C, H = cfg.n_embd, cfg.n_head
     d_head = C // H
     zeros = lambda n: torch.zeros(n, dtype=torch.float32)  # noqa: E731 (HF GPT-2 always has biases)
@@ -105,7 +163,7 @@ def fold(model):
     q_fold = p.attn_scale(d_head) * math.sqrt(d_head)  # HF multiplies q.k by d_head^-0.5
     for i, block in enumerate(model.transformer.h):
         pre = f"{tr}h.{i}."
-        mult = {"attn": block.residual_mult * block.attn_mult, "mlp": block.residual_mult * block.mlp_mult}
+        mult = _branch_mults(block)
         for ln in ("ln_1", "ln_2"):
             out[pre + ln + ".weight"] = sd[pre + ln + ".weight"]
             out[pre + ln + ".bias"] = sd.get(pre + ln + ".bias", zeros(C))
@@ -129,20 +187,68 @@ def fold(model):
         out["lm_head.weight"] = lm
     hf_cfg = GPT2Config(
         vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=C, n_layer=cfg.n_layer, n_head=H,
-        n_inner=4 * C, activation_function="gelu",  # model.py: nn.GELU() (exact erf), not gelu_new
+        n_inner=mlp_hidden(cfg), activation_function="gelu",  # model.py: nn.GELU() (exact erf), not gelu_new
         resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
         layer_norm_epsilon=LN_EPS, scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False,
         reorder_and_upcast_attn=False, tie_word_embeddings=tied, use_cache=True,
         bos_token_id=None, eos_token_id=None,
     )
-    return Folded(hf_cfg, out, tied)
+    return Folded(hf_cfg, out, tied, kind)
+
+
+# model.py's Linear of each block -> the Llama / Qwen3 name, and the residual branch it ends
+MODERN_LINEARS = (("attn.c_q", "self_attn.q_proj", None), ("attn.c_k", "self_attn.k_proj", None),
+                  ("attn.c_v", "self_attn.v_proj", None), ("attn.c_proj", "self_attn.o_proj", "attn"),
+                  ("mlp.c_gate", "mlp.gate_proj", None), ("mlp.c_fc", "mlp.up_proj", None),
+                  ("mlp.c_proj", "mlp.down_proj", "mlp"))
+
+
+def _fold_modern(model, sd, kind):
+    """Qwen3ForCausalLM (qk_norm) or LlamaForCausalLM: nn.Linear layouts as they are."""
+    from model import NORM_EPS, mlp_hidden
+    from transformers import LlamaConfig, Qwen3Config
+    cfg, p = model.config, model.parameterization
+    C, H = cfg.n_embd, cfg.n_head
+    d_head = C // H
+    q_fold = p.attn_scale(d_head) * math.sqrt(d_head)  # HF multiplies q.k by head_dim^-0.5
+    tr, out = "transformer.", {}
+    out["model.embed_tokens.weight"] = sd[tr + "wte.weight"] * p.input_mult
+    for i, block in enumerate(model.transformer.h):
+        pre, hf = f"{tr}h.{i}.", f"model.layers.{i}."
+        mult = _branch_mults(block)
+        out[hf + "input_layernorm.weight"] = sd[pre + "ln_1.weight"]
+        out[hf + "post_attention_layernorm.weight"] = sd[pre + "ln_2.weight"]
+        for ours, theirs, branch in MODERN_LINEARS:
+            s = mult[branch] if branch else (q_fold if ours == "attn.c_q" and not cfg.qk_norm else 1.0)
+            out[hf + theirs + ".weight"] = sd[pre + ours + ".weight"] * s
+            if pre + ours + ".bias" in sd:
+                out[hf + theirs + ".bias"] = sd[pre + ours + ".bias"] * s
+        if cfg.qk_norm:  # RMSNorm(q) * g, then RoPE (linear): the scale rides on the q gains
+            out[hf + "self_attn.q_norm.weight"] = sd[pre + "attn.q_norm.weight"] * q_fold
+            out[hf + "self_attn.k_norm.weight"] = sd[pre + "attn.k_norm.weight"]
+    out["model.norm.weight"] = sd[tr + "ln_f.weight"]
+    tied = bool(cfg.tie_embeddings and p.logit_mult == p.input_mult)
+    if not tied:
+        out["lm_head.weight"] = sd["lm_head.weight"] * p.logit_mult
+    common = dict(
+        vocab_size=cfg.vocab_size, hidden_size=C, intermediate_size=mlp_hidden(cfg), num_hidden_layers=cfg.n_layer,
+        num_attention_heads=H, num_key_value_heads=H, head_dim=d_head, hidden_act="silu",
+        max_position_embeddings=cfg.block_size, rms_norm_eps=NORM_EPS["rmsnorm"],
+        rope_parameters={"rope_type": "default", "rope_theta": float(cfg.rope_theta)},
+        attention_bias=bool(cfg.bias), attention_dropout=cfg.dropout, initializer_range=cfg.init_std,
+        tie_word_embeddings=tied, use_cache=True, pad_token_id=None, bos_token_id=None, eos_token_id=None)
+    if kind == "qwen3":  # bias=True was refused: Qwen3's MLP has no biases
+        hf_cfg = Qwen3Config(**common, use_sliding_window=False, sliding_window=None)
+    else:
+        hf_cfg = LlamaConfig(**common, mlp_bias=bool(cfg.bias), pretraining_tp=1)
+    return Folded(hf_cfg, out, tied, kind)
 
 
 def build_hf(f):
-    """The GPT2LMHeadModel (fp32, eval mode) of a Folded: every one of its tensors given."""
+    """The model of a Folded (its CLASSES class, fp32, eval mode): every one of its tensors given."""
     import torch
-    from transformers import GPT2LMHeadModel
-    hf = GPT2LMHeadModel(f.config).to(torch.float32)
+    import transformers
+    hf = getattr(transformers, CLASSES[f.kind])(f.config).to(torch.float32)
     missing, unexpected = hf.load_state_dict(f.state_dict, strict=False)
     missing = [k for k in missing if not (f.tied and k == "lm_head.weight") and not k.endswith(".attn.bias")
                and not k.endswith(".attn.masked_bias")]
@@ -153,7 +259,8 @@ def build_hf(f):
 
 
 def to_hf(model):
-    """A GPT2LMHeadModel (fp32, eval mode) with `model`'s logits."""
+    """The Hugging Face model (GPT2LMHeadModel, Qwen3ForCausalLM or LlamaForCausalLM; fp32, eval
+    mode) with `model`'s logits."""
     return build_hf(fold(model))
 
 
@@ -271,8 +378,21 @@ def dataset_meta(ckpt):
         return {}
 
 
-def model_card(model, ckpt, path, commit, command, tokenizer_note):
+def block_description(cfg, kind):
+    """The block's settings in words, for the model card."""
+    from model import NORM_EPS, mlp_hidden
+    if kind == "gpt2":
+        return f"GPT-2: LayerNorm (eps {LN_EPS:g}), learned positions, GELU MLP (hidden {mlp_hidden(cfg)})"
+    return (f"RMSNorm (eps {NORM_EPS['rmsnorm']:g}), {'per-head q/k RMSNorm, ' if cfg.qk_norm else ''}"
+            f"RoPE (theta {cfg.rope_theta:g}), SwiGLU MLP (hidden {mlp_hidden(cfg)})")
+
+
+ARCH_NAMES = {"gpt2": "GPT-2", "qwen3": "Qwen3-style", "llama": "Llama-style"}
+
+
+def model_card(model, ckpt, path, commit, command, tokenizer_note, kind="gpt2"):
     cfg, p = model.config, model.parameterization
+    cls = CLASSES[kind]
     c = ckpt.get("config", {})
     tokens = None
     if all(isinstance(c.get(k), int) for k in ("global_batch_size", "block_size")):
@@ -283,6 +403,7 @@ def model_card(model, ckpt, path, commit, command, tokenizer_note):
         ("shape", f"{cfg.n_layer} layers x {cfg.n_embd} wide, {cfg.n_head} heads (d_head {cfg.n_embd // cfg.n_head}), "
                   f"context {cfg.block_size}, vocabulary {cfg.vocab_size}, bias={cfg.bias}, "
                   f"{model.get_num_params(non_embedding=False):,} parameters"),
+        ("block", f"{block_description(cfg, kind)}; exported as {cls}"),
         ("parameterization", f"{p.name} (alpha {p.alpha:g})"),
         ("base shape", f"base_n_embd={cfg.base_n_embd}, base_n_layer={cfg.base_n_layer}"),
         ("m_N", f"{p.m_N:g}"),
@@ -299,10 +420,10 @@ def model_card(model, ckpt, path, commit, command, tokenizer_note):
         ("checkpoint", path),
     ]
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation", "---", "",
-             f"# {p.name} GPT-2 ({cfg.n_layer}x{cfg.n_embd})", "",
+             f"# {p.name} {ARCH_NAMES[kind]} ({cfg.n_layer}x{cfg.n_embd})", "",
              "A model trained with this repository's muP / CompleteP / Complete(d)P trainer, exported to a "
-             "standard `GPT2LMHeadModel`. Every forward multiplier of the parameterization is folded into "
-             "the weights, so the plain GPT-2 forward gives the trained model's logits (fp32).", "",
+             f"standard `{cls}`. Every forward multiplier of the parameterization is folded into "
+             f"the weights, so the plain {cls} forward gives the trained model's logits (fp32).", "",
              "| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows] + [
              "", "## Tokenizer", "", tokenizer_note, "", "## Load", "", "```python",
              "from transformers import AutoModelForCausalLM, AutoTokenizer",
@@ -310,7 +431,8 @@ def model_card(model, ckpt, path, commit, command, tokenizer_note):
              "tok = AutoTokenizer.from_pretrained(DIR)" if "gpt2\")" not in tokenizer_note
              else 'tok = AutoTokenizer.from_pretrained("gpt2")  # where the hub is reachable',
              "```", "",
-             "Fine-tuning it as plain GPT-2 is plain SP training: the muP learning-rate rules are not in the weights.",
+             f"Fine-tuning it as a plain {cls} is plain SP training: the muP learning-rate rules are "
+             "not in the weights.",
              "", "## Made by", "", "```", command, "```", ""]
     return "\n".join(lines)
 
@@ -351,7 +473,7 @@ def export(src, out, ranks_file=None, command=None):
     commit = run_commit(p_dir) or (ckpt.get("config", {}).get("git_commit"))
     commit = commit if isinstance(commit, str) and commit else f"{git_commit()} (repository HEAD at export; the run recorded none)"
     command = command or "python scripts/export_hf.py " + " ".join(sys.argv[1:])
-    card = model_card(model, ckpt, path, commit, command, note)
+    card = model_card(model, ckpt, path, commit, command, note, folded.kind)
 
     from transformers import GenerationConfig
     from transformers.utils import logging as hf_logging
@@ -397,7 +519,9 @@ def main(argv=None):
     a = ap.parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out, path, note = export(a.checkpoint, a.out, a.gpt2_ranks)
-    print(f"{path} -> {out} (GPT2LMHeadModel; tokenizer: {note.split(':')[0].split('.')[0]})")
+    with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+        cls = (json.load(f).get("architectures") or ["?"])[0]
+    print(f"{path} -> {out} ({cls}; tokenizer: {note.split(':')[0].split('.')[0]})")
 
 
 if __name__ == "__main__":
