@@ -7,10 +7,11 @@ The parameterization survives sharding because the optimizer is rebuilt from the
 model by the same code (GPT.param_groups groups parameters by name, and sharding keeps the
 names); `same_groups` checks the result against the unsharded model's groups.
 """
+import sys
+
 import torch
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-from torch.distributed.tensor import DTensor
+# torch.distributed.fsdp / device_mesh / tensor are imported where a run shards (about half a
+# second of start-up that a one-process run, and every sweep point, would otherwise pay)
 
 PARALLEL = ("ddp", "fsdp")
 
@@ -40,6 +41,8 @@ def shard(model, device_type, param_dtype):
     param_dtype for compute (bfloat16 on CUDA), gradients reduced in float32; CPU (gloo) runs
     float32 throughout."""
     world = torch.distributed.get_world_size()
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
     mesh = init_device_mesh(device_type, (world,))
     mp = MixedPrecisionPolicy(param_dtype=param_dtype if device_type == "cuda" else torch.float32,
                               reduce_dtype=torch.float32)
@@ -71,4 +74,5 @@ def pad_eval_batches(batches, n, block_size):
 
 def full(t):
     """A DTensor reduced to the full value on every rank (a sharded gradient norm); else t."""
-    return t.full_tensor() if isinstance(t, DTensor) else t
+    dtensor = sys.modules.get("torch.distributed.tensor")  # not imported: t cannot be a DTensor
+    return t.full_tensor() if dtensor is not None and isinstance(t, dtensor.DTensor) else t
