@@ -119,8 +119,8 @@ def test_recipe_kept_refused_or_allowed(sweep, tmp_path, capsys):
     assert {k: got[k] for k in recipe} == {k: proxy[k] for k in recipe}
     assert {k: got[k] for k in RECIPE} == RECIPE
     assert (got["n_layer"], got["n_embd"], got["global_batch_size"], got["max_iters"]) == (4, 64, 16, 6)
-    base = (got["base_n_layer"], got["base_n_embd"], got["base_batch_size"], got["base_tokens"])
-    assert base == (2, 32, 8, 3 * 8 * 16)  # the proxy's shape, batch and tokens
+    base = (got["base_n_layer"], got["base_n_embd"], got["base_batch_size"], got["base_tokens"], got["base_block_size"])
+    assert base == (2, 32, 8, 3 * 8 * 16, 16)  # the proxy's shape, batch, tokens and context
     assert got["save_checkpoints"] and got["sample_tokens"] == defaults["sample_tokens"]
 
     for key, value, theirs in (("block_size", 64, 16), ("lr_schedule", "cosine", "wsd")):
@@ -130,7 +130,9 @@ def test_recipe_kept_refused_or_allowed(sweep, tmp_path, capsys):
     code, _, err = _transfer(["--from_sweep", csv, "--target", target, "--set", "block_size=64", "--allow",
                               "block_size", "--out", out], capsys)
     assert code == 0, err
-    assert parse(defaults, [out], annotations)[0]["block_size"] == 64
+    allowed = parse(defaults, [out], annotations)[0]
+    assert allowed["block_size"] == 64
+    assert allowed["base_block_size"] == 16  # the proxy's context stays the base: train.py refuses the pair
     assert "block_size = 64  # --allow block_size: the proxy trained 16" in open(out).read()
 
 
