@@ -165,6 +165,12 @@ def read_meta(data_dir):
         raise UserError(f"{path} is not valid JSON ({str(e)[:120]}); {fix}") from None
     except RecursionError:
         raise UserError(f"{path} is nested too deeply to be a dataset's meta.json; {fix}") from None
+    return check_meta(meta, path, fix)
+
+
+def check_meta(meta, path, fix):
+    """A dataset's metadata (meta.json's object, or the copy a checkpoint carries), checked as
+    read_meta states: one-line UserErrors naming `path` and `fix`. Returns meta."""
     vocab = meta.get("vocab_size") if isinstance(meta, dict) else None
     if not isinstance(meta, dict) or (vocab is not None and (type(vocab) is not int or vocab <= 0)):
         raise UserError(f"{path} must be a JSON object with an integer vocab_size > 0, got "

@@ -27,7 +27,7 @@ device = "auto"         # 'auto' (CUDA, else MPS, else CPU) | 'cpu' | 'cuda' | '
 
 def main():
     configure(globals(), sys.argv[1:])
-    from dataloader import read_meta
+    from dataloader import check_meta, read_meta
     from checkpoint import best_path, is_sharded, list_checkpoints, load_checkpoint, model_from
 
     path = checkpoint
@@ -62,6 +62,8 @@ def main():
     model = model_from(ckpt, path)
     model.eval().to(dev)
     meta = ckpt["meta"]  # the tokenizer saved with the model; else the dataset's meta.json
+    if meta:  # a checkpoint may come from anywhere: its vocabulary is checked as a meta.json is
+        meta = check_meta(meta, f"{path} (its tokenizer meta)", "sample from a checkpoint written by train.py")
     if not meta:
         cfg = ckpt["config"]
         ddir = cfg.get("data_dir") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
@@ -70,6 +72,9 @@ def main():
         if not meta:  # never a guessed tokenizer
             raise UserError(f"{path} holds no tokenizer and its dataset {ddir} has no meta.json; "
                               "sample from a checkpoint of a run on a prepared dataset")
+    if meta.get("tokenizer") == "char" and meta["vocab_size"] != model.config.vocab_size:
+        raise UserError(f"{path}: the model has {model.config.vocab_size} tokens but its character vocabulary "
+                        f"{meta['vocab_size']}; sample from a checkpoint written by train.py")
     encode, decode = load_codec(meta)
     idx = torch.tensor([encode(prompt)], dtype=torch.long, device=dev)
     torch.manual_seed(seed)

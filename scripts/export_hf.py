@@ -367,8 +367,9 @@ def gpt2_ranks(ranks_file):
 def dataset_meta(ckpt):
     """The tokenizer meta: the checkpoint's own, else its dataset's meta.json (as sample.py)."""
     meta = ckpt.get("meta") or {}
-    if meta:
-        return meta
+    if meta:  # a checkpoint may come from anywhere: its vocabulary is checked as a meta.json is
+        from dataloader import check_meta
+        return check_meta(meta, "the checkpoint's tokenizer meta", "export a checkpoint written by train.py")
     from dataloader import read_meta
     cfg = ckpt.get("config", {})
     ddir = cfg.get("data_dir") or os.path.join(REPO, "data", str(cfg.get("dataset", "")))

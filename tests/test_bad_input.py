@@ -620,3 +620,20 @@ def test_the_tests_named_for_catalogue_rows_exist():
         if name not in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}:
             missing.append(f"{case}: {where}")
     assert not missing, f"catalogue rows name tests that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("meta,words", [
+    ({"tokenizer": "char", "vocab_size": 3, "itos": 5}, "itos must be list, got 5"),
+    ({"tokenizer": "char", "vocab_size": 2, "itos": ["a", "a"]}, "distinct non-empty strings"),
+    ({"tokenizer": "char", "vocab_size": 3, "itos": ["a", "b", "c"]}, "the model has"),
+])
+def test_sample_checks_the_vocabulary_a_checkpoint_carries(meta, words, tmp_path, monkeypatch):
+    """A checkpoint may come from anywhere: its tokenizer meta is checked as a meta.json is, and a
+    character vocabulary must cover the model's tokens, before it decodes anything."""
+    monkeypatch.chdir(tmp_path)
+    data, out = make_dataset(str(tmp_path / "data")), tmp_path / "out"
+    out.mkdir()
+    checkpoint.save(tiny_checkpoint(data, meta=meta), str(out / "ckpt_0000002.pt"))
+    with pytest.raises(UserError, match=words) as e:
+        run_main(sample, [f"--out_dir={out}", "--max_new_tokens=2"])
+    assert "\n" not in str(e.value)
