@@ -300,8 +300,7 @@ def restore(ckpt, path, model, optimizer=None, loader=None, rank=0, rng=True, mo
         # a setting the checkpoint predates (absent there) had its default value then
         theirs = {f.name: f.default for f in dataclasses.fields(GPTConfig)
                   if f.default is not dataclasses.MISSING} | ckpt["model_config"]
-        diff = [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in model_config.items()
-                if k != "dropout" and theirs.get(k) != v]
+        diff = [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in model_config.items() if theirs.get(k) != v]
     if batch_duration is not None:
         theirs = ckpt.get("batch_duration", NO_BATCH_DURATION)
         diff += [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in batch_duration.items() if theirs.get(k) != v]

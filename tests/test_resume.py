@@ -235,6 +235,9 @@ def test_resume_into_a_different_model_is_refused(data_dir, straight, tmp_path):
     shutil.copytree(straight, out)
     line = one_line_error(train(data_dir, out, "--n_layer=3"))
     assert "cannot resume" in line and "n_layer=2 there, 3 here" in line and "new out_dir" in line, line
+    # dropout changes the trajectory (and draws from the torch RNG): another value is another run
+    line = one_line_error(train(data_dir, out, "--dropout=0.2"))
+    assert "cannot resume" in line and "dropout=0.1 there, 0.2 here" in line, line
     assert sorted(os.listdir(out)) == sorted(os.listdir(straight)), "a refused resume wrote files"
 
 
