@@ -65,6 +65,12 @@ z_loss likewise. dropout > 0 is refused: under vmap the members' dropout masks c
 from each member's own torch RNG stream as a run alone draws them. Single process only (no
 torchrun / DDP / FSDP).
 
+Speed, measured (scripts/bench_sweep.py, 6 LRs x 1 seed at 2 x 64, one thread, on a 2-core CPU
+busy with other runs, 2026-12-03): 1.38x the points per core-hour of one train.py process per
+point at 128 steps, 0.95x at the canonical 1,024 steps: start-up is what packing saves, and on
+CPU vmap loops over the members in the flash-attention backward (no batching rule), so the
+arithmetic is no faster than K models one after another. Not yet worth using for speed.
+
 Not done (yet): per-member out_dir records (config.json, metrics.jsonl, final.json),
 checkpoints, SIGTERM stop and resume, sweep.py --pack integration, splitting a pack that does
 not fit in memory.
