@@ -63,8 +63,15 @@ def test_every_cell_of_completedp(alpha_cfg, alpha):
     names = dict(model.named_parameters())
     assert "lm_head.weight" in names and model.lm_head.weight is not model.transformer.wte.weight
     assert set(group_of) == set(names)
+    assert_cells(names, group_of, lambda name: completedp_expected(name, alpha))
+    assert group_of["lm_head.weight"]["betas"] == pytest.approx((0.95, 0.975))  # 1 - 0.1 / 2, 1 - 0.05 / 2
+
+
+def assert_cells(names, group_of, expected):
+    """Each parameter's group against expected(name) = (init std | 'ones' | 'zeros', lr, wd, eps,
+    beta1, beta2): the group's values, and the init measured from the tensor."""
     for name, t in names.items():
-        init, lr, wd, eps, b1, b2 = completedp_expected(name, alpha)
+        init, lr, wd, eps, b1, b2 = expected(name)
         g = group_of[name]
         assert g["lr"] == pytest.approx(lr, rel=1e-12), name
         assert g["lr"] == pytest.approx(ETA * g["lr_mult"], rel=1e-12), name
@@ -75,10 +82,9 @@ def test_every_cell_of_completedp(alpha_cfg, alpha):
             assert torch.all(t == 1), name
         elif init == "zeros":
             assert torch.all(t == 0), name
-        else:  # measured from the tensor
+        else:
             assert t.mean().abs() < 0.1 * init, name
             assert t.std().item() == pytest.approx(init, rel=0.05), name
-    assert g["betas"] == pytest.approx((0.95, 0.975))  # 1 - 0.1 / 2, 1 - 0.05 / 2
 
 
 @pytest.mark.parametrize("alpha_cfg,alpha", [(None, 1.0), (0.75, 0.75)])

@@ -253,12 +253,10 @@ def test_gptconfig_defaults_are_train_py_defaults():
     assert {k: train[k] for k in fields} == fields
 
 
-@pytest.mark.parametrize("param", ["sp", "completep"])
-def test_kv_cache_generation_equals_full_recomputation(monkeypatch, param):
-    """Generation with the KV cache sees the same distributions as running the whole window
-    every step, before and after the sequence outgrows block_size (16 here)."""
-    model = build(param, tied=False, l=3, n=64).eval()
-    idx = torch.randint(0, 97, (2, 5), generator=torch.Generator().manual_seed(1))
+def assert_cache_equals_recomputation(model, monkeypatch, vocab=97):
+    """20 sampled tokens after a 5-token prompt (past a block_size of 16), with and without the
+    KV cache: the same tokens, the same distributions at every step. Returns the prompt."""
+    idx = torch.randint(0, vocab, (2, 5), generator=torch.Generator().manual_seed(1))
     seen = {True: [], False: []}
     real = torch.multinomial
     mode = {"cache": True}
@@ -273,8 +271,19 @@ def test_kv_cache_generation_equals_full_recomputation(monkeypatch, param):
         torch.manual_seed(0)
         outs[cache] = model.generate(idx, 20, temperature=1.0, use_cache=cache)  # 5 + 20 > 16
     assert torch.equal(outs[True], outs[False]) and outs[True].shape == (2, 25)
+    assert len(seen[True]) == len(seen[False]) == 20
     for a, b in zip(seen[True], seen[False]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    monkeypatch.setattr(torch, "multinomial", real)
+    return idx
+
+
+@pytest.mark.parametrize("param", ["sp", "completep"])
+def test_kv_cache_generation_equals_full_recomputation(monkeypatch, param):
+    """Generation with the KV cache sees the same distributions as running the whole window
+    every step, before and after the sequence outgrows block_size (16 here)."""
+    model = build(param, tied=False, l=3, n=64).eval()
+    idx = assert_cache_equals_recomputation(model, monkeypatch)
     calls = []
     real_forward = type(model).forward
 

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from conftest import REPO, TINY, run_script
 from model import BLOCKS, GPT, GPTConfig
+from test_completedp import assert_cells
+from test_model import assert_cache_equals_recomputation
 
 SIGMA, ETA, LAMBDA, EPS, BETAS = 0.02, 1e-3, 0.1, 1e-8, (0.9, 0.95)
 BASE_N, BASE_L, HEADS, VOCAB, T = 32, 2, 4, 97, 16
@@ -110,21 +112,7 @@ def test_every_cell_of_the_modern_block(param, tied, bias):
     assert block0 == sorted(want)
     assert names["transformer.h.0.attn.q_norm.weight"].shape == (128 // HEADS,)  # one gain per head channel
     assert names["transformer.h.0.mlp.c_gate.weight"].shape == (342, 128)  # ceil(8/3 * 128)
-    for name, t in names.items():
-        init, lr, wd, eps, b1, b2 = expected(name, param, tied=tied)
-        g = group_of[name]
-        assert g["lr"] == pytest.approx(lr, rel=1e-12), name
-        assert g["lr"] == pytest.approx(ETA * g["lr_mult"], rel=1e-12), name
-        assert g["weight_decay"] == pytest.approx(wd, rel=1e-12, abs=0), name
-        assert g["eps"] == pytest.approx(eps, rel=1e-12), name
-        assert g["betas"][0] == pytest.approx(b1, rel=1e-12) and g["betas"][1] == pytest.approx(b2, rel=1e-12), name
-        if init == "ones":
-            assert torch.all(t == 1), name
-        elif init == "zeros":
-            assert torch.all(t == 0), name
-        else:  # measured from the tensor
-            assert t.mean().abs() < 0.1 * init, name
-            assert t.std().item() == pytest.approx(init, rel=0.05), name
+    assert_cells(names, group_of, lambda name: expected(name, param, tied=tied))
 
 
 @pytest.mark.parametrize("param,tied", [("sp", True), ("mup", False), ("depth_mup", True), ("completep", False),
@@ -343,24 +331,7 @@ def test_z_loss_adds_its_gradient_in_training_and_nothing_in_eval():
 def test_rope_generation_with_the_kv_cache_equals_full_recomputation(monkeypatch):
     """Cached keys were rotated at their own positions: generation with the cache sees the same
     distributions as recomputing the window, also once the sequence outgrows block_size."""
-    model = build("completedp", n=64, l=3).eval()
-    idx = torch.randint(0, VOCAB, (2, 5), generator=torch.Generator().manual_seed(1))
-    seen = {True: [], False: []}
-    real, mode = torch.multinomial, {"cache": True}
-
-    def spy(probs, num_samples):
-        seen[mode["cache"]].append(probs.clone())
-        return real(probs, num_samples)
-    monkeypatch.setattr(torch, "multinomial", spy)
-    outs = {}
-    for cache in (True, False):
-        mode["cache"] = cache
-        torch.manual_seed(0)
-        outs[cache] = model.generate(idx, 20, temperature=1.0, use_cache=cache)  # 5 + 20 > 16
-    assert torch.equal(outs[True], outs[False]) and outs[True].shape == (2, 25)
-    assert len(seen[True]) == len(seen[False]) == 20
-    for a, b in zip(seen[True], seen[False]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert_cache_equals_recomputation(build("completedp", n=64, l=3).eval(), monkeypatch)
 
 
 def test_a_completedp_run_at_another_context_than_its_proxy_is_refused(char_data, tmp_path):
