@@ -157,9 +157,16 @@ def test_module_multiplier_changes_exactly_what_it_names(param, module, hp):
     x = 0.5
     bd = dict(m_B=2.0, m_D=4.0) if param == "completedp" else {}
     ref, mod = build(param, n=64, l=4), build(param, n=64, l=4, mh={module: {hp: x}})
+    assert_only_named_change(ref, mod, MODULE_PARAMS[module], hp, x, bd)
+
+
+def assert_only_named_change(ref, mod, pattern, hp, x, bd):
+    """The parameters whose names match `pattern` have hyperparameter `hp` (or 1 - beta, or
+    their init for init_std) scaled by exactly x in `mod` against `ref`; every other value and
+    tensor is the same bit for bit."""
     ga, gb = groups_by_name(ref, **bd), groups_by_name(mod, **bd)
     pa, pb = dict(ref.named_parameters()), dict(mod.named_parameters())
-    named = {n for n in pa if re.search(MODULE_PARAMS[module], n)}
+    named = {n for n in pa if re.search(pattern, n)}
     assert named
     changed = set()
     for n in pa:

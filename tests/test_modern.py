@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from conftest import REPO, TINY, run_script
 from model import BLOCKS, GPT, GPTConfig
-from test_completedp import assert_cells
+from test_completedp import assert_cells, assert_only_named_change
 from test_model import assert_cache_equals_recomputation
 
 SIGMA, ETA, LAMBDA, EPS, BETAS = 0.02, 1e-3, 0.1, 1e-8, (0.9, 0.95)
@@ -202,11 +202,6 @@ CASES = [(m, hp) for m in TYPE_PARAMS for hp in ("lr", "wd", "init_std", "eps", 
          if not (m in NORMS and hp in ("wd", "init_std"))]  # norm gains: no init std, no WD
 
 
-def values(g):
-    return {"lr": g["lr"], "wd": g["weight_decay"], "eps": g["eps"], "beta1": 1 - g["betas"][0],
-            "beta2": 1 - g["betas"][1]}
-
-
 @pytest.mark.parametrize("module,hp", CASES)
 def test_module_type_changes_exactly_what_it_names(module, hp):
     """x = 0.5 on one (type, hyperparameter) at m_N = 2, m_L = 2, m_B = 2, m_D = 4 (completedp,
@@ -214,24 +209,7 @@ def test_module_type_changes_exactly_what_it_names(module, hp):
     x, bd = 0.5, dict(m_B=2.0, m_D=4.0)
     ref = build("completedp", n=64, l=4, bias=True)
     mod = build("completedp", n=64, l=4, bias=True, mh={module: {hp: x}})
-    ga, gb = groups_by_name(ref, **bd), groups_by_name(mod, **bd)
-    pa, pb = dict(ref.named_parameters()), dict(mod.named_parameters())
-    named = {n for n in pa if re.search(TYPE_PARAMS[module], n)}
-    assert named
-    changed = set()
-    for n in pa:
-        for k, (va, vb) in ((k, (values(ga[n])[k], values(gb[n])[k])) for k in values(ga[n])):
-            if k == hp and n in named and va != 0:  # biases have no WD to scale
-                assert vb == pytest.approx(x * va, rel=1e-12), (n, k)
-                changed.add(n)
-            else:
-                assert vb == va, (n, k)
-        if hp == "init_std" and n in named and pa[n].abs().sum() > 0:  # zero biases stay zero
-            torch.testing.assert_close(pb[n], x * pa[n], rtol=1e-6, atol=0)
-            changed.add(n)
-        else:
-            assert torch.equal(pa[n], pb[n]), n
-    assert changed and changed <= named
+    assert_only_named_change(ref, mod, TYPE_PARAMS[module], hp, x, bd)
 
 
 def test_depth_factor_multiplies_every_block_type_and_composes_with_types_and_profiles():
