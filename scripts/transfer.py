@@ -305,6 +305,11 @@ def compose(recorded, target, sources, defaults, allow, proxy_src):
                        ("base_tokens", total_iters(proxy) * proxy["global_batch_size"] * proxy["block_size"])):
             if config[k] is None and part[k] == "tuned":
                 config[k] = own
+        if config["base_block_size"] is not None and config["block_size"] != config["base_block_size"]:
+            raise UserError(f"block_size={config['block_size']} differs from the proxy's context "
+                            f"{config['base_block_size']} (base_block_size): Complete(d)P's m_B counts sequences of "
+                            "the proxy's context, and train.py refuses the pair; keep the proxy's block_size, or "
+                            "tune a proxy at this context")
     return config, part, allowed, proxy
 
 

@@ -127,13 +127,16 @@ def test_recipe_kept_refused_or_allowed(sweep, tmp_path, capsys):
         code, _, err = _transfer(["--from_sweep", csv, "--target", target, "--set", f"{key}={value}"], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert f"{key}={value!r}" in err and f"{key}={theirs!r}" in err and f"--allow {key}" in err
+    # allowed, another context is still refused for completedp: m_B counts the proxy's sequences
     code, _, err = _transfer(["--from_sweep", csv, "--target", target, "--set", "block_size=64", "--allow",
                               "block_size", "--out", out], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "block_size=64 differs from the proxy's context 16 (base_block_size)" in err
+    code, _, err = _transfer(["--from_sweep", csv, "--target", target, "--set", "lr_schedule='cosine'", "--allow",
+                              "lr_schedule", "--out", out], capsys)
     assert code == 0, err
-    allowed = parse(defaults, [out], annotations)[0]
-    assert allowed["block_size"] == 64
-    assert allowed["base_block_size"] == 16  # the proxy's context stays the base: train.py refuses the pair
-    assert "block_size = 64  # --allow block_size: the proxy trained 16" in open(out).read()
+    assert parse(defaults, [out], annotations)[0]["lr_schedule"] == "cosine"
+    assert "lr_schedule = 'cosine'  # --allow lr_schedule: the proxy trained 'wsd'" in open(out).read()
 
 
 @pytest.mark.slow
