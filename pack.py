@@ -125,13 +125,7 @@ class Member:
         data, vocab = train.open_data(ddir, c, proc)
         self.loader = data.loader
         self.grad_accum = c["global_batch_size"] // (c["batch_size"] * proc.world_size)
-        tokens_per_step = c["global_batch_size"] * c["block_size"]
-        self.total_iters = (math.ceil(c["max_tokens"] / tokens_per_step) if c["max_tokens"] > 0
-                            else c["max_iters"])
-        m_B = c["global_batch_size"] / c["base_batch_size"] if c["base_batch_size"] else 1.0
-        m_D = self.total_iters * tokens_per_step / c["base_tokens"] if c["base_tokens"] else 1.0
-        self.batch_duration = dict(base_batch_size=c["base_batch_size"], base_tokens=c["base_tokens"],
-                                   m_B=m_B, m_D=m_D)
+        self.total_iters, self.batch_duration = train.run_length(c)
         self.evals = train.eval_sets(data, c, proc)
         gptconf = train.model_config(c, vocab)
         train.seed_all(c["seed"])  # train.main's order: data opened, then seed, model, optimizer

@@ -355,6 +355,18 @@ def open_data(ddir, c, proc):
     return data, vocab
 
 
+def run_length(c):
+    """(total_iters, batch_duration) of a config: max_iters, or max_tokens / (global_batch_size *
+    block_size) rounded up when a token budget is given; Complete(d)P's batch and duration
+    multipliers (1 when unset): m_B = global_batch_size / base_batch_size, m_D = D / base_tokens
+    with D = total_iters * tokens_per_step training tokens."""
+    tokens_per_step = c["global_batch_size"] * c["block_size"]
+    total = math.ceil(c["max_tokens"] / tokens_per_step) if c["max_tokens"] > 0 else c["max_iters"]
+    m_B = c["global_batch_size"] / c["base_batch_size"] if c["base_batch_size"] else 1.0
+    m_D = total * tokens_per_step / c["base_tokens"] if c["base_tokens"] else 1.0
+    return total, dict(base_batch_size=c["base_batch_size"], base_tokens=c["base_tokens"], m_B=m_B, m_D=m_D)
+
+
 def eval_sets(data, c, proc):
     """Each split's fixed evaluation windows of this rank: the same every evaluation."""
     evals = {s: eval_batches(t, c["eval_tokens"], c["block_size"], c["batch_size"], proc.rank, proc.world_size)
@@ -745,13 +757,7 @@ def main():
     loader, meta = data.loader, data.meta
     grad_accum = global_batch_size // (batch_size * proc.world_size)
     tokens_per_step = global_batch_size * block_size
-    # max_iters = max_tokens / (global_batch_size * block_size) when a token budget is given
-    total_iters = math.ceil(max_tokens / tokens_per_step) if max_tokens > 0 else max_iters
-    # Complete(d)P's batch and duration multipliers (1 when unset): m_B = global_batch_size /
-    # base_batch_size, m_D = D / base_tokens with D = total_iters * tokens_per_step training tokens
-    m_B = global_batch_size / base_batch_size if base_batch_size else 1.0
-    m_D = total_iters * tokens_per_step / base_tokens if base_tokens else 1.0
-    batch_duration = dict(base_batch_size=base_batch_size, base_tokens=base_tokens, m_B=m_B, m_D=m_D)
+    total_iters, batch_duration = run_length(config)
     evals = eval_sets(data, config, proc)
 
     # model and optimizer, in out_dir (claimed), from its latest checkpoint if it has one
@@ -782,7 +788,7 @@ def main():
               f"non-embedding params; {total_iters} steps x {tokens_per_step:,} tokens "
               f"({grad_accum} micro-steps x {batch_size} x {proc.world_size} procs); device {proc.dev} "
               f"{proc.ptdtype}{' compiled' if use_compile else ''}{', fsdp' if proc.fsdp else ''}")
-        print(param_table(raw_model.parameterization, optimizer.param_groups, m_B, m_D))
+        print(param_table(raw_model.parameterization, optimizer.param_groups, batch_duration["m_B"], batch_duration["m_D"]))
     records = Records(config, master, iter_num if ckpts else None, proc.device_type, proc.device_name,
                       total_iters=total_iters, grad_accum=grad_accum,
                       parameterization=raw_model.parameterization.table(), batch_duration=batch_duration,
