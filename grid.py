@@ -31,7 +31,7 @@ import time
 from configurator import parse, read_config_file
 from results import COORDS, FINISHED, append_row, axis_keys, check_header, columns, recorded
 from runs import (EXIT_DIVERGED, EXIT_STOPPED, REPO, UserError, die_with_parent, final_stamp, git_commit,
-                  has_checkpoint, lock_owner, log_tail, read_final, run_commit, stop_children)
+                  has_checkpoint, lock_owner, log_tail, read_final, run_commit, stop_children, write_atomic)
 from util import hms
 
 MAX_FAILURES_IN_A_ROW = 3  # a broken train.py or environment: stop instead of burning the grid
@@ -255,13 +255,81 @@ def gpu_slots(args):
     return [ids[i:i + args.nproc_per_node] for i in range(0, len(ids) - args.nproc_per_node + 1, args.nproc_per_node)]
 
 
+def pack_units(points, size):
+    """The points as the units a sweep starts: lists of at most `size` points that share a
+    pack_key (one pack.py process each), in the order of their first point; size 1: one each."""
+    if size <= 1:
+        return [[p] for p in points]
+    groups = {}
+    for i, p in enumerate(points):
+        groups.setdefault(pack_key(p["config"]), []).append(i)
+    units = [ix[j:j + size] for ix in groups.values() for j in range(0, len(ix), size)]
+    return [[points[i] for i in u] for u in sorted(units)]
+
+
+def start_pack(points, settings, args, threads, gpus=None, holds=()):
+    """A running job that trains `points` (claimed: `holds`) as one pack: pack.py with the pack
+    file <out_root>/packs/<name>-<digest>.json ({"members": [each point's train.py arguments]},
+    written whole) and its own log beside it; each member writes its own records and train.log
+    in its out_dir. As start() does for a point, a member without a checkpoint starts over."""
+    stamps, log_starts = [], []
+    for p in points:
+        out = p["out_dir"]
+        try:
+            os.makedirs(out, exist_ok=True)
+            if not has_checkpoint(out):
+                for n in ("metrics.jsonl", "final.json"):
+                    if os.path.exists(os.path.join(out, n)):
+                        os.remove(os.path.join(out, n))
+            stamps.append(final_stamp(out))
+            log_starts.append(os.path.getsize(os.path.join(out, "train.log"))
+                              if os.path.exists(os.path.join(out, "train.log")) else 0)
+        except OSError as e:
+            raise UserError(f"cannot write to {out} ({e.strerror or e}); free space or make it writable, then run "
+                            "the same command again") from None
+    digest = hashlib.sha1("\n".join(p["out_dir"] for p in points).encode()).hexdigest()[:10]
+    path = os.path.join(args.out_root, "packs", f"{settings['name']}-{digest}.json")
+    spec = dict(members=[command(p, settings, 1)[2:] for p in points])
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_atomic(path, json.dumps(spec, indent=1) + "\n")
+        log = open(path[:-len(".json")] + ".log", "a")
+    except OSError as e:
+        raise UserError(f"cannot write {path} ({e.strerror or e}); free space or make {args.out_root} writable, "
+                        "then run the same command again") from None
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "pack.py"), path], stdout=log,
+                            stderr=subprocess.STDOUT, env=env, cwd=REPO, preexec_fn=die_with_parent)
+    return dict(points=points, proc=proc, log=log, t0=time.time(), gpus=gpus, holds=list(holds), stamps=stamps,
+                log_starts=log_starts, pack_log=log.name)
+
+
+def end_pack(job):
+    """The per-member jobs finish() records, one per point of an ended pack job: each with the
+    pack's wall time shared out equally (a row's wall_s stays that point's share of the machine)
+    and the pack log's last line for a failure its own train.log does not explain."""
+    job["log"].close()
+    try:
+        with open(job["pack_log"], errors="replace") as f:
+            tail = (f.read().strip().splitlines() or [""])[-1]
+    except OSError:
+        tail = ""
+    wall = (time.time() - job["t0"]) / len(job["points"])
+    return [dict(point=p, proc=job["proc"], log=None, t0=job["t0"], wall=wall, stamp=job["stamps"][i],
+                 log_start=job["log_starts"][i], hold=job["holds"][i], tail=f"pack: {tail}" if tail else "")
+            for i, p in enumerate(job["points"])]
+
+
 def finish(job, sweep, axes, results, header, progress=""):
     """Record a finished child: a row for done/diverged, a message otherwise (each line
     prefixed with `progress`, e.g. '[3/72] eta 0:41:10 '); then let go of the point's claim.
     How the run ended is read from its own record first, the final.json this run wrote: under
     torchrun a stopped or diverged worker's exit code reaches the sweep as 1. Returns
     'finished', 'stopped', 'busy' or 'failed'."""
-    job["log"].close()
+    if job.get("log"):  # a pack's members share the pack's log (closed by _end_pack)
+        job["log"].close()
     rc, point = job["proc"].returncode, job["point"]
     out = point["out_dir"]
     try:
@@ -269,7 +337,7 @@ def finish(job, sweep, axes, results, header, progress=""):
         final = read_final(out) if final_stamp(out) != job.get("stamp") or rc in (0, EXIT_DIVERGED) else None
         status = (final or {}).get("status")
         if status in FINISHED:
-            row = outcome_row(sweep, point, axes, final, time.time() - job["t0"])
+            row = outcome_row(sweep, point, axes, final, job.get("wall", time.time() - job["t0"]))
             again = "" if append_row(results, header, row) else " (its row was already there)"
             print(f"{progress}{status:8s} {row['val_loss']!s:>8.8} val  {row['wall_s']:7.1f}s  {out}{again}", flush=True)
             return "finished"
@@ -279,7 +347,7 @@ def finish(job, sweep, axes, results, header, progress=""):
         if rc != 0 and (lock_owner(out) or "is in use by another run" in _output(job)):  # taken just now
             print(f"{progress}busy              {out} (another process owns it)", flush=True)
             return "busy"
-        print(f"{progress}FAILED (exit {rc}) {out}: {log_tail(out)}", file=sys.stderr, flush=True)
+        print(f"{progress}FAILED (exit {rc}) {out}: {job.get('tail') or log_tail(out)}", file=sys.stderr, flush=True)
         return "failed"
     finally:
         if job.get("hold"):
@@ -337,30 +405,44 @@ def _run_queue(todo, settings, axes, results, header, args, running):
     in_a_row = 0
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    queue, total = list(todo), len(todo)
-    free = gpu_slots(args)  # each running point holds one slot of GPUs; None: no --gpus
+    queue, total = pack_units(todo, getattr(args, "pack", 1)), len(todo)
+    free = gpu_slots(args)  # each running point (or pack) holds one slot of GPUs; None: no --gpus
     t0, ended = time.time(), 0  # progress: k/N points of this invocation and an ETA from their pace
     while queue or running:
         while queue and len(running) < args.jobs and stop["signal"] is None and free != []:
-            point = queue.pop(0)
-            hold, what = take(point, settings["name"], axes, results, header)
-            if hold is None:  # another sweep runs it, or has finished it since this one started
-                total -= 1
-                print(f"{'busy' if what == 'busy' else 'finished':17s} {point['out_dir']} "
-                      f"({'another process runs it' if what == 'busy' else 'by another process'})", flush=True)
+            unit, holds = queue.pop(0), []
+            for point in unit:
+                hold, what = take(point, settings["name"], axes, results, header)
+                if hold is None:  # another sweep runs it, or has finished it since this one started
+                    total -= 1
+                    print(f"{'busy' if what == 'busy' else 'finished':17s} {point['out_dir']} "
+                          f"({'another process runs it' if what == 'busy' else 'by another process'})", flush=True)
+                    continue
+                holds.append((point, hold))
+            if not holds:
                 continue
             slot = free.pop(0) if free else None
-            running.append(start(point, settings, args, args.threads_per_job, slot, hold))
+            if len(holds) == 1:  # alone: train.py itself
+                running.append(start(holds[0][0], settings, args, args.threads_per_job, slot, holds[0][1]))
+            else:
+                try:
+                    running.append(start_pack([p for p, _ in holds], settings, args, args.threads_per_job, slot,
+                                              [h for _, h in holds]))
+                except BaseException:
+                    for _, h in holds:
+                        h.close()
+                    raise
         time.sleep(0.2)
         for j in [j for j in running if j["proc"].poll() is not None]:
             running.remove(j)
             if j.get("gpus") is not None:
                 free.append(j["gpus"])
-            ended += 1
-            eta = (time.time() - t0) / ended * (total - ended)
-            end = finish(j, settings["name"], axes, results, header, f"[{ended}/{total}] eta {hms(eta)}  ")
-            ends[end] += 1
-            in_a_row = in_a_row + 1 if end == "failed" else 0
+            for m in end_pack(j) if "points" in j else [j]:
+                ended += 1
+                eta = (time.time() - t0) / ended * (total - ended)
+                end = finish(m, settings["name"], axes, results, header, f"[{ended}/{total}] eta {hms(eta)}  ")
+                ends[end] += 1
+                in_a_row = in_a_row + 1 if end == "failed" else 0
         if in_a_row >= MAX_FAILURES_IN_A_ROW and stop["signal"] is None:
             print(f"{in_a_row} points failed in a row; not starting more (fix the cause, then re-run)",
                   file=sys.stderr, flush=True)
@@ -377,6 +459,40 @@ def _run_queue(todo, settings, axes, results, header, args, running):
         return 1
     # a point that stopped is resumable: 4, so a SLURM array task (--index) is requeued
     return EXIT_STOPPED if stop["signal"] not in (None, "failures") or ends["stopped"] else 0
+
+
+# --- packs (scripts/sweep.py --pack; pack.py trains them) ---
+
+# values that only change the init or the optimizer: may differ between members
+PACKABLE = ("learning_rate", "init_std", "weight_decay", "eps", "beta1", "beta2", "grad_clip", "seed",
+            "module_hparams")
+# per-run bookkeeping that does not change what is computed (each member keeps its own)
+IGNORED = ("out_dir", "init_from", "save_checkpoints", "keep_last", "halt_at_iter", "sample_tokens",
+           "verify_data", "log_interval", "wandb_log", "wandb_project", "wandb_run_name", "wandb_group",
+           "wandb_mode", "compile", "fused", "eval_only")
+
+
+def pack_key(config):
+    """The settings that must be equal for configs to share a pack: everything but the packable
+    values and the per-run bookkeeping, plus module_hparams' forward multipliers ("residual")."""
+    key = []
+    for k in sorted(config):
+        if k in PACKABLE or k in IGNORED:
+            continue
+        v = config[k]
+        key.append((k, json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v))
+    residual = (config.get("module_hparams") or {}).get("residual", {})
+    key.append(("module_hparams.residual", json.dumps(residual, sort_keys=True)))
+    return tuple(key)
+
+
+def group_by_key(configs):
+    """{pack_key: [indices of configs]} in first-seen order: the packs a list of points makes."""
+    packs = {}
+    for i, c in enumerate(configs):
+        packs.setdefault(pack_key(c), []).append(i)
+    return packs
+
 
 
 # --- the sweep file (scripts/sweep.py's and search.py's --from_sweep lookup) ---

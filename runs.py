@@ -397,6 +397,8 @@ def stop_children(running, grace=STOP_GRACE_S):
             j["log"].close()
         if j.get("hold"):  # the point's claim outlives its child, never the other way round
             j["hold"].close()
+        for h in j.get("holds", ()):  # a pack's claims, one per member
+            h.close()
 
 
 # scripts/slurm_train.sh asks these two whether a run it started stopped (its own record)

@@ -10,6 +10,7 @@ restarted with the same command, or continued elsewhere from a copy of its resul
     python scripts/sweep.py experiments/depth_transfer_b4/depth_lr.py --jobs 2 --threads 2
     python scripts/sweep.py experiments/depth_transfer_b4/depth_lr.py --slurm [--submit] [--sbatch=--time=0:30:00]
     python scripts/sweep.py experiments/depth_transfer_b4/depth_lr.py --index 17  # one point (a SLURM task)
+    python scripts/sweep.py experiments/depth_transfer_b4/depth_lr.py --pack 6    # 6 points per process (pack.py)
     python scripts/sweep.py experiments/planned/width_lr/width_lr.py --nproc_per_node 8 --set device=cuda
 
 Exit codes: 0 all points finished or skipped; 1 some failed; 2 a bad sweep file or argument, or
@@ -41,6 +42,14 @@ or --set wandb_log=True) every point logs to the wandb group of the sweep's name
 its coordinates ('completep L4_N64 lr2^-7 s0'), so a sweep is one view there.
 
 out_dir: <out_root>/<parameterization>/L<n_layer>_N<n_embd>/<other axes, e.g. lr2^-7>/s<seed>
+
+--pack K: points that differ only in values (learning_rate, init_std, weight_decay, eps, betas,
+grad_clip, seed, module_hparams but its forward "residual" multipliers; grid.pack_key) run K at a
+time in one process as one stacked model (pack.py: each member computes what its point alone
+computes, up to float reassociation, and writes the same records in its own out_dir, with a
+"packed" note in its provenance.json). --jobs packs run at once, --threads split among them as
+among points. A stopped pack continues with the same command, packed or not. Each member's row
+gets an equal share of its pack's wall time. Not with --slurm, --index or --nproc_per_node > 1.
 
 This file reads the sweep file and the flags; the grid's points, their claims and running them
 are grid.py's (scripts/shapes.py runs its points through it too), the results file results.py's.
@@ -134,6 +143,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="CPU threads for all jobs together, split evenly (default: all cores)")
     ap.add_argument("--nproc_per_node", type=int, default=1, help=">1: each point runs under torchrun")
+    ap.add_argument("--pack", type=int, default=1, metavar="K",
+                    help="train up to K points that differ only in values in one process (pack.py); default 1")
     ap.add_argument("--gpus", help="comma list of GPU ids, e.g. 0,1,2,3,4,5,6,7: each running point gets "
                     "--nproc_per_node of them (CUDA_VISIBLE_DEVICES); --jobs defaults to how many groups they make")
     ap.add_argument("--index", type=int, help="run only this point (0-based, in sweep order)")
@@ -159,6 +170,12 @@ def main(argv=None):
         args.jobs = len(args.gpus) // args.nproc_per_node if args.gpus else 1
     if args.jobs < 1 or args.threads < 1 or args.nproc_per_node < 1:
         raise UserError("--jobs, --threads and --nproc_per_node must be at least 1")
+    if args.pack < 1:
+        raise UserError(f"--pack {args.pack} must be at least 1 (1: one process per point)")
+    if args.pack > 1 and (args.slurm or args.index is not None or args.nproc_per_node > 1):
+        what = "--slurm" if args.slurm else "--index" if args.index is not None else "--nproc_per_node > 1"
+        raise UserError(f"--pack runs points together in one local process; it does not combine with {what}: drop "
+                        "one of the two")
     if args.submit and not args.slurm:
         raise UserError("--submit needs --slurm")
     if not os.path.isfile(args.sweep_file):

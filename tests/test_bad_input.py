@@ -54,6 +54,9 @@ def assert_one_line(msg, *expect):
 
 CATALOGUE = os.path.join(REPO, "docs", "errors.md")
 ELSEWHERE = {  # catalogue rows whose message another test checks: case -> that test
+    "sweep: --pack with --slurm": "tests/test_pack_records.py::test_pack_refusals_are_one_line",
+    "pack: a member with wandb on": "tests/test_pack_records.py::test_pack_refusals_are_one_line",
+    "pack: a file that is not a pack file": "tests/test_pack_records.py::test_pack_refusals_are_one_line",
     "sweep: a newline in the sweep file's path": 'tests/test_sweep_faults.py::test_a_newline_in_the_sweep_file_path_reaches_no_script',
     'sweep: an out_root the #SBATCH line cannot carry': 'tests/test_sweep_faults.py::test_a_newline_in_the_sweep_file_path_reaches_no_script',
     'sweep: a full disk appending a results row': 'tests/test_sweep_faults.py::test_a_torn_results_row_and_a_full_disk_lose_nothing',
