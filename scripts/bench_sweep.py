@@ -11,7 +11,9 @@ LRs 2^-4..2^-9 (the first --lrs of 2^-6, 2^-7, 2^-5, 2^-8, 2^-4, 2^-9) times --s
 --steps optimizer steps of 8 x 128 tokens, evaluation at the start and the end only. Both modes
 run on one thread (OMP_NUM_THREADS=1), one after the other, points in the same order; the
 figure is points per core-hour and the ratio packed / processes. A busy machine slows both: read
-the ratio, not the absolute figures.
+the ratio, not the absolute figures. Then what limits the speed-up: the time of a one-step
+process (what packing saves per point), the time of a training step alone and per member packed,
+and the FLOP rate each reaches against a plain fp32 matmul on the same thread.
 """
 import argparse
 import json
@@ -45,6 +47,21 @@ def packed_member_run(argvs, out):
             for i, argv in enumerate(argvs)]
     res = pack.run_pack(cfgs)
     print(json.dumps([r["val"][max(r["val"])] for r in res]))
+
+
+def limits(argv, env):
+    """(training FLOPs per token of the grid's model, the thread's fp32 matmul FLOP/s), measured in a
+    child on one thread as the runs are."""
+    code = ("import json, sys, time, torch; sys.path.insert(0, '.'); import configurator, runs, train\n"
+            "d, a = runs.train_defaults(); c = configurator.parse(d, json.loads(sys.argv[1]), a, train.NANOGPT_ALIASES)[0]\n"
+            "v = json.load(open('data/' + c['dataset'] + '/meta.json'))['vocab_size']\n"
+            "m = train.GPT(train.model_config(c, v)); x = torch.randn(512, 512); x @ x; t = time.time()\n"
+            "for _ in range(20): x @ x\n"
+            "print(json.dumps([m.flops_per_token(), 20 * 2 * 512 ** 3 / (time.time() - t)]))")
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], env=env, cwd=REPO, capture_output=True, text=True)
+    if r.returncode:
+        raise UserError(f"the FLOP-rate probe failed: {r.stderr.strip().splitlines()[-1]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):
@@ -85,12 +102,26 @@ def main(argv=None):
         with open(os.path.join(out, "final.json")) as f:
             alone_val.append(json.load(f)["val_loss"])
     alone = time.time() - t0
+    # what limits: one process of one step (start-up, two evaluations, one step), and the core's
+    # single-thread matmul rate, timed in the same run
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "train.py", *points[0], "--max_tokens=1024", f"--out_dir={a.out}/{stamp}/one"],
+                       env=env, cwd=REPO, capture_output=True, text=True)
+    startup = time.time() - t0
+    flops, peak = limits(points[0], env)
     n = len(points)
     rel = sorted(abs(p - q) / abs(q) for p, q in zip(packed_val, alone_val))
     print(f"{n} points ({a.lrs} LRs x {a.seeds} seeds), {a.n_layer} x 64, {a.steps} steps of 8 x 128, one thread")
     print(f"  one process per point: {alone:7.1f} s  {3600 * n / alone:8.1f} points per core-hour")
     print(f"  packed (one process):  {packed:7.1f} s  {3600 * n / packed:8.1f} points per core-hour  "
           f"{alone / packed:.2f}x")
+    step_alone = max(alone - n * startup, 1e-9) / (n * (a.steps - 1))
+    step_packed = max(packed - startup, 1e-9) / (n * (a.steps - 1))
+    print(f"  what limits: a process of one step takes {startup:.1f} s (start-up, two evaluations, one step): "
+          f"{100 * n * startup / alone:.0f}% of the one-process-per-point time; a training step then takes "
+          f"{1000 * step_alone:.1f} ms alone, {1000 * step_packed:.1f} ms per member packed, i.e. "
+          f"{flops * 1024 / step_alone / 1e9:.1f} and {flops * 1024 / step_packed / 1e9:.1f} GFLOP/s "
+          f"(6N + 12LTC per token) against {peak / 1e9:.1f} GFLOP/s for a 512^3 fp32 matmul on this thread")
     print(f"  final val_loss, packed against alone: relative differences {', '.join(f'{x:.1g}' for x in rel)} "
           f"({sum(x <= 1e-5 for x in rel)} of {n} within 1e-5; a point at the edge of stability amplifies "
           "rounding alone, tests/test_pack.py::test_drift_is_float_noise)")

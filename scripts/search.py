@@ -6,6 +6,7 @@ that scripts/transfer.py hands to a larger model (Complete(d)P's per-module tran
     python scripts/search.py config/module_transfer/proxy.py --from_sweep experiments/batch_duration/results.csv --dry_run
     python scripts/search.py config/search_proxy.py --learning_rate=2**-7 --trials 40
     python scripts/search.py config/search_proxy.py --trials 40 --jobs 2 --threads 2
+    python scripts/search.py config/search_proxy.py --trials 48 --pack 6 --space lr,init_std,wd,depth:lr
     python scripts/search.py config/search_proxy.py --space lr,init_std:embedding,residual --sampler cmaes
     python scripts/transfer.py --from_search runs/search/search_proxy --target config/<target>.py --out target.py
     python train.py target.py                          # the transfer: the proxy's recipe at the target's shape
@@ -59,6 +60,14 @@ out_dir). --trials counts the evaluated trials (complete or failed) in the stora
 (wandb_log = True in the proxy config, or --set wandb_log=True), every run logs to the wandb group
 of the study's name (--name) as 't0003' (with --seeds 't0003 s0'), so a search is one view there.
 
+--pack K trains trials as packs (pack.py: one process, one stacked model, each run its own out_dir
+and records): K trials are asked together (a generation; the trust-region sampler draws them all
+from one state, as it would for K jobs started at once), and their runs (every --seeds seed)
+whose settings differ only in values share one process; a generation's processes run one after
+another, --jobs generations at a time. The residual multipliers are forward multipliers, which
+the members of a pack must share (grid.pack_key): trials that differ in them run as packs of one,
+so pack a space without `residual` (e.g. --space lr,init_std,wd,depth:lr).
+
 Writes, after every trial: <out_root>/searched_modules.py (the best set), <out_root>/trials.md
 (a table of the trials) and, at the end, <out_root>/progress.png (best loss against trials),
 each whole or not at all (a temporary file, fsynced, renamed). A file that cannot be written
@@ -94,7 +103,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import results  # noqa: E402
-from grid import RUN_CONTROL, expand, load_sweep, wandb_names  # noqa: E402
+from grid import RUN_CONTROL, expand, load_sweep, pack_key, wandb_names  # noqa: E402
 from configurator import parse  # noqa: E402
 from runs import (CONTROL, EXIT_DIVERGED, EXIT_STOPPED, UserError, append_line, die_with_parent,  # noqa: E402
                   has_checkpoint, lock_owner, log_tail, pid_alive, read_final, run_cli, stop_children,
@@ -831,6 +840,106 @@ def returncode(job):
     return job["rc"]
 
 
+def launch_pack(trials, args, stop):
+    """Start a generation of trials (--pack: asked together, so the sampler drew them from one
+    state) as packs: every run of every trial that has not finished, grouped by grid.pack_key of
+    its train.py settings, each group one process (pack.py, or train.py for a group of one), the
+    groups one after another. A trial whose run diverged before runs nothing more."""
+    runs_todo, ended = [], {}
+    for t in trials:
+        out_dir = t.user_attrs["out_dir"]
+        os.makedirs(out_dir, exist_ok=True)
+        for seed, run_dir in run_dirs(out_dir, args.seeds):
+            os.makedirs(run_dir, exist_ok=True)
+            status = (read_final(run_dir) or {}).get("status")
+            if status == "done":
+                continue
+            if status == "diverged":
+                ended[t.number] = True
+                continue
+            if not has_checkpoint(run_dir):  # from scratch: clean logs, as advance does
+                for n in ("metrics.jsonl", "final.json"):
+                    if os.path.exists(os.path.join(run_dir, n)):
+                        os.remove(os.path.join(run_dir, n))
+            argv = train_command(args, t.params, run_dir, seed)[2:]
+            config = dict(args.config, module_hparams=module_hparams(t.params), out_dir=run_dir,
+                          **({"seed": seed} if seed is not None else {}))
+            runs_todo.append((t.number, argv, pack_key(config)))
+    groups = {}
+    for number, argv, key in runs_todo:
+        if number not in ended:
+            groups.setdefault(key, []).append(argv)
+    packs_dir = os.path.join(args.out_root, "packs")
+    os.makedirs(packs_dir, exist_ok=True)
+    job = dict(trials=trials, t0=time.time(), proc=None, log=None, args=args, stop=stop, groups=list(groups.values()),
+               log_path=os.path.join(packs_dir, f"t{trials[0].number:04d}-t{trials[-1].number:04d}.log"))
+    advance_pack(job)
+    return job
+
+
+def advance_pack(job):
+    """Start the generation's next group, unless the search is stopping; False when none is left."""
+    if job["log"]:
+        job["log"].close()
+        job["proc"], job["log"] = None, None
+    if not job["groups"] or job["stop"].get("signal") is not None:
+        return False
+    group, args = job["groups"].pop(0), job["args"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads_per_job), MKL_NUM_THREADS=str(args.threads_per_job))
+    job["log"] = open(job["log_path"], "a")
+    if len(group) == 1:
+        cmd = [sys.executable, os.path.join(REPO, "train.py"), *group[0]]
+    else:
+        spec = job["log_path"][:-len(".log")] + f"-{len(job['groups'])}.json"
+        write_atomic(spec, json.dumps(dict(members=group), indent=1) + "\n")
+        cmd = [sys.executable, os.path.join(REPO, "pack.py"), spec]
+    job["proc"] = subprocess.Popen(cmd, stdout=job["log"], stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                   preexec_fn=die_with_parent)
+    return True
+
+
+def pack_returncode(job):
+    """None while the generation runs; else its last process's exit code."""
+    while True:
+        rc = job["proc"].poll() if job["proc"] is not None else 0
+        if rc is None:
+            return None
+        job["rc"] = rc
+        if rc not in (0, EXIT_DIVERGED) or not advance_pack(job):
+            return rc
+
+
+def pack_members(job):
+    """One job per trial of an ended generation, for record(): its exit code read from its runs'
+    final.json (0 all done, EXIT_DIVERGED, EXIT_STOPPED, else the process's), the generation's
+    wall time shared out, the pack log's last line for an error."""
+    if job["log"]:
+        job["log"].close()
+        job["log"] = None
+    try:
+        with open(job["log_path"], errors="replace") as f:
+            tail = (f.read().strip().splitlines() or [""])[-1]
+    except OSError:
+        tail = ""
+    share = (time.time() - job["t0"]) / len(job["trials"])
+    out = []
+    for t in job["trials"]:
+        dirs = run_dirs(t.user_attrs["out_dir"], job["args"].seeds)
+        finals = [(d, (read_final(d) or {}).get("status")) for _, d in dirs]
+        rc, run_dir = 0, dirs[-1][1]
+        for d, status in finals:
+            if status == "diverged":
+                rc, run_dir = EXIT_DIVERGED, d
+                break
+            if status != "done":
+                rc, run_dir = (EXIT_STOPPED if status == "stopped" else (job.get("rc") or 1)), d
+                break
+        out.append(dict(trial=t, out_dir=t.user_attrs["out_dir"], t0=time.time() - share, proc=None, log=None,
+                        rc=rc, args=job["args"], stop=job["stop"], pending=[], run_dir=run_dir,
+                        tail=f"pack: {tail}" if tail else ""))
+    return out
+
+
 def record(study, job, stopping):
     """Tell Optuna how a finished trial ended. Returns (status, value): done with the final
     val_loss (the mean over --seeds), diverged, stopped or error with None."""
@@ -864,7 +973,7 @@ def record(study, job, stopping):
     if rc in (EXIT_STOPPED, -signal.SIGTERM, -signal.SIGINT) or (stopping and rc != 0):
         fail_and_requeue(study, trial, "stopped")
         return "stopped", None
-    tail = log_tail(job["run_dir"])
+    tail = log_tail(job["run_dir"]) or job.get("tail", "")
     trial.set_user_attr("status", "error")
     trial.set_user_attr("error", f"exit {rc}: {tail}"[:500])
     study.tell(trial, state=TrialState.FAIL)
@@ -890,6 +999,10 @@ def progress(study, job, status, value, args, sampler, running):
 
 def run(study, args, space, sampler):
     running, stop = [], {"signal": None}
+    if args.pack > 1 and any(name.startswith("residual") for name in space):
+        print("note: --pack: the space's residual multipliers are forward multipliers, which the members of a pack "
+              "must share; trials that differ in them run one process each (search a space without residual to "
+              "pack them)", flush=True)
     errors_in_a_row = 0
 
     def on_signal(signum, frame):
@@ -901,23 +1014,29 @@ def run(study, args, space, sampler):
     try:
         while True:
             while len(running) < args.jobs and stop["signal"] is None and errors_in_a_row < MAX_ERRORS_IN_A_ROW:
-                trial = claim(study, args, space)
-                if trial is None:
+                trials = []
+                while len(trials) < args.pack:  # --pack: a generation, asked together
+                    trial = claim(study, args, space)
+                    if trial is None:
+                        break
+                    trials.append(trial)
+                if not trials:
                     break
-                running.append(launch(trial, args, stop))
+                running.append(launch(trials[0], args, stop) if args.pack == 1 else launch_pack(trials, args, stop))
             if not running:
                 break
             time.sleep(0.1)
-            for j in [j for j in running if returncode(j) is not None]:
+            for j in [j for j in running if (pack_returncode(j) if "trials" in j else returncode(j)) is not None]:
                 running.remove(j)
-                status, value = record(study, j, stop["signal"] is not None)
-                errors_in_a_row = errors_in_a_row + 1 if status == "error" else 0
-                if status != "stopped":
-                    progress(study, j, status, value, args, sampler, len(running))
-                    write_outputs(study, args, space, plot=False)
+                for m in pack_members(j) if "trials" in j else [j]:
+                    status, value = record(study, m, stop["signal"] is not None)
+                    errors_in_a_row = errors_in_a_row + 1 if status == "error" else 0
+                    if status != "stopped":
+                        progress(study, m, status, value, args, sampler, len(running))
+                        write_outputs(study, args, space, plot=False)
     finally:  # an error, a signal or the end: no child outlives the search, none left RUNNING
         stop_children([j for j in running if j["proc"] is not None])
-        for j in running:
+        for j in [m for j in running for m in (pack_members(j) if "trials" in j else [j])]:
             try:
                 record(study, j, True)
             except OSError:  # the storage cannot be written (a full disk): the trial stays RUNNING, and
@@ -1092,6 +1211,8 @@ def parse_args(argv):
                     "and its value is the mean final val_loss (default: --from_sweep's point's seeds, else one run at "
                     "the proxy config's seed)")
     ap.add_argument("--jobs", type=int, default=1, help="trials at a time in this process")
+    ap.add_argument("--pack", type=int, default=1, metavar="K", help="trials asked together and trained as packs "
+                    "of one process (pack.py; runs whose settings differ only in values share one); default 1")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for all jobs together")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a train.py setting for every trial")
     ap.add_argument("--name", help="the study's name (default: the first config's stem)")
@@ -1105,7 +1226,7 @@ def parse_args(argv):
 def check_args(args):
     if optuna is None:
         raise UserError("scripts/search.py needs optuna (pip install -r requirements.txt)")
-    for k in ("trials", "jobs", "threads", "patience", "show"):
+    for k in ("trials", "jobs", "pack", "threads", "patience", "show"):
         if getattr(args, k) < 1:
             raise UserError(f"--{k}={getattr(args, k)} must be at least 1")
     for k in ("bound", "radius", "min_radius"):

@@ -684,3 +684,43 @@ def test_trial_commands_name_their_wandb_group_and_run_only_with_wandb(proxy, tm
     assert "--wandb_run_name='t0004'" in cmd
     plain = search.train_command(_args(proxy, "--out_root", str(out)), {}, str(out / "trials" / "t0003"))
     assert not any(a.startswith("--wandb") for a in plain)  # without wandb, the plain train.py command
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")
+def test_a_generation_of_trials_runs_as_one_pack(proxy, tmp_path):
+    """--pack 3 with --seeds 0,1: the three trials of a generation (asked together: drawn from one
+    sampler state) and both seeds train as one pack.py process of six members; each trial's value
+    is the mean of its runs' final val_loss, each run its own out_dir with its own multipliers,
+    and a run of a trial alone (train.py, the trial's command) gives its value within 1e-5."""
+    out = tmp_path / "s"
+    r = _search(proxy, out, "--trials", "3", "--pack", "3", "--seeds", "0,1", "--space", "lr:embedding,wd:attn_out",
+                "--threads", "1", "--seed", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "3/3" in r.stdout
+    study = optuna.load_study(study_name="proxy", storage=search.make_storage(_args(proxy, "--out_root", str(out))))
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 3
+    specs = sorted((out / "packs").glob("*.json"))
+    assert len(specs) == 1 and len(json.loads(specs[0].read_text())["members"]) == 6
+    for t in trials:
+        vals = []
+        for s in (0, 1):
+            d = os.path.join(t.user_attrs["out_dir"], f"s{s}")
+            with open(os.path.join(d, "config.json")) as f:
+                c = json.load(f)["config"]
+            assert c["module_hparams"] == mults(t.params) and c["seed"] == s
+            with open(os.path.join(d, "provenance.json")) as f:
+                assert json.load(f)["packed"]["members"] == 6
+            with open(os.path.join(d, "final.json")) as f:
+                vals.append(json.load(f)["val_loss"])
+        assert t.value == pytest.approx(sum(vals) / 2, rel=1e-12)
+    t = trials[1]
+    alone = tmp_path / "alone"
+    args = _args(proxy, "--out_root", str(out), "--seeds", "0,1")
+    res = run_script(search.train_command(args, t.params, str(alone), 1)[1:])
+    assert res.returncode == 0, res.stderr
+    with open(alone / "final.json") as f, open(os.path.join(t.user_attrs["out_dir"], "s1", "final.json")) as g:
+        a, b = json.load(f)["val_loss"], json.load(g)["val_loss"]
+    assert abs(a - b) / abs(a) < 1e-5, (a, b)
