@@ -70,11 +70,21 @@ z_loss likewise. dropout > 0 is refused: under vmap the members' dropout masks c
 from each member's own torch RNG stream as a run alone draws them. Single process only (no
 torchrun / DDP / FSDP).
 
-Speed, measured (scripts/bench_sweep.py, 6 LRs x 1 seed at 2 x 64, one thread, on a 2-core CPU
-busy with other runs, 2026-12-03): 1.38x the points per core-hour of one train.py process per
-point at 128 steps, 0.95x at the canonical 1,024 steps: start-up is what packing saves, and on
-CPU vmap loops over the members in the flash-attention backward (no batching rule), so the
-arithmetic is no faster than K models one after another. Not yet worth using for speed.
+Speed, measured (scripts/bench_sweep.py, one thread, on a 2-core CPU busy with two other runs,
+2026-12-03; whole-process wall time, both modes in the same run): at 2 x 64 with 6 LRs, 1.38x the
+points per core-hour of one train.py process per point at 128 steps, 0.85x at the canonical
+1,024 steps (186 s packed against 158 s); at 8 x 64 with 4 LRs and 256 steps, 1.09x (110 s against
+120 s; a training step 97.8 ms per member packed against 76.6 ms alone). What limits it, from the same run and a profile
+(torch.profiler, 30 steps, 6 members against one model): start-up is 4.5 s a process (17% of
+the one-process-per-point time at 1,024 steps), and that is all packing saves on this CPU; a
+training step costs 29.6 ms per member packed against 21.4 ms alone (28.7 and 39.7 GFLOP/s,
+against 116 GFLOP/s for a 512^3 matmul on the thread): a run alone is arithmetic-bound already,
+the stacked tensors of 6 members no longer fit in cache (gelu_backward 1.6 ms a member-step
+against 0.72 alone; batched matmuls 7.5 against 7.0 ms), and vmap has no batching rule for CPU
+flash attention, whose backward then runs member by member with copies (7.1 against 2.7 ms). So
+on a CPU packing pays for short runs (searches of a few hundred steps) and not for 2^20-token
+points; on a GPU, where a proxy point is launch-bound, it is the intended use (not measured here:
+no device was lent).
 
 Records (train_pack, and `python pack.py SPEC`): each member is its own run to everything
 downstream. Its out_dir is claimed as train.py claims it (runs.RunLock), its latest checkpoint

@@ -99,6 +99,8 @@ def test_pack_matches_each_point_alone(char_data, param, tied):
     cfgs = points(char_data, param, tied)
     if param == "completedp":  # the batch/duration rules too: m_B = 8/4, m_D from base_tokens
         cfgs = [dict(c, base_batch_size=4, base_tokens=STEPS * 8 * 32 * 2) for c in cfgs]  # m_B = 2, m_D = 1/2
+    else:  # one micro-step (accumulation: completedp here, and test_pack_matches_train_script)
+        cfgs = [dict(c, global_batch_size=4) for c in cfgs]
     assert len(pack.group_by_key(cfgs)) == 1
     got = pack.run_pack(cfgs)
     for k, c in enumerate(cfgs):
