@@ -168,13 +168,18 @@ def nominal_budget(row):
 def aggregate(rows, block_size):
     """{param: [(budget, L, N, ratio, flops, mean loss, seeds)]} sorted by budget then L; budget
     is the nominal one (nominal_budget), the shape's own count is nonembedding_params(L, N)."""
-    cells = defaultdict(list)
+    cells, horizon = defaultdict(list), defaultdict(int)
     for r in rows:
         L, N = int(float(r["n_layer"])), int(float(r["n_embd"]))
         loss = float(r["val_loss"]) if r["status"] == "done" else math.inf
-        cells[(r["parameterization"], nominal_budget(r), L, N, int(float(r["tokens"])))].append(loss)
+        key = (r["parameterization"], nominal_budget(r), L, N)
+        cells[key].append(loss)
+        # a diverged seed's tokens are those it reached, not the point's horizon: the cell keeps
+        # the longest (a done seed's), so a divergence counts against its point, not as a new one
+        horizon[key] = max(horizon[key], int(float(r["tokens"])))
     out = defaultdict(list)
-    for (p, budget, L, N, tokens), losses in cells.items():
+    for (p, budget, L, N), losses in cells.items():
+        tokens = horizon[(p, budget, L, N)]
         P = nonembedding_params(L, N)
         finite = [x for x in losses if math.isfinite(x)]
         mean = sum(finite) / len(finite) if len(finite) == len(losses) else math.inf

@@ -168,3 +168,18 @@ def test_paired_groups_by_any_columns_and_pairs_by_seed(tmp_path, capsys):
         sh.main(["paired", str(path), "--keys", "n_head"])
     with pytest.raises(sh.UserError, match="no completep runs"):
         sh.main(["paired", str(path)])
+
+
+def test_a_diverged_seed_counts_against_its_point():
+    """Its tokens column holds the tokens it reached (its steps), not the horizon: the point is
+    still one cell, whose mean is infinite (a shape that diverges on any seed is not a result)."""
+    done = dict(parameterization="mup", n_layer="2", n_embd="16", status="done", val_loss="2.0", tokens="4096",
+                out_dir="runs/s/P3000/mup/L2_N16/s0")
+    rows = [done, dict(done, val_loss="2.2", out_dir="runs/s/P3000/mup/L2_N16/s1"),
+            dict(done, status="diverged", val_loss="inf", tokens="512", out_dir="runs/s/P3000/mup/L2_N16/s2")]
+    agg = sh.aggregate(rows, 16)
+    assert len(agg["mup"]) == 1
+    (budget, L, N, ratio, flops, mean, seeds), = agg["mup"]
+    assert (budget, L, N, seeds) == (3000, 2, 16, 3) and mean == math.inf
+    assert flops == sh.train_flops(2, 16, sh.nonembedding_params(2, 16), 16, 4096)
+    assert sh.aggregate(rows[:2], 16)["mup"][0][5] == pytest.approx(2.1)
