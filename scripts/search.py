@@ -32,6 +32,8 @@ hyperparameter). Each is a log2-multiplier in [-bound, bound] (multiplier 2^x, x
 point). Default: `lr,init_std,wd,residual,depth:lr`, the paper's space (arXiv 2512.22382: module
 types x LR, init and WD, residual multipliers, a depth factor) without its eps and betas, which
 `eps,beta1,beta2` add: the paper's full text was not readable here (docs/parameterization.md 2c).
+A proxy trained without weight decay (weight_decay = 0, as the CompleteP paper's settings) has
+no `wd` items in the default space (a multiplier of 0 changes nothing), and naming one is refused.
 
 The method (--sampler trust_region, the default): a local trust-region random search in log
 space around the best point so far, as the paper proposes for the jagged per-module landscape.
@@ -187,6 +189,10 @@ def build_space(spec, config, bound):
             continue
         if what not in MODULE_HPARAMS:
             raise _unknown("item", what, MODULE_HPARAMS + ("residual", "depth"))
+        if what == "wd" and config["weight_decay"] == 0:  # a multiplier of 0 is 0: a dimension that does nothing
+            raise UserError(f"--space {item}: the proxy's weight_decay is 0, so weight-decay multipliers change "
+                            "nothing; drop the item (the default space then is lr,init_std,residual,depth:lr) or "
+                            "give the proxy a weight_decay")
         if colon:
             if only not in MODULE_TYPES:
                 raise _unknown("module type", only, MODULE_TYPES)
@@ -1324,6 +1330,8 @@ def setup(args):
     elif args.sweep_seeds and (args.seeds or [args.set_values.get("seed")]) != args.sweep_seeds:
         args.start_note += (f"; trials run seed(s) {', '.join(map(str, args.seeds or [args.set_values['seed']]))}, "
                             "not the sweep's: trial 0's value is not the sweep's")
+    if args.space == DEFAULT_SPACE and config["weight_decay"] == 0:  # its wd items would do nothing
+        args.space = ",".join(i for i in DEFAULT_SPACE.split(",") if i != "wd")
     space = build_space(args.space, config, args.bound)
     # the trial command must parse: a mistake in --set or the configs stops here, not in every trial
     parse(defaults, args.configs + [f"--{k}={v!r}" for k, v in args.set_values.items()]

@@ -716,3 +716,16 @@ def test_a_generation_of_trials_runs_as_one_pack(proxy, tmp_path):
                 vals.append(json.load(f)["val_loss"])
         assert t.value == pytest.approx(sum(vals) / 2, rel=1e-12)
     # (each member equals its point alone: tests/test_pack.py, tests/test_pack_records.py)
+
+
+def test_a_proxy_without_weight_decay_searches_no_wd_multipliers(proxy, tmp_path, capsys):
+    """weight_decay = 0 (the CompleteP paper's settings): a wd multiplier multiplies 0, a dimension
+    that does nothing; the default space leaves them out, and naming one is one error line."""
+    args = _args(proxy, "--set", "weight_decay=0.0", "--out_root", str(tmp_path / "s"))
+    with pytest.raises(UserError, match="weight_decay is 0, so weight-decay multipliers change nothing"):
+        search.build_space("lr,wd", args.config, 3)
+    assert search.main([proxy, "--set", "weight_decay=0.0", "--out_root", str(tmp_path / "s"), "--dry_run"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("space:"))
+    assert ".wd" not in line and "embedding.lr" in line and "embedding.init_std" in line and "depth.lr.0" in line
+    assert ".wd" in next(ln for ln in (search.main([proxy, "--out_root", str(tmp_path / "t"), "--dry_run"]),
+                                       capsys.readouterr().out)[1].splitlines() if ln.startswith("space:"))
