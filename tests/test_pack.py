@@ -93,8 +93,8 @@ def compare(got, want, what, steps=STEPS):
     return worst
 
 
-@pytest.mark.parametrize("param,tied", [("sp", True), ("sp", False), ("mup", True), ("completep", True), ("completep", False),
-                                        ("completedp", False)])
+@pytest.mark.parametrize("param,tied", [("sp", True), ("sp", False), ("mup", True), ("mup", False), ("completep", True),
+                                        ("completep", False), ("completedp", False)])  # completedp refuses tied
 def test_pack_matches_each_point_alone(char_data, param, tied):
     cfgs = points(char_data, param, tied)
     if param == "completedp":  # the batch/duration rules too: m_B = 8/4, m_D from base_tokens
