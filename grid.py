@@ -31,7 +31,7 @@ import time
 from configurator import parse, read_config_file
 from results import COORDS, FINISHED, append_row, axis_keys, check_header, columns, recorded
 from runs import (EXIT_DIVERGED, EXIT_STOPPED, REPO, UserError, die_with_parent, final_stamp, git_commit,
-                  has_checkpoint, lock_owner, log_tail, read_final, run_commit, stop_children, write_atomic)
+                  has_checkpoint, last_line, lock_owner, log_tail, read_final, run_commit, stop_children, write_atomic)
 from util import hms
 
 MAX_FAILURES_IN_A_ROW = 3  # a broken train.py or environment: stop instead of burning the grid
@@ -221,6 +221,24 @@ def take(point, sweep, axes, results, header):
     return hold, what
 
 
+def fresh_out_dir(out):
+    """out exists; without a checkpoint (runs.has_checkpoint: .pt or fsdp's .dcp) the run starts
+    from scratch, so the records of an earlier attempt go (train.log stays, appended to)."""
+    os.makedirs(out, exist_ok=True)
+    if not has_checkpoint(out):
+        for n in ("metrics.jsonl", "final.json"):
+            if os.path.exists(os.path.join(out, n)):
+                os.remove(os.path.join(out, n))
+
+
+def child_env(threads, gpus=None):
+    """A child's environment: its CPU threads, and the GPUs it may see (from --gpus)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    return env
+
+
 def start(point, settings, args, threads, gpus=None, hold=None):
     """A running job for the point (its claim `hold` kept in it until finish). A point without
     a checkpoint (runs.has_checkpoint: .pt or fsdp's .dcp) starts from scratch, so the logs of an
@@ -228,21 +246,15 @@ def start(point, settings, args, threads, gpus=None, hold=None):
     may see (CUDA_VISIBLE_DEVICES), from --gpus."""
     out = point["out_dir"]
     try:
-        os.makedirs(out, exist_ok=True)
-        if not has_checkpoint(out):
-            for n in ("metrics.jsonl", "final.json"):
-                if os.path.exists(os.path.join(out, n)):
-                    os.remove(os.path.join(out, n))
+        fresh_out_dir(out)
         log = open(os.path.join(out, "train.log"), "a")
     except OSError as e:
         raise UserError(f"cannot write to {out} ({e.strerror or e}); free space or make it writable, then run "
                          "the same command again") from None
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if gpus is not None:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     stamp, log_start = final_stamp(out), log.tell()
     proc = subprocess.Popen(command(point, settings, args.nproc_per_node), stdout=log,
-                            stderr=subprocess.STDOUT, env=env, cwd=REPO, preexec_fn=die_with_parent)
+                            stderr=subprocess.STDOUT, env=child_env(threads, gpus), cwd=REPO,
+                            preexec_fn=die_with_parent)
     return dict(point=point, proc=proc, log=log, t0=time.time(), gpus=gpus, hold=hold, stamp=stamp,
                 log_start=log_start)
 
@@ -276,11 +288,7 @@ def start_pack(points, settings, args, threads, gpus=None, holds=()):
     for p in points:
         out = p["out_dir"]
         try:
-            os.makedirs(out, exist_ok=True)
-            if not has_checkpoint(out):
-                for n in ("metrics.jsonl", "final.json"):
-                    if os.path.exists(os.path.join(out, n)):
-                        os.remove(os.path.join(out, n))
+            fresh_out_dir(out)
             stamps.append(final_stamp(out))
             log_starts.append(os.path.getsize(os.path.join(out, "train.log"))
                               if os.path.exists(os.path.join(out, "train.log")) else 0)
@@ -297,11 +305,9 @@ def start_pack(points, settings, args, threads, gpus=None, holds=()):
     except OSError as e:
         raise UserError(f"cannot write {path} ({e.strerror or e}); free space or make {args.out_root} writable, "
                         "then run the same command again") from None
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if gpus is not None:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, "pack.py"), path], stdout=log,
-                            stderr=subprocess.STDOUT, env=env, cwd=REPO, preexec_fn=die_with_parent)
+                            stderr=subprocess.STDOUT, env=child_env(threads, gpus), cwd=REPO,
+                            preexec_fn=die_with_parent)
     return dict(points=points, proc=proc, log=log, t0=time.time(), gpus=gpus, holds=list(holds), stamps=stamps,
                 log_starts=log_starts, pack_log=log.name)
 
@@ -311,11 +317,7 @@ def end_pack(job):
     pack's wall time shared out equally (a row's wall_s stays that point's share of the machine)
     and the pack log's last line for a failure its own train.log does not explain."""
     job["log"].close()
-    try:
-        with open(job["pack_log"], errors="replace") as f:
-            tail = (f.read().strip().splitlines() or [""])[-1]
-    except OSError:
-        tail = ""
+    tail = last_line(job["pack_log"])
     wall = (time.time() - job["t0"]) / len(job["points"])
     return [dict(point=p, proc=job["proc"], log=None, t0=job["t0"], wall=wall, stamp=job["stamps"][i],
                  log_start=job["log_starts"][i], hold=job["holds"][i], tail=f"pack: {tail}" if tail else "")

@@ -273,13 +273,18 @@ def available_memory(device_type, device=None):
         return None
 
 
-def log_tail(out_dir):
-    """The last line of a run's train.log (what a failed child said last), or ''."""
+def last_line(path):
+    """The last non-empty line of a text file (what a failed child said last), or ''."""
     try:
-        with open(os.path.join(out_dir, "train.log")) as f:
+        with open(path, errors="replace") as f:
             return (f.read().strip().splitlines() or [""])[-1]
     except OSError:
         return ""
+
+
+def log_tail(out_dir):
+    """The last line of a run's train.log, or ''."""
+    return last_line(os.path.join(out_dir, "train.log"))
 
 
 # --- a run's records as the processes around it read them (scripts/sweep.py, scripts/search.py) ---

@@ -105,10 +105,10 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import results  # noqa: E402
-from grid import RUN_CONTROL, expand, load_sweep, pack_key, wandb_names  # noqa: E402
+from grid import RUN_CONTROL, child_env, expand, fresh_out_dir, load_sweep, pack_key, wandb_names  # noqa: E402
 from configurator import parse  # noqa: E402
 from runs import (CONTROL, EXIT_DIVERGED, EXIT_STOPPED, UserError, append_line, die_with_parent,  # noqa: E402
-                  has_checkpoint, lock_owner, log_tail, pid_alive, read_final, run_cli, stop_children,
+                  last_line, lock_owner, log_tail, pid_alive, read_final, run_cli, stop_children,
                   train_defaults, write_atomic)
 from util import hms, number  # noqa: E402
 
@@ -814,14 +814,10 @@ def advance(job):
         if final.get("status") == "diverged":
             job["rc"] = EXIT_DIVERGED
             return
-        if not has_checkpoint(run_dir):  # from scratch (no .pt, nor fsdp's .dcp): clean logs
-            for n in ("metrics.jsonl", "final.json"):
-                if os.path.exists(os.path.join(run_dir, n)):
-                    os.remove(os.path.join(run_dir, n))
-        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads_per_job), MKL_NUM_THREADS=str(args.threads_per_job))
+        fresh_out_dir(run_dir)  # from scratch (no .pt, nor fsdp's .dcp): the earlier records go
         job["log"] = open(os.path.join(run_dir, "train.log"), "a")
         job["proc"] = subprocess.Popen(train_command(args, job["trial"].params, run_dir, seed), stdout=job["log"],
-                                       stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                       stderr=subprocess.STDOUT, env=child_env(args.threads_per_job), cwd=REPO,
                                        preexec_fn=die_with_parent)
         return
     job["rc"] = 0
@@ -863,10 +859,7 @@ def launch_pack(trials, args, stop):
             if status == "diverged":
                 ended[t.number] = True
                 continue
-            if not has_checkpoint(run_dir):  # from scratch: clean logs, as advance does
-                for n in ("metrics.jsonl", "final.json"):
-                    if os.path.exists(os.path.join(run_dir, n)):
-                        os.remove(os.path.join(run_dir, n))
+            fresh_out_dir(run_dir)  # as advance does
             argv = train_command(args, t.params, run_dir, seed)[2:]
             config = dict(args.config, module_hparams=module_hparams(t.params), out_dir=run_dir,
                           **({"seed": seed} if seed is not None else {}))
@@ -891,7 +884,6 @@ def advance_pack(job):
     if not job["groups"] or job["stop"].get("signal") is not None:
         return False
     group, args = job["groups"].pop(0), job["args"]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads_per_job), MKL_NUM_THREADS=str(args.threads_per_job))
     job["log"] = open(job["log_path"], "a")
     if len(group) == 1:
         cmd = [sys.executable, os.path.join(REPO, "train.py"), *group[0]]
@@ -899,8 +891,8 @@ def advance_pack(job):
         spec = job["log_path"][:-len(".log")] + f"-{len(job['groups'])}.json"
         write_atomic(spec, json.dumps(dict(members=group), indent=1) + "\n")
         cmd = [sys.executable, os.path.join(REPO, "pack.py"), spec]
-    job["proc"] = subprocess.Popen(cmd, stdout=job["log"], stderr=subprocess.STDOUT, env=env, cwd=REPO,
-                                   preexec_fn=die_with_parent)
+    job["proc"] = subprocess.Popen(cmd, stdout=job["log"], stderr=subprocess.STDOUT,
+                                   env=child_env(args.threads_per_job), cwd=REPO, preexec_fn=die_with_parent)
     return True
 
 
@@ -922,11 +914,7 @@ def pack_members(job):
     if job["log"]:
         job["log"].close()
         job["log"] = None
-    try:
-        with open(job["log_path"], errors="replace") as f:
-            tail = (f.read().strip().splitlines() or [""])[-1]
-    except OSError:
-        tail = ""
+    tail = last_line(job["log_path"])
     share = (time.time() - job["t0"]) / len(job["trials"])
     out = []
     for t in job["trials"]:
