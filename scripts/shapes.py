@@ -13,8 +13,9 @@ training FLOPs, and the FLOP saving of completep over mup at equal loss.
     python scripts/shapes.py paired runs/depth_lr/results.csv --a sp --b mup --keys n_layer --where learning_rate=2^-6
 
 Shapes: for each depth L of --depths, the width N (a multiple of --head_size) whose
-non-embedding parameter count (every block parameter and the final LayerNorm, counted on the
-built model) is closest to the budget. Tokens: --tpp x that count, so every shape of a
+non-embedding parameter count (every block parameter and the final norm of --base_config's block,
+the GPT-2 block or the modern one, as the built model counts them; `analyze` takes the same
+--base_config and --head_size) is closest to the budget. Tokens: --tpp x that count, so every shape of a
 parameterization sees the same tokens per parameter. Base hyperparameters: --base_config (the
 proxy's settings) and --lr per parameterization (each one's proxy optimum). Every point runs
 through scripts/sweep.py's machinery (grid.py): its own out_dir, one row in the results CSV, skipped
@@ -34,30 +35,54 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import grid  # noqa: E402  (scripts/sweep.py's machinery: points, claims, running them)
 import results  # noqa: E402  (the results file: reading, checks, --where, seed statistics)
+from configurator import parse  # noqa: E402
 from runs import UserError, run_cli, train_defaults, write_atomic  # noqa: E402
 from util import number  # noqa: E402
 
 PARAMS = ("sp", "mup", "completep")
 
 
-def nonembedding_params(n_layer, n_embd, bias=True):
-    """Block parameters plus the final LayerNorm: 12 N^2 per block for the four Linears, and
-    their biases and the two LayerNorms when `bias` (the count GPT builds; tests compare)."""
-    # ln_1, ln_2: 2N each (N without bias); c_attn 3N^2 + 3N; attn c_proj N^2 + N; c_fc 4N^2 + 4N;
-    # mlp c_proj 4N^2 + N
-    per_block = 12 * n_embd * n_embd + (13 * n_embd if bias else 2 * n_embd)
-    return n_layer * per_block + (2 * n_embd if bias else n_embd)
+# the settings of train.py that change a shape's non-embedding parameter count
+BLOCK_KEYS = ("bias", "norm", "qk_norm", "mlp", "mlp_ratio")
 
 
-def shapes(budget, depths, head_size, bias=True):
+def nonembedding_params(n_layer, n_embd, bias=True, head_size=None, norm="layernorm", qk_norm=False,
+                        mlp="gelu", mlp_ratio=None):
+    """Block parameters plus the final norm, for either block (model.py; tests compare with the
+    built model for every option): the four attention matrices 4 N^2 (fused c_attn or c_q/c_k/c_v),
+    the MLP's two (GELU) or three (SwiGLU) matrices of hidden width ceil(mlp_ratio x N) (mlp_ratio
+    None: 4 for GELU, 8/3 for SwiGLU, as model.mlp_hidden), their biases when `bias`, two block
+    norms and the final one (LayerNorm: N gains and, with `bias`, N biases; RMSNorm: N gains), and
+    with QK-norm one gain vector of head_size for q and one for k per block."""
+    ratio = mlp_ratio if mlp_ratio is not None else (4.0 if mlp == "gelu" else 8.0 / 3.0)
+    hidden = math.ceil(ratio * n_embd - 1e-9)
+    ins = 2 if mlp == "swiglu" else 1  # gate and up, or c_fc
+    norm_size = 2 * n_embd if norm == "layernorm" and bias else n_embd
+    per_block = 4 * n_embd * n_embd + (ins + 1) * n_embd * hidden + 2 * norm_size
+    if bias:
+        per_block += 4 * n_embd + ins * hidden + n_embd
+    if qk_norm:
+        if not head_size:
+            raise ValueError("qk_norm: the count needs head_size (one gain vector per head size for q and for k)")
+        per_block += 2 * head_size
+    return n_layer * per_block + norm_size
+
+
+def block_of(config):
+    """The BLOCK_KEYS of a train.py config, for nonembedding_params."""
+    return {k: config[k] for k in BLOCK_KEYS}
+
+
+def shapes(budget, depths, head_size, block=None):
     """[(n_layer, n_embd, n_head, params)] for a budget: per depth the closest width that is a
-    multiple of head_size (at least one head)."""
+    multiple of head_size (at least one head); `block` the model's BLOCK_KEYS (default: GPT-2's)."""
+    block = block or {}
     out = []
     for L in depths:
         best = None
         for heads in range(1, 4096):
             n = heads * head_size
-            p = nonembedding_params(L, n, bias)
+            p = nonembedding_params(L, n, head_size=head_size, **block)
             if best is None or abs(p - budget) < abs(best[3] - budget):
                 best = (L, n, heads, p)
             if p > budget:
@@ -96,21 +121,33 @@ def ints(text, what):
     return values
 
 
+def base_settings(a, defaults, annotations):
+    """The sweep settings of --base_config and the train.py config it makes (whose block options
+    the parameter count reads)."""
+    configs = [c for c in a.base_config.split(",") if c]
+    settings = dict(base_config=[c if os.path.isabs(c) else os.path.join(REPO, c) for c in configs], name="shapes")
+    for c, path in zip(configs, settings["base_config"]):
+        if not os.path.isfile(path):
+            raise UserError(f"--base_config {c} does not exist")
+    try:
+        base, _ = parse(defaults, settings["base_config"], annotations)
+    except UserError as e:
+        raise UserError(f"--base_config: {e}") from None
+    return settings, base
+
+
 def build_points(a, defaults, annotations):
     """The sweep points of every (budget, shape, parameterization, seed)."""
     lrs = parse_lrs(a.lr)
     missing = [p for p in a.params if p not in lrs]
     if missing:
         raise UserError(f"--lr has no value for {', '.join(missing)}; give each parameterization's proxy optimum")
-    configs = [c for c in a.base_config.split(",") if c]
-    settings = dict(base_config=[c if os.path.isabs(c) else os.path.join(REPO, c) for c in configs], name="shapes")
-    for c, path in zip(configs, settings["base_config"]):
-        if not os.path.isfile(path):
-            raise UserError(f"--base_config {c} does not exist")
+    settings, base = base_settings(a, defaults, annotations)
+    block = block_of(base)
     axes = {"seed": a.seeds}
     points = []
     for budget in a.budgets:
-        for L, N, H, P in shapes(budget, a.depths, a.head_size):
+        for L, N, H, P in shapes(budget, a.depths, a.head_size, block):
             for p in a.params:
                 fixed = dict(parameterization=p, n_layer=L, n_embd=N, n_head=H, learning_rate=lrs[p],
                              max_tokens=round(a.tpp * P), save_checkpoints=False, eval_interval=10 ** 9,
@@ -124,17 +161,17 @@ def build_points(a, defaults, annotations):
     # part-way holds whole seeds, every shape compared on the same seeds, not all seeds of the
     # first shapes and none of the last
     points.sort(key=lambda pt: a.seeds.index(pt["config"]["seed"]))
-    return settings, axes, points
+    return settings, axes, points, block
 
 
 def run(a):
     defaults, annotations = train_defaults()
-    settings, axes, points = build_points(a, defaults, annotations)
+    settings, axes, points, block = build_points(a, defaults, annotations)
     path = a.results or os.path.join(a.out_root, "results.csv")
     if a.dry_run:
         print(f"{'budget':>8} {'L':>3} {'N':>5} {'heads':>5} {'N:L':>7} {'params':>9} {'tokens':>11}")
         for budget in a.budgets:
-            for L, N, H, P in shapes(budget, a.depths, a.head_size):
+            for L, N, H, P in shapes(budget, a.depths, a.head_size, block):
                 print(f"{budget:>8} {L:>3} {N:>5} {H:>5} {N / L:>7.2f} {P:>9,} {round(a.tpp * P):>11,}")
         done = results.recorded(path)
         todo = sum(os.path.abspath(p["out_dir"]) not in done for p in points)
@@ -158,21 +195,27 @@ def load(path):
     return results.load(path, make="python scripts/shapes.py run", distinct=("tokens", "out_dir"))
 
 
-def nominal_budget(row):
+def counter(block=None, head_size=None):
+    """count(L, N): the non-embedding parameters of a shape with this block (block_of; default the
+    GPT-2 block) and head size."""
+    return lambda L, N: nonembedding_params(L, N, head_size=head_size, **(block or {}))
+
+
+def nominal_budget(row, count=nonembedding_params):
     """The --budgets value a row was trained for: its out_dir's P<budget> folder (run() lays
     points out as <out_root>/P<budget>/...), else its own non-embedding parameter count."""
     m = re.search(r"(?:^|/)P(\d+)/", row.get("out_dir", ""))
-    return int(m.group(1)) if m else nonembedding_params(int(float(row["n_layer"])), int(float(row["n_embd"])))
+    return int(m.group(1)) if m else count(int(float(row["n_layer"])), int(float(row["n_embd"])))
 
 
-def aggregate(rows, block_size):
+def aggregate(rows, block_size, count=nonembedding_params):
     """{param: [(budget, L, N, ratio, flops, mean loss, seeds)]} sorted by budget then L; budget
-    is the nominal one (nominal_budget), the shape's own count is nonembedding_params(L, N)."""
+    is the nominal one (nominal_budget), the shape's own count is count(L, N) (counter)."""
     cells, horizon = defaultdict(list), defaultdict(int)
     for r in rows:
         L, N = int(float(r["n_layer"])), int(float(r["n_embd"]))
         loss = float(r["val_loss"]) if r["status"] == "done" else math.inf
-        key = (r["parameterization"], nominal_budget(r), L, N)
+        key = (r["parameterization"], nominal_budget(r, count), L, N)
         cells[key].append(loss)
         # a diverged seed's tokens are those it reached, not the point's horizon: the cell keeps
         # the longest (a done seed's), so a divergence counts against its point, not as a new one
@@ -180,7 +223,7 @@ def aggregate(rows, block_size):
     out = defaultdict(list)
     for (p, budget, L, N), losses in cells.items():
         tokens = horizon[(p, budget, L, N)]
-        P = nonembedding_params(L, N)
+        P = count(L, N)
         finite = [x for x in losses if math.isfinite(x)]
         mean = sum(finite) / len(finite) if len(finite) == len(losses) else math.inf
         out[p].append((budget, L, N, N / L, train_flops(L, N, P, block_size, tokens), mean, len(losses)))
@@ -278,7 +321,7 @@ def paired_differences(rows, against=("mup", "sp")):
     return sorted(out, key=lambda t: (t[:3], against.index(t[3])))
 
 
-def seed_savings(rows, block_size):
+def seed_savings(rows, block_size, count=nonembedding_params):
     """The FLOP saving of completep over mup (flop_savings) read per seed, from each seed's own
     curves, over the seeds that ran every budget of that depth under both: {L: (mean, se, n)}.
     A depth whose mean-curve saving mixes seed counts across budgets gets its spread here."""
@@ -289,7 +332,7 @@ def seed_savings(rows, block_size):
         seeds = set.intersection(*(set(cells[c]) for c in mine)) if mine else set()
         values = []
         for s in sorted(seeds):
-            one = aggregate([r for r in rows if r.get("seed", "") == s and int(float(r["n_layer"])) == L], block_size)
+            one = aggregate([r for r in rows if r.get("seed", "") == s and int(float(r["n_layer"])) == L], block_size, count)
             sav = [saving for l, _, _, saving, _ in flop_savings(one) if l == L and saving is not None]
             values += sav
         if values:
@@ -309,7 +352,10 @@ def analyze(a):
     block = int(a.block_size)
     if block <= 0:
         raise UserError(f"--block_size={block} must be positive (the runs' context length)")
-    agg = aggregate(rows, block)
+    defaults, annotations = train_defaults()
+    _, base = base_settings(a, defaults, annotations)
+    count = counter(block_of(base), a.head_size)
+    agg = aggregate(rows, block, count)
     out = a.out or os.path.splitext(a.results)[0] + "_shapes"
     lines = ["# Compute efficiency across width/depth ratios", "",
              f"From `{a.results}`; val loss, mean over seeds; FLOPs = (6 x non-embedding params + "
@@ -318,7 +364,7 @@ def analyze(a):
              "|---|---|---|---|---|---|---|---|---|"]
     for p in sorted(agg, key=lambda x: PARAMS.index(x) if x in PARAMS else 9):
         for budget, L, N, ratio, flops, loss, seeds in agg[p]:
-            lines.append(f"| {p} | {budget:,} | {nonembedding_params(L, N):,} | {L} | {N} | {ratio:.2f} | "
+            lines.append(f"| {p} | {budget:,} | {count(L, N):,} | {L} | {N} | {ratio:.2f} | "
                          f"{flops:.3g} | {loss:.4f} | {seeds} |")
     lines += ["", "## CompleteP against mup and sp, paired by seed", "",
               "completep's final val loss minus the other's at the same shape, over the seeds both ran: "
@@ -330,7 +376,7 @@ def analyze(a):
     for (budget, L, N), d in sorted(diffs.items()):
         lines.append(f"| {budget:,} | {L} | {N} | {d.get('mup', '-')} | {d.get('sp', '-')} |")
     sav = flop_savings(agg)
-    per_seed = seed_savings(rows, block)
+    per_seed = seed_savings(rows, block, count)
     lines += ["", "## FLOP saving of completep over mup at equal loss", "",
               "The loss mup reaches at its largest budget, and the FLOPs completep needs for it, read from "
               "completep's loss-vs-FLOPs line through its budgets at the same depth: on the mean curves, and "
@@ -445,6 +491,9 @@ def main(argv=None):
     z = sub.add_parser("analyze", help="tables and figures from a results CSV")
     z.add_argument("results")
     z.add_argument("--block_size", type=int, default=128, help="context length of the runs (for FLOPs)")
+    z.add_argument("--base_config", default="config/transfer_base.py,config/transfer_paper.py",
+                   help="the --base_config the study ran with (its block options fix the parameter count)")
+    z.add_argument("--head_size", type=int, default=8, help="the --head_size the study ran with")
     z.add_argument("--out", help="output prefix (default: next to the CSV)")
     c = sub.add_parser("paired", help="one parameterization's loss minus another's per group, paired by seed")
     c.add_argument("results")

@@ -23,6 +23,47 @@ def test_parameter_count_is_the_built_models(L, N, bias):
     assert sh.nonembedding_params(L, N, bias) == counted
 
 
+# the modern block's options one at a time and together (config/modern.py), and a stated mlp_ratio
+BLOCKS = [dict(norm="rmsnorm"), dict(mlp="swiglu"), dict(qk_norm=True, norm="rmsnorm"),
+          dict(mlp="gelu", mlp_ratio=3.0), dict(mlp="swiglu", mlp_ratio=2.5, bias=True),
+          dict(norm="rmsnorm", qk_norm=True, pos="rope", mlp="swiglu", bias=False),
+          dict(norm="layernorm", qk_norm=True, pos="rope", mlp="swiglu", bias=True)]
+
+
+@pytest.mark.parametrize("opts", BLOCKS)
+@pytest.mark.parametrize("L,N,H", [(2, 64, 2), (3, 40, 5)])
+def test_parameter_count_is_the_built_models_for_either_block(opts, L, N, H):
+    """RMSNorm has no bias, SwiGLU three matrices of ceil(8/3 N) (the count is off by N^2-sized
+    terms if the hidden width or the third matrix is miscounted), QK-norm one gain per head size."""
+    cfg = GPTConfig(n_layer=L, n_embd=N, n_head=H, vocab_size=50, block_size=16, **opts)
+    m = GPT(cfg)
+    counted = sum(t.numel() for n, t in m.named_parameters() if not n.startswith(("transformer.wte", "transformer.wpe", "lm_head")))
+    block = {k: getattr(cfg, k) for k in sh.BLOCK_KEYS}
+    assert sh.nonembedding_params(L, N, head_size=N // H, **block) == counted
+    assert sh.nonembedding_params(L, N, head_size=N // H, **block) != sh.nonembedding_params(L, N)
+
+
+def test_a_modern_block_study_is_sized_by_its_own_count(tmp_path):
+    """--base_config config/modern.py: the shapes and each point's tokens are the modern block's
+    count (analyze reads the same --base_config), not the GPT-2 block's."""
+    a = argparse.Namespace(lr="completep=2**-6", params=["completep"],
+                           base_config=",".join([os.path.join(REPO, "config", "modern.py"), str(tmp_path / "p.py")]),
+                           seeds=[0], budgets=[20000], depths=[2, 4], head_size=8, tpp=3, out_root=str(tmp_path))
+    (tmp_path / "p.py").write_text("block_size = 16\n")
+    defaults, annotations = train_defaults()
+    _, _, points, block = sh.build_points(a, defaults, annotations)
+    assert block["mlp"] == "swiglu" and block["qk_norm"] and block["norm"] == "rmsnorm" and not block["bias"]
+    for p in points:
+        c = p["config"]
+        m = GPT(GPTConfig(**{k: c[k] for k in ("n_layer", "n_embd", "n_head", "bias", "norm", "qk_norm", "pos",
+                                                "mlp", "mlp_ratio")}, vocab_size=50, block_size=16))
+        counted = sum(t.numel() for n, t in m.named_parameters() if not n.startswith(("transformer.wte", "lm_head")))
+        assert c["max_tokens"] == 3 * counted
+    assert [p["config"]["n_embd"] for p in points] == [N for _, N, _, _ in sh.shapes(20000, [2, 4], 8, block)]
+    gpt2 = [3 * sh.nonembedding_params(p["config"]["n_layer"], p["config"]["n_embd"]) for p in points]
+    assert all(p["config"]["max_tokens"] != t for p, t in zip(points, gpt2))  # the GPT-2 count would differ
+
+
 def test_shapes_are_the_closest_widths_to_the_budget():
     for L, N, H, P in sh.shapes(100_000, [2, 4, 8, 16, 32], 8):
         assert N == 8 * H and P == sh.nonembedding_params(L, N)
