@@ -5,16 +5,9 @@
 # own results file: the init differs from lr.py's arms. 72 points; ~0.6 core-hours a seed.
 #   nice python scripts/sweep.py experiments/modern_depth/sp.py --jobs 2 --threads 1
 #   python scripts/plot_transfer.py experiments/modern_depth/sp_results.csv --out /tmp/modern_sp
-base_config = "config/transfer_paper.py"
+base_config = ["config/transfer_paper.py", "config/modern.py"]  # lr.py's settings and block
 results = "experiments/modern_depth/sp_results.csv"  # rows land here; the runs under runs/<name>
 name = "modern_depth_sp"
-norm = "rmsnorm"
-qk_norm = True
-pos = "rope"
-mlp = "swiglu"
-bias = False
-tie_embeddings = False
-z_loss = 1e-4
 parameterization = "sp"
 n_layer = [2, 4, 8, 16]
 learning_rate = [2.0 ** -k for k in (6, 7, 5, 8, 4, 9)]
