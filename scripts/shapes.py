@@ -76,13 +76,13 @@ def block_of(config):
 def shapes(budget, depths, head_size, block=None):
     """[(n_layer, n_embd, n_head, params)] for a budget: per depth the closest width that is a
     multiple of head_size (at least one head); `block` the model's BLOCK_KEYS (default: GPT-2's)."""
-    block = block or {}
+    count = counter(block, head_size)
     out = []
     for L in depths:
         best = None
         for heads in range(1, 4096):
             n = heads * head_size
-            p = nonembedding_params(L, n, head_size=head_size, **block)
+            p = count(L, n)
             if best is None or abs(p - budget) < abs(best[3] - budget):
                 best = (L, n, heads, p)
             if p > budget:

@@ -16,10 +16,15 @@ spec.loader.exec_module(sh)
 from runs import train_defaults  # noqa: E402
 
 
+def built_count(cfg):
+    """The non-embedding parameters of the model GPT builds for cfg (not wte, wpe, lm_head)."""
+    return sum(t.numel() for n, t in GPT(cfg).named_parameters()
+               if not n.startswith(("transformer.wte", "transformer.wpe", "lm_head")))
+
+
 @pytest.mark.parametrize("L,N,bias", [(2, 64, True), (5, 24, True), (3, 40, False)])
 def test_parameter_count_is_the_built_models(L, N, bias):
-    m = GPT(GPTConfig(n_layer=L, n_embd=N, n_head=N // 8, bias=bias, vocab_size=50, block_size=16))
-    counted = sum(t.numel() for n, t in m.named_parameters() if not n.startswith(("transformer.wte", "transformer.wpe", "lm_head")))
+    counted = built_count(GPTConfig(n_layer=L, n_embd=N, n_head=N // 8, bias=bias, vocab_size=50, block_size=16))
     assert sh.nonembedding_params(L, N, bias) == counted
 
 
@@ -36,8 +41,7 @@ def test_parameter_count_is_the_built_models_for_either_block(opts, L, N, H):
     """RMSNorm has no bias, SwiGLU three matrices of ceil(8/3 N) (the count is off by N^2-sized
     terms if the hidden width or the third matrix is miscounted), QK-norm one gain per head size."""
     cfg = GPTConfig(n_layer=L, n_embd=N, n_head=H, vocab_size=50, block_size=16, **opts)
-    m = GPT(cfg)
-    counted = sum(t.numel() for n, t in m.named_parameters() if not n.startswith(("transformer.wte", "transformer.wpe", "lm_head")))
+    counted = built_count(cfg)
     block = {k: getattr(cfg, k) for k in sh.BLOCK_KEYS}
     assert sh.nonembedding_params(L, N, head_size=N // H, **block) == counted
     assert sh.nonembedding_params(L, N, head_size=N // H, **block) != sh.nonembedding_params(L, N)
@@ -55,9 +59,8 @@ def test_a_modern_block_study_is_sized_by_its_own_count(tmp_path):
     assert block["mlp"] == "swiglu" and block["qk_norm"] and block["norm"] == "rmsnorm" and not block["bias"]
     for p in points:
         c = p["config"]
-        m = GPT(GPTConfig(**{k: c[k] for k in ("n_layer", "n_embd", "n_head", "bias", "norm", "qk_norm", "pos",
-                                                "mlp", "mlp_ratio")}, vocab_size=50, block_size=16))
-        counted = sum(t.numel() for n, t in m.named_parameters() if not n.startswith(("transformer.wte", "lm_head")))
+        counted = built_count(GPTConfig(**{k: c[k] for k in ("n_layer", "n_embd", "n_head", "bias", "norm", "qk_norm",
+                                                             "pos", "mlp", "mlp_ratio")}, vocab_size=50, block_size=16))
         assert c["max_tokens"] == 3 * counted
     assert [p["config"]["n_embd"] for p in points] == [N for _, N, _, _ in sh.shapes(20000, [2, 4], 8, block)]
     gpt2 = [3 * sh.nonembedding_params(p["config"]["n_layer"], p["config"]["n_embd"]) for p in points]
