@@ -8,15 +8,8 @@
 # ~370 s on one core of this CPU: ~2.2 core-hours.
 #   nice python scripts/sweep.py experiments/modern_depth/lr32.py --jobs 2 --threads 1
 #   python scripts/plot_transfer.py experiments/modern_depth/lr_results.csv --out /tmp/modern_lr
-base_config = "config/transfer_paper.py"
+base_config = ["config/transfer_paper.py", "config/modern.py"]  # lr.py's settings and block
 results = "experiments/modern_depth/lr_results.csv"
-norm = "rmsnorm"
-qk_norm = True
-pos = "rope"
-mlp = "swiglu"
-bias = False
-tie_embeddings = False
-z_loss = 1e-4
 n_layer = 32
 init_std = 2.0 ** -2.5
 seed = [0, 1, 2]
